@@ -1,0 +1,1 @@
+//! The key/value state machine (owned by the KV work; placeholder).

@@ -1,0 +1,8 @@
+//! Deterministic state machines and the batch executor.
+//!
+//! This crate does no IO and knows nothing about the network: it takes
+//! validated frames (from `hyperraft-wire`) and returns results. The same
+//! batch applied to the same state gives the same results and the same
+//! state on every node, whatever the thread count.
+
+pub mod kv;
