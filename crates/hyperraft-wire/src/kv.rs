@@ -1,6 +1,51 @@
 //! The compact key/value command layout and its borrowed views.
 //!
-//! TODO(wire helper): document the byte layout here.
+//! A `Kv` frame's body is `count` commands back to back, with no padding and
+//! no per-command length prefix: every command starts with a fixed header
+//! whose lengths say exactly where it ends. All integers are little-endian.
+//! Every command begins with a one-byte tag and a one-byte flags field;
+//! flag bits not defined below are reserved and must be zero.
+//!
+//! ```text
+//! Put          tag=1 u8 | flags u8 (bit 0 prev_kv) | key_len u16 | value_len u32
+//!              | lease u64 | key | value                          (16-byte header)
+//! DeleteRange  tag=2 u8 | flags u8 (bit 0 prev_kv) | key_len u16 | end_len u16
+//!              | key | range_end                                  (6-byte header)
+//! Range        tag=3 u8 | flags u8 (bit 0 keys_only, bit 1 count_only)
+//!              | key_len u16 | end_len u16 | limit u32 | key | range_end
+//!                                                                 (10-byte header)
+//! Txn          tag=4 u8 | flags u8 (none defined) | compare_count u16
+//!              | success_count u16 | failure_count u16 | compares_len u32
+//!              | success_len u32 | failure_len u32
+//!              | compares | success ops | failure ops             (20-byte header)
+//! Compare      target u8 | op u8 | key_len u16 | key | operand    (4-byte header)
+//!              operand: value_len u32 | value   when target is Value (0)
+//!                       u64                     for Version (1), CreateRevision (2),
+//!                                               ModRevision (3) and Lease (4)
+//!              op: Equal 0, NotEqual 1, Less 2, Greater 3
+//! ```
+//!
+//! A transaction's operations use the Put, DeleteRange and Range layouts
+//! above; a transaction inside a transaction is rejected. The three part
+//! lengths (`*_len`, in bytes) let a [`TxnView`] slice its parts without
+//! walking them again, and each part must hold exactly its count of items.
+//!
+//! Bounds: every key (including compare keys) is 1..=[`KEY_BYTES_MAX`]
+//! bytes, a range end is 0..=[`KEY_BYTES_MAX`] bytes, every value (including
+//! a compare's operand) is at most [`VALUE_BYTES_MAX`] bytes, and each of a
+//! transaction's compares, success ops and failure ops number at most
+//! [`TXN_OPS_MAX`]. The whole frame is bounded by [`crate::Limits`].
+//!
+//! The encoding is canonical: a valid byte string decodes to exactly one
+//! command, and re-encoding that command gives the same bytes. Decoding
+//! walks and validates the whole body once; the views then borrow the frame
+//! and iterating them neither fails nor allocates.
+
+mod decode;
+mod layout;
+mod writer;
+
+pub use writer::KvBatchWriter;
 
 /// Longest key accepted, in bytes. Keys are never empty.
 pub const KEY_BYTES_MAX: usize = 4096;
@@ -32,6 +77,11 @@ pub enum KvDecodeError {
     UnknownCompareOp(u8),
     #[error("reserved flag bits set: {0:#04x}")]
     ReservedFlags(u8),
+    /// Bytes left over after the declared items: in a transaction part
+    /// longer than its items, or in a frame body after its `count` commands
+    /// (reported with the index one past the last command).
+    #[error("{0} bytes left over after the declared items")]
+    TrailingBytes(usize),
 }
 
 /// Put `value` at `key`.
@@ -75,6 +125,7 @@ pub enum CompareTarget<'a> {
     Lease(u64),
 }
 
+/// How a compare relates the key's target to the operand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum CompareOp {
@@ -101,20 +152,65 @@ pub enum KvOp<'a> {
 }
 
 /// If every compare holds, run `success`, else `failure` (etcd semantics).
+///
+/// The parts were validated when the frame was decoded; the iterators
+/// re-read them lazily. Two views are equal exactly when their commands
+/// are, because the encoding is canonical.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TxnView<'a> {
-    todo_fields: &'a [u8],
+    /// The whole command, header included, so a writer can copy it verbatim.
+    bytes: &'a [u8],
+    compares: &'a [u8],
+    success: &'a [u8],
+    failure: &'a [u8],
+    compare_count: u16,
+    success_count: u16,
+    failure_count: u16,
 }
 
 impl<'a> TxnView<'a> {
-    pub fn compares(&self) -> impl Iterator<Item = Compare<'a>> + 'a {
-        std::iter::empty()
+    /// The compares, in order.
+    pub fn compares(&self) -> CompareIter<'a> {
+        CompareIter {
+            rest: self.compares,
+            remaining: self.compare_count,
+        }
     }
-    pub fn success(&self) -> impl Iterator<Item = KvOp<'a>> + 'a {
-        std::iter::empty()
+
+    /// The operations run when every compare holds.
+    pub fn success(&self) -> OpIter<'a> {
+        OpIter {
+            rest: self.success,
+            remaining: self.success_count,
+        }
     }
-    pub fn failure(&self) -> impl Iterator<Item = KvOp<'a>> + 'a {
-        std::iter::empty()
+
+    /// The operations run when some compare fails.
+    pub fn failure(&self) -> OpIter<'a> {
+        OpIter {
+            rest: self.failure,
+            remaining: self.failure_count,
+        }
+    }
+
+    /// Number of compares (at most [`TXN_OPS_MAX`]).
+    pub fn compare_count(&self) -> usize {
+        usize::from(self.compare_count)
+    }
+
+    /// Number of success operations (at most [`TXN_OPS_MAX`]).
+    pub fn success_count(&self) -> usize {
+        usize::from(self.success_count)
+    }
+
+    /// Number of failure operations (at most [`TXN_OPS_MAX`]).
+    pub fn failure_count(&self) -> usize {
+        usize::from(self.failure_count)
+    }
+
+    /// The command's encoded bytes, header included.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 }
 
@@ -127,6 +223,16 @@ pub enum KvCommand<'a> {
     Txn(TxnView<'a>),
 }
 
+impl<'a> From<KvOp<'a>> for KvCommand<'a> {
+    fn from(op: KvOp<'a>) -> KvCommand<'a> {
+        match op {
+            KvOp::Put(put) => KvCommand::Put(put),
+            KvOp::DeleteRange(delete) => KvCommand::DeleteRange(delete),
+            KvOp::Range(range) => KvCommand::Range(range),
+        }
+    }
+}
+
 /// The validated commands of a `Kv` frame body, in order. Iterating is infallible.
 #[derive(Clone, Copy, Debug)]
 pub struct KvCommands<'a> {
@@ -135,33 +241,164 @@ pub struct KvCommands<'a> {
 }
 
 impl<'a> KvCommands<'a> {
+    /// Walks `body` and checks that it holds exactly `count` valid commands.
+    /// On failure returns the index of the offending command and why.
+    pub(crate) fn validate(
+        body: &'a [u8],
+        count: u32,
+    ) -> Result<KvCommands<'a>, (u32, KvDecodeError)> {
+        let mut rest = body;
+        for index in 0..count {
+            let (_, after) = decode::command(rest).map_err(|reason| (index, reason))?;
+            rest = after;
+        }
+        if !rest.is_empty() {
+            return Err((count, KvDecodeError::TrailingBytes(rest.len())));
+        }
+        Ok(KvCommands { body, count })
+    }
+
+    /// Number of commands.
     pub fn len(&self) -> usize {
         self.count as usize
     }
+
+    /// Whether the body holds no commands.
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
-    pub fn iter(&self) -> impl Iterator<Item = KvCommand<'a>> + 'a {
-        let _ = self.body;
-        std::iter::empty()
+
+    /// The commands, in order.
+    pub fn iter(&self) -> KvIter<'a> {
+        KvIter {
+            rest: self.body,
+            remaining: self.count,
+        }
     }
 }
 
-/// Builds the body of a `Kv` frame, validating sizes as it goes, and appends the frame.
-pub struct KvBatchWriter<'o> {
-    out: &'o mut Vec<u8>,
+impl<'a> IntoIterator for KvCommands<'a> {
+    type Item = KvCommand<'a>;
+    type IntoIter = KvIter<'a>;
+
+    fn into_iter(self) -> KvIter<'a> {
+        self.iter()
+    }
 }
 
-impl<'o> KvBatchWriter<'o> {
-    /// Starts a frame at the end of `out`.
-    pub fn new(out: &'o mut Vec<u8>) -> Self {
-        KvBatchWriter { out }
-    }
-    pub fn push(&mut self, command: &KvCommand<'_>) -> Result<(), crate::EncodeError> {
-        todo!("{command:?} {:?}", self.out)
-    }
-    /// Completes the frame header; returns the frame length in bytes.
-    pub fn finish(self) -> usize {
-        todo!()
+impl<'a> IntoIterator for &KvCommands<'a> {
+    type Item = KvCommand<'a>;
+    type IntoIter = KvIter<'a>;
+
+    fn into_iter(self) -> KvIter<'a> {
+        self.iter()
     }
 }
+
+/// Reads the next item of a validated run of `remaining` items.
+///
+/// The bytes were validated when the frame was decoded, so `parse` cannot
+/// fail here; if it ever did, that is a decoder bug: debug builds (and so
+/// the tests and fuzzers) stop on it, release builds end the iteration
+/// rather than panic on bytes that came from the network.
+fn next_validated<'a, T>(
+    rest: &mut &'a [u8],
+    remaining: &mut u32,
+    parse: impl Fn(&'a [u8]) -> Result<(T, &'a [u8]), KvDecodeError>,
+) -> Option<T> {
+    if *remaining == 0 {
+        return None;
+    }
+    match parse(rest) {
+        Ok((item, after)) => {
+            *rest = after;
+            *remaining -= 1;
+            Some(item)
+        }
+        Err(reason) => {
+            debug_assert!(false, "validated key/value bytes failed to parse: {reason}");
+            *remaining = 0;
+            None
+        }
+    }
+}
+
+/// Iterator over a [`KvCommands`] body.
+#[derive(Clone, Debug)]
+pub struct KvIter<'a> {
+    rest: &'a [u8],
+    remaining: u32,
+}
+
+impl<'a> Iterator for KvIter<'a> {
+    type Item = KvCommand<'a>;
+
+    fn next(&mut self) -> Option<KvCommand<'a>> {
+        next_validated(&mut self.rest, &mut self.remaining, decode::command)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining as usize, Some(self.remaining as usize))
+    }
+}
+
+impl ExactSizeIterator for KvIter<'_> {}
+
+/// Iterator over a transaction's compares.
+#[derive(Clone, Debug)]
+pub struct CompareIter<'a> {
+    rest: &'a [u8],
+    remaining: u16,
+}
+
+impl<'a> Iterator for CompareIter<'a> {
+    type Item = Compare<'a>;
+
+    fn next(&mut self) -> Option<Compare<'a>> {
+        let mut remaining = u32::from(self.remaining);
+        let item = next_validated(&mut self.rest, &mut remaining, decode::compare);
+        // Never above the u16 it started from.
+        self.remaining = remaining as u16;
+        item
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (
+            usize::from(self.remaining),
+            Some(usize::from(self.remaining)),
+        )
+    }
+}
+
+impl ExactSizeIterator for CompareIter<'_> {}
+
+/// Iterator over one branch of a transaction.
+#[derive(Clone, Debug)]
+pub struct OpIter<'a> {
+    rest: &'a [u8],
+    remaining: u16,
+}
+
+impl<'a> Iterator for OpIter<'a> {
+    type Item = KvOp<'a>;
+
+    fn next(&mut self) -> Option<KvOp<'a>> {
+        let mut remaining = u32::from(self.remaining);
+        let item = next_validated(&mut self.rest, &mut remaining, decode::op);
+        // Never above the u16 it started from.
+        self.remaining = remaining as u16;
+        item
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (
+            usize::from(self.remaining),
+            Some(usize::from(self.remaining)),
+        )
+    }
+}
+
+impl ExactSizeIterator for OpIter<'_> {}
+
+#[cfg(test)]
+mod tests;

@@ -12,10 +12,18 @@
 //! [`DecodeError`]; hostile bytes never panic. After a successful
 //! [`Frame::decode`], reading the body is infallible.
 
+#![forbid(unsafe_code)]
+
 pub mod frame;
 pub mod kv;
 pub mod records;
 
-pub use frame::{encode_frame, encode_ids, encode_records, Body, DecodeError, EncodeError, Frame, FrameHeader, Kind, Limits};
-pub use kv::{Compare, CompareOp, CompareTarget, DeleteView, KvBatchWriter, KvCommand, KvCommands, KvDecodeError, KvOp, PutView, RangeView, TxnView};
+pub use frame::{
+    encode_frame, encode_ids, encode_records, Body, DecodeError, EncodeError, Frame, FrameHeader,
+    Kind, Limits,
+};
+pub use kv::{
+    Compare, CompareIter, CompareOp, CompareTarget, DeleteView, KvBatchWriter, KvCommand,
+    KvCommands, KvDecodeError, KvIter, KvOp, OpIter, PutView, RangeView, TxnView,
+};
 pub use records::{account_flags, transfer_flags, AccountRecord, ResultRecord, TransferRecord};

@@ -24,7 +24,19 @@ pub mod transfer_flags {
 }
 
 /// An account: 80 bytes on the wire.
-#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Default,
+)]
 #[repr(C)]
 pub struct AccountRecord {
     pub id: U128,
@@ -39,7 +51,19 @@ pub struct AccountRecord {
 }
 
 /// A transfer: 96 bytes on the wire.
-#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Default,
+)]
 #[repr(C)]
 pub struct TransferRecord {
     pub id: U128,
@@ -55,7 +79,19 @@ pub struct TransferRecord {
 }
 
 /// One per-item result of a create batch: 8 bytes.
-#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    FromBytes,
+    IntoBytes,
+    KnownLayout,
+    Immutable,
+    Unaligned,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Default,
+)]
 #[repr(C)]
 pub struct ResultRecord {
     pub index: U32,
