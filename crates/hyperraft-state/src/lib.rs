@@ -6,3 +6,4 @@
 //! state on every node, whatever the thread count.
 
 pub mod kv;
+pub mod ledger;

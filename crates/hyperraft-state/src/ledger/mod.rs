@@ -1,0 +1,212 @@
+//! The double-entry ledger: accounts, transfers, per-item results.
+//!
+//! A create batch is applied item by item in batch order; each item either
+//! succeeds or gets a [`CreateTransferResult`] / [`CreateAccountResult`]
+//! that says why, and a failed item changes nothing. Consecutive items with
+//! the `LINKED` flag form a chain that succeeds or fails as a whole.
+//! Creating an id that exists with identical fields answers `Exists` and
+//! changes nothing, so a client may retry any batch safely.
+//!
+//! Money is conserved by construction: a transfer adds the same amount to
+//! one account's `debits_posted` and another's `credits_posted`. Debug
+//! builds re-add every account after each batch to check it.
+
+mod account;
+mod accounts;
+mod check;
+mod parallel;
+mod result;
+mod sequential;
+mod transfer;
+mod transfers;
+
+#[cfg(test)]
+mod tests;
+
+pub use account::Account;
+pub use result::{CreateAccountResult, CreateTransferResult};
+pub use transfer::Transfer;
+
+pub(crate) use parallel::ParallelOutcome;
+
+use hyperraft_wire::{AccountRecord, TransferRecord};
+
+use accounts::AccountStore;
+use parallel::ParallelScratch;
+use transfers::TransferStore;
+
+/// Bounds of one ledger. Creating past a bound is a per-item error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerConfig {
+    pub accounts_max: u32,
+    pub transfers_max: u64,
+    pub parallel: ParallelTuning,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            accounts_max: 10_000_000,
+            transfers_max: 100_000_000,
+            parallel: ParallelTuning::default(),
+        }
+    }
+}
+
+/// When a transfer batch is worth applying in parallel. The defaults come
+/// from the `apply` benchmark (see BENCHMARKS.md); results never depend on
+/// them, only speed does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParallelTuning {
+    /// Smaller batches go sequential.
+    pub batch_min: usize,
+    /// Batches with fewer units (transfers or chains) per level on average
+    /// go sequential: they conflict too densely to gain from threads.
+    pub level_width_min: usize,
+}
+
+impl Default for ParallelTuning {
+    fn default() -> Self {
+        ParallelTuning {
+            batch_min: 256,
+            level_width_min: 64,
+        }
+    }
+}
+
+/// Accounts and transfers, with the scratch space the executor reuses.
+pub struct Ledger {
+    config: LedgerConfig,
+    accounts: AccountStore,
+    transfers: TransferStore,
+    /// Reused across batches so steady-state apply does not allocate.
+    undo: Vec<(accounts::Slot, Account)>,
+    parallel: ParallelScratch,
+}
+
+impl Ledger {
+    pub fn new(config: LedgerConfig) -> Ledger {
+        Ledger {
+            config,
+            accounts: AccountStore::default(),
+            transfers: TransferStore::default(),
+            undo: Vec::new(),
+            parallel: ParallelScratch::default(),
+        }
+    }
+
+    pub fn config(&self) -> &LedgerConfig {
+        &self.config
+    }
+
+    pub fn account(&self, id: u128) -> Option<&Account> {
+        self.accounts.get(id)
+    }
+
+    pub fn transfer(&self, id: u128) -> Option<&Transfer> {
+        self.transfers.get(id)
+    }
+
+    /// Every account, in creation order.
+    pub fn accounts(&self) -> &[Account] {
+        self.accounts.slots()
+    }
+
+    /// Every transfer, in creation order.
+    pub fn transfers(&self) -> impl Iterator<Item = &Transfer> {
+        self.transfers.iter()
+    }
+
+    pub fn accounts_len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub fn transfers_len(&self) -> u64 {
+        self.transfers.len()
+    }
+
+    /// Σ debits_posted and Σ credits_posted over all accounts (mod 2^128).
+    /// Equal whenever the ledger is consistent.
+    pub fn totals(&self) -> (u128, u128) {
+        self.accounts
+            .slots()
+            .iter()
+            .fold((0u128, 0u128), |(debits, credits), account| {
+                (
+                    debits.wrapping_add(account.debits_posted),
+                    credits.wrapping_add(account.credits_posted),
+                )
+            })
+    }
+
+    /// Creates accounts; item `i` gets timestamp `timestamp + i`.
+    pub fn create_accounts(
+        &mut self,
+        records: &[AccountRecord],
+        timestamp: u64,
+        results: &mut Vec<CreateAccountResult>,
+    ) {
+        self.create_accounts_sequential(records, timestamp, results);
+        self.assert_balanced();
+    }
+
+    /// Creates transfers; item `i` gets timestamp `timestamp + i`. With a
+    /// pool of two or more threads, large batches of mostly independent
+    /// transfers run in parallel; the outcome is exactly the sequential one.
+    pub fn create_transfers(
+        &mut self,
+        records: &[TransferRecord],
+        timestamp: u64,
+        pool: Option<&rayon::ThreadPool>,
+        results: &mut Vec<CreateTransferResult>,
+    ) {
+        let outcome = match pool {
+            Some(pool) if pool.current_num_threads() > 1 => {
+                self.create_transfers_parallel(records, timestamp, pool, results)
+            }
+            _ => ParallelOutcome::Declined,
+        };
+        if outcome == ParallelOutcome::Declined {
+            self.create_transfers_sequential(records, timestamp, results);
+        }
+        self.assert_balanced();
+    }
+
+    /// Re-adds every account in debug builds: money neither appears nor vanishes.
+    fn assert_balanced(&self) {
+        if cfg!(debug_assertions) {
+            let (debits, credits) = self.totals();
+            assert_eq!(debits, credits, "ledger out of balance");
+        }
+    }
+
+    pub(crate) fn restore(
+        config: LedgerConfig,
+        accounts: Vec<Account>,
+        transfers: Vec<Transfer>,
+    ) -> Ledger {
+        let mut ledger = Ledger::new(config);
+        for account in accounts {
+            ledger.accounts.insert(account);
+        }
+        for transfer in transfers {
+            ledger.transfers.insert(transfer);
+        }
+        ledger
+    }
+}
+
+/// The end (exclusive) of the unit starting at `start`, and whether it is a
+/// linked chain left open by the end of the batch.
+fn unit_end(len: usize, start: usize, is_linked: impl Fn(usize) -> bool) -> (usize, bool) {
+    let mut end = start;
+    while end < len && is_linked(end) {
+        end += 1;
+    }
+    if end == len {
+        // Every item from `start` to the end is linked: the chain never closed.
+        (len, end > start)
+    } else {
+        (end + 1, false)
+    }
+}
