@@ -7,3 +7,8 @@
 
 pub mod kv;
 pub mod ledger;
+pub mod snapshot;
+pub mod state_machine;
+
+pub use snapshot::SnapshotError;
+pub use state_machine::{ApplyError, BatchOutput, StateConfig, StateError, StateMachine};

@@ -180,19 +180,31 @@ impl Ledger {
         }
     }
 
+    /// Rebuilds a ledger from a snapshot's accounts and transfers,
+    /// rejecting content no ledger could have produced.
     pub(crate) fn restore(
         config: LedgerConfig,
         accounts: Vec<Account>,
         transfers: Vec<Transfer>,
-    ) -> Ledger {
+    ) -> Result<Ledger, String> {
         let mut ledger = Ledger::new(config);
         for account in accounts {
+            if account.id == 0 || ledger.accounts.slot_of(account.id).is_some() {
+                return Err(format!("account id {} is zero or repeated", account.id));
+            }
             ledger.accounts.insert(account);
         }
         for transfer in transfers {
+            if transfer.id == 0 || ledger.transfers.get(transfer.id).is_some() {
+                return Err(format!("transfer id {} is zero or repeated", transfer.id));
+            }
             ledger.transfers.insert(transfer);
         }
-        ledger
+        let (debits, credits) = ledger.totals();
+        if debits != credits {
+            return Err(format!("accounts out of balance: debits {debits} != credits {credits}"));
+        }
+        Ok(ledger)
     }
 }
 

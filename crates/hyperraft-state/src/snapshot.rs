@@ -1,0 +1,193 @@
+//! Snapshots: the whole state as one checksummed byte stream.
+//!
+//! Layout (little-endian):
+//!
+//! ```text
+//! magic u32 "HRSS" · version u16 · reserved u16 (0)
+//! timestamp_last u64 · accounts u64 · transfers u64 · kv_bytes u64
+//! accounts × AccountRecord (80 B) · transfers × TransferRecord (96 B)
+//! kv_bytes of the key/value store's own snapshot
+//! crc32c u32 of every byte before it
+//! ```
+//!
+//! Accounts and transfers are written in creation order, so two replicas
+//! with the same state write the same bytes; [`StateMachine::digest`]
+//! relies on that. Reading trusts nothing: counts are checked against the
+//! configured bounds before anything is read, memory grows only as bytes
+//! actually arrive, and the checksum is verified before the state is used.
+
+use std::io::{Read, Write};
+
+use hyperraft_wire::{AccountRecord, TransferRecord};
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::kv::KvStore;
+use crate::ledger::{Account, Ledger, Transfer};
+use crate::state_machine::{StateConfig, StateError, StateMachine};
+
+const MAGIC: u32 = u32::from_le_bytes(*b"HRSS");
+const VERSION: u16 = 1;
+const HEADER_BYTES: usize = 40;
+
+/// Why bytes were not accepted as a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot read failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a snapshot (magic {found:#010x})")]
+    BadMagic { found: u32 },
+    #[error("unsupported snapshot version {found} (this build reads {VERSION})")]
+    UnsupportedVersion { found: u16 },
+    #[error("snapshot holds {count} {what}, more than the configured {max}")]
+    TooMany { what: &'static str, count: u64, max: u64 },
+    #[error("snapshot is truncated")]
+    Truncated,
+    #[error("snapshot checksum mismatch")]
+    ChecksumMismatch,
+    #[error("snapshot content is invalid: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// A writer that checksums what passes through it.
+struct Checksummed<W> {
+    inner: W,
+    crc: u32,
+    len: u64,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.crc = crc32c::crc32c_append(self.crc, &bytes[..written]);
+        self.len += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl StateMachine {
+    /// Writes the whole state to `out`.
+    pub fn write_snapshot(&self, out: impl Write) -> std::io::Result<()> {
+        let mut out = Checksummed { inner: out, crc: 0, len: 0 };
+        let (ledger, kv) = (self.ledger(), self.kv());
+        let mut kv_bytes = Vec::new();
+        kv.encode_snapshot(&mut kv_bytes);
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(&MAGIC.to_le_bytes());
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&0u16.to_le_bytes());
+        for field in [self.timestamp_last(), ledger.accounts_len() as u64, ledger.transfers_len(), kv_bytes.len() as u64] {
+            header.extend_from_slice(&field.to_le_bytes());
+        }
+        assert_eq!(header.len(), HEADER_BYTES);
+        out.write_all(&header)?;
+        for account in ledger.accounts() {
+            out.write_all(account.to_record().as_bytes())?;
+        }
+        for transfer in ledger.transfers() {
+            out.write_all(transfer.to_record().as_bytes())?;
+        }
+        out.write_all(&kv_bytes)?;
+        let crc = out.crc;
+        out.inner.write_all(&crc.to_le_bytes())?;
+        out.flush()
+    }
+
+    /// A digest of the whole state: equal on replicas that agree. It is the
+    /// snapshot's length and checksum, computed without keeping the bytes.
+    pub fn digest(&self) -> u64 {
+        let mut sink = Checksummed { inner: std::io::sink(), crc: 0, len: 0 };
+        self.write_snapshot(&mut sink).expect("writing to a sink cannot fail");
+        (sink.len << 32) ^ u64::from(sink.crc)
+    }
+
+    /// Rebuilds a state machine from a snapshot written by [`Self::write_snapshot`].
+    pub fn read_snapshot(input: impl Read, config: StateConfig) -> Result<StateMachine, SnapshotError> {
+        let mut input = Verified { inner: input, crc: 0 };
+        let mut header = [0u8; HEADER_BYTES];
+        input.read_exact_or_truncated(&mut header)?;
+        let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+        let magic = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
+        if magic != MAGIC {
+            return Err(SnapshotError::BadMagic { found: magic });
+        }
+        let version = u16::from_le_bytes([header[4], header[5]]);
+        if version != VERSION {
+            return Err(SnapshotError::UnsupportedVersion { found: version });
+        }
+        let (timestamp_last, accounts_len, transfers_len, kv_len) = (word(8), word(16), word(24), word(32));
+        bound("accounts", accounts_len, u64::from(config.ledger.accounts_max))?;
+        bound("transfers", transfers_len, config.ledger.transfers_max)?;
+        let accounts = read_records::<AccountRecord, _>(&mut input, accounts_len, Account::from_record)?;
+        let transfers = read_records::<TransferRecord, _>(&mut input, transfers_len, Transfer::from_record)?;
+        let mut kv_bytes = Vec::new();
+        (&mut input).take(kv_len).read_to_end(&mut kv_bytes)?;
+        if kv_bytes.len() as u64 != kv_len {
+            return Err(SnapshotError::Truncated);
+        }
+        let crc_expected = input.crc;
+        let mut crc = [0u8; 4];
+        input.inner.read_exact(&mut crc).map_err(|_| SnapshotError::Truncated)?;
+        if u32::from_le_bytes(crc) != crc_expected {
+            return Err(SnapshotError::ChecksumMismatch);
+        }
+        let kv = KvStore::decode_snapshot(&kv_bytes, config.kv.clone())
+            .map_err(|error| SnapshotError::Invalid(error.to_string()))?;
+        let ledger = Ledger::restore(config.ledger, accounts, transfers).map_err(SnapshotError::Invalid)?;
+        Ok(StateMachine::from_parts(config, ledger, kv, timestamp_last)?)
+    }
+}
+
+fn bound(what: &'static str, count: u64, max: u64) -> Result<(), SnapshotError> {
+    if count > max {
+        return Err(SnapshotError::TooMany { what, count, max });
+    }
+    Ok(())
+}
+
+/// Reads `count` fixed-size records, growing memory only as they arrive.
+fn read_records<R, T>(input: &mut impl Read, count: u64, convert: impl Fn(&R) -> T) -> Result<Vec<T>, SnapshotError>
+where
+    R: FromBytes + IntoBytes + zerocopy::Immutable + zerocopy::KnownLayout + Default,
+{
+    let mut items = Vec::with_capacity(count.min(1 << 16) as usize);
+    let mut record = R::default();
+    for _ in 0..count {
+        input.read_exact(record.as_mut_bytes()).map_err(truncated)?;
+        items.push(convert(&record));
+    }
+    Ok(items)
+}
+
+fn truncated(error: std::io::Error) -> SnapshotError {
+    if error.kind() == std::io::ErrorKind::UnexpectedEof {
+        SnapshotError::Truncated
+    } else {
+        SnapshotError::Io(error)
+    }
+}
+
+/// A reader that checksums what passes through it.
+struct Verified<R> {
+    inner: R,
+    crc: u32,
+}
+
+impl<R: Read> Verified<R> {
+    fn read_exact_or_truncated(&mut self, buffer: &mut [u8]) -> Result<(), SnapshotError> {
+        self.read_exact(buffer).map_err(truncated)
+    }
+}
+
+impl<R: Read> Read for Verified<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buffer[..read]);
+        Ok(read)
+    }
+}

@@ -1,0 +1,151 @@
+//! The replicated state machine: one validated frame in, results out.
+//!
+//! [`StateMachine::apply`] is what every replica runs for every committed
+//! batch. Given the same sequence of `(frame, timestamp)` it produces the
+//! same results and the same state everywhere: timestamps come from the
+//! batch (proposed by the leader, made strictly increasing here), and the
+//! parallel paths are proven equal to the sequential ones.
+
+use hyperraft_wire::{AccountRecord, Body, Frame, TransferRecord};
+
+use crate::kv::{KvConfig, KvResponse, KvStore};
+use crate::ledger::{CreateAccountResult, CreateTransferResult, Ledger, LedgerConfig};
+
+/// Everything that shapes a state machine.
+#[derive(Clone, Debug)]
+pub struct StateConfig {
+    pub ledger: LedgerConfig,
+    pub kv: KvConfig,
+    /// Threads that apply one batch; 1 applies everything sequentially.
+    pub apply_threads: std::num::NonZeroUsize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        StateConfig {
+            ledger: LedgerConfig::default(),
+            kv: KvConfig::default(),
+            apply_threads: std::num::NonZeroUsize::new(cores.min(4)).expect("at least one"),
+        }
+    }
+}
+
+/// Why a frame was not applied. The state is unchanged in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("a {0:?} frame is not a command")]
+    NotACommand(hyperraft_wire::Kind),
+}
+
+/// Why a state machine could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot start the apply thread pool: {0}")]
+    ThreadPool(#[from] rayon::ThreadPoolBuildError),
+}
+
+/// Results of one applied frame. Reused across batches: `apply` clears the
+/// vectors it fills and leaves their capacity.
+#[derive(Debug, Default)]
+pub struct BatchOutput {
+    pub account_results: Vec<CreateAccountResult>,
+    pub transfer_results: Vec<CreateTransferResult>,
+    /// Found accounts of a lookup, in request order; missing ids are skipped.
+    pub accounts: Vec<AccountRecord>,
+    /// Found transfers of a lookup, in request order; missing ids are skipped.
+    pub transfers: Vec<TransferRecord>,
+    pub kv: Vec<KvResponse>,
+}
+
+pub struct StateMachine {
+    config: StateConfig,
+    ledger: Ledger,
+    kv: KvStore,
+    pool: Option<rayon::ThreadPool>,
+    /// Timestamp of the last item applied; the next batch starts above it.
+    timestamp_last: u64,
+}
+
+impl StateMachine {
+    pub fn new(config: StateConfig) -> Result<StateMachine, StateError> {
+        let ledger = Ledger::new(config.ledger);
+        let kv = KvStore::new(config.kv.clone());
+        StateMachine::from_parts(config, ledger, kv, 0)
+    }
+
+    pub(crate) fn from_parts(
+        config: StateConfig,
+        ledger: Ledger,
+        kv: KvStore,
+        timestamp_last: u64,
+    ) -> Result<StateMachine, StateError> {
+        let pool = build_pool(config.apply_threads)?;
+        Ok(StateMachine { config, ledger, kv, pool, timestamp_last })
+    }
+
+    pub fn config(&self) -> &StateConfig {
+        &self.config
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+
+    pub fn timestamp_last(&self) -> u64 {
+        self.timestamp_last
+    }
+
+    /// Applies one committed frame. `timestamp` is the leader's clock when it
+    /// formed the batch; the batch's items get strictly increasing
+    /// timestamps from `max(timestamp, last + 1)` on.
+    pub fn apply(&mut self, frame: &Frame<'_>, timestamp: u64, output: &mut BatchOutput) -> Result<(), ApplyError> {
+        let start = timestamp.max(self.timestamp_last + 1);
+        let pool = self.pool.as_ref();
+        match frame.body() {
+            Body::CreateAccounts(records) => {
+                self.ledger.create_accounts(records, start, &mut output.account_results);
+                self.advance(start, records.len());
+            }
+            Body::CreateTransfers(records) => {
+                self.ledger.create_transfers(records, start, pool, &mut output.transfer_results);
+                self.advance(start, records.len());
+            }
+            Body::LookupAccounts(ids) => {
+                output.accounts.clear();
+                output.accounts.extend(ids.iter().filter_map(|id| self.ledger.account(id.get())).map(|a| a.to_record()));
+            }
+            Body::LookupTransfers(ids) => {
+                output.transfers.clear();
+                output.transfers.extend(ids.iter().filter_map(|id| self.ledger.transfer(id.get())).map(|t| t.to_record()));
+            }
+            Body::Kv(commands) => {
+                output.kv.clear();
+                self.kv.apply_batch(commands, pool, &mut output.kv);
+            }
+            Body::Results(_) => return Err(ApplyError::NotACommand(frame.kind())),
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, start: u64, items: usize) {
+        if items > 0 {
+            self.timestamp_last = start + items as u64 - 1;
+        }
+    }
+}
+
+fn build_pool(threads: std::num::NonZeroUsize) -> Result<Option<rayon::ThreadPool>, StateError> {
+    if threads.get() == 1 {
+        return Ok(None);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.get())
+        .thread_name(|index| format!("apply-{index}"))
+        .build()?;
+    Ok(Some(pool))
+}
