@@ -14,7 +14,7 @@
 mod account;
 mod accounts;
 mod check;
-mod parallel;
+mod planned;
 mod result;
 mod sequential;
 mod transfer;
@@ -27,12 +27,12 @@ pub use account::Account;
 pub use result::{CreateAccountResult, CreateTransferResult};
 pub use transfer::Transfer;
 
-pub(crate) use parallel::ParallelOutcome;
+pub(crate) use planned::PlannedOutcome;
 
 use hyperraft_wire::{AccountRecord, TransferRecord};
 
 use accounts::AccountStore;
-use parallel::ParallelScratch;
+use planned::PlanScratch;
 use transfers::TransferStore;
 
 /// Bounds of one ledger. Creating past a bound is a per-item error.
@@ -81,7 +81,7 @@ pub struct Ledger {
     transfers: TransferStore,
     /// Reused across batches so steady-state apply does not allocate.
     undo: Vec<(accounts::Slot, Account)>,
-    parallel: ParallelScratch,
+    plan: PlanScratch,
 }
 
 impl Ledger {
@@ -91,7 +91,7 @@ impl Ledger {
             accounts: AccountStore::default(),
             transfers: TransferStore::default(),
             undo: Vec::new(),
-            parallel: ParallelScratch::default(),
+            plan: PlanScratch::default(),
         }
     }
 
@@ -150,9 +150,10 @@ impl Ledger {
         self.assert_balanced();
     }
 
-    /// Creates transfers; item `i` gets timestamp `timestamp + i`. With a
-    /// pool of two or more threads, large batches of mostly independent
-    /// transfers run in parallel; the outcome is exactly the sequential one.
+    /// Creates transfers; item `i` gets timestamp `timestamp + i`. Batches
+    /// go through the planned path (batched lookups; parallel levels with a
+    /// pool of two or more threads) unless it declines them; the outcome is
+    /// exactly that of [`Self::create_transfers_sequential`] either way.
     pub fn create_transfers(
         &mut self,
         records: &[TransferRecord],
@@ -160,13 +161,8 @@ impl Ledger {
         pool: Option<&rayon::ThreadPool>,
         results: &mut Vec<CreateTransferResult>,
     ) {
-        let outcome = match pool {
-            Some(pool) if pool.current_num_threads() > 1 => {
-                self.create_transfers_parallel(records, timestamp, pool, results)
-            }
-            _ => ParallelOutcome::Declined,
-        };
-        if outcome == ParallelOutcome::Declined {
+        let outcome = self.create_transfers_planned(records, timestamp, pool, results);
+        if outcome == PlannedOutcome::Declined {
             self.create_transfers_sequential(records, timestamp, results);
         }
         self.assert_balanced();
@@ -202,7 +198,9 @@ impl Ledger {
         }
         let (debits, credits) = ledger.totals();
         if debits != credits {
-            return Err(format!("accounts out of balance: debits {debits} != credits {credits}"));
+            return Err(format!(
+                "accounts out of balance: debits {debits} != credits {credits}"
+            ));
         }
         Ok(ledger)
     }

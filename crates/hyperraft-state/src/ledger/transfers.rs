@@ -18,10 +18,13 @@ pub(crate) const INDEX_SHARDS: usize = 8;
 /// Position of a transfer in the log.
 pub(crate) type Position = u64;
 
+/// One shard of the id index.
+pub(crate) type TransferIndex = HashMap<u128, Position, foldhash::fast::RandomState>;
+
 pub(crate) struct TransferStore {
     chunks: Vec<Vec<Transfer>>,
     len: u64,
-    index: Vec<HashMap<u128, Position, foldhash::fast::RandomState>>,
+    index: Vec<TransferIndex>,
 }
 
 impl Default for TransferStore {
@@ -83,6 +86,11 @@ impl TransferStore {
     pub(crate) fn insert(&mut self, transfer: Transfer) {
         let id = transfer.id;
         let position = self.append(transfer);
+        self.index_insert(id, position);
+    }
+
+    /// Indexes a transfer [`Self::append`] placed at `position`.
+    pub(crate) fn index_insert(&mut self, id: u128, position: Position) {
         let previous = self.index[shard_of(id)].insert(id, position);
         assert!(previous.is_none(), "transfer id inserted twice");
     }
@@ -103,9 +111,7 @@ impl TransferStore {
     }
 
     /// The index shards, for inserting a batch's ids shard by shard in parallel.
-    pub(crate) fn index_shards_mut(
-        &mut self,
-    ) -> &mut [HashMap<u128, Position, foldhash::fast::RandomState>] {
+    pub(crate) fn index_shards_mut(&mut self) -> &mut [TransferIndex] {
         &mut self.index
     }
 }

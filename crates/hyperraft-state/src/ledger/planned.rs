@@ -1,23 +1,34 @@
-//! Parallel apply of a transfer batch, with exactly the sequential outcome.
+//! Planned apply of a transfer batch, with exactly the sequential outcome.
 //!
-//! A batch is cut into units (a lone transfer, or a linked chain). Each unit
-//! gets a *level*: one more than the highest level of any earlier unit that
-//! touches one of its accounts. Units of one level touch disjoint accounts,
-//! so they run in parallel against the state left by the lower levels, and
-//! every unit sees exactly the accounts it would see in sequential order:
-//! earlier units that touch its accounts sit at lower levels, and units that
-//! share a level touch nothing it reads. Timestamps come from batch
-//! positions, so they too are independent of the schedule.
+//! Applying item by item interleaves dependent work with hash lookups that
+//! miss the cache (the transfer index is large), so the CPU waits on one
+//! miss at a time. The planned path splits the batch into phases instead:
 //!
-//! Per level, workers only read the accounts and write their outcome into
-//! their own slice of `outputs`; a short sequential pass then writes the
-//! new balances back. New transfer ids go into the index shard by shard,
-//! one thread per shard.
+//! 1. *prepare*: every read-only check and lookup (fields, `Exists`,
+//!    account slots) in one tight loop, where the misses of independent
+//!    items overlap — on several threads when a pool is given;
+//! 2. *execute*: balances checked and posted, unit by unit (a unit is a
+//!    lone transfer or a linked chain);
+//! 3. *finish*: results, the transfer log, and the index inserts, again in
+//!    a tight loop (one thread per index shard with a pool).
 //!
-//! Batches the scheme does not fit fall back to the sequential path (the
-//! caller does that when this returns `false`): small batches, batches with
-//! a repeated transfer id, long chains, batches near the capacity bound, and
-//! batches whose conflicts leave too little width per level.
+//! With a pool, execute runs in *levels*: each unit's level is one more than
+//! the highest level of any earlier unit that touches one of its accounts.
+//! Units of one level touch disjoint accounts, so they run in parallel
+//! against the state left by the lower levels, and every unit sees exactly
+//! the accounts it would see in sequential order: earlier units that touch
+//! its accounts sit at lower levels, and units that share a level touch
+//! nothing it reads. Timestamps come from batch positions, so they too are
+//! independent of the schedule. Workers only read the accounts and write
+//! their outcome into their own slice of `outputs`; a short sequential pass
+//! then writes the new balances back.
+//!
+//! Batches the plan does not fit are declined, having changed nothing, and
+//! the caller applies them item by item: batches with a repeated transfer
+//! id (the later item must see the earlier), chains longer than
+//! `CHAIN_PLANNED_MAX`, and batches that could cross the capacity bound.
+//! Small or densely conflicting batches skip the levels and execute in
+//! order on the calling thread.
 
 use std::collections::HashSet;
 
@@ -28,11 +39,11 @@ use super::accounts::{AccountStore, Slot};
 use super::check;
 use super::result::CreateTransferResult;
 use super::transfer::Transfer;
-use super::transfers::{shard_of, Position, TransferStore, INDEX_SHARDS};
+use super::transfers::{shard_of, Position, TransferIndex, TransferStore, INDEX_SHARDS};
 use super::{unit_end, Ledger};
 
-/// Chains longer than this make the batch sequential (the in-chain overlay is a linear scan).
-const CHAIN_PARALLEL_MAX: usize = 64;
+/// Chains longer than this are applied item by item (the in-chain overlay is a linear scan).
+const CHAIN_PLANNED_MAX: usize = 64;
 /// Units per task at the leaves of the split.
 const UNITS_PER_TASK_MIN: usize = 64;
 
@@ -73,7 +84,7 @@ const OUTPUT_FAILED: Output = Output {
 
 /// Buffers reused from batch to batch.
 #[derive(Default)]
-pub(crate) struct ParallelScratch {
+pub(crate) struct PlanScratch {
     prepared: Vec<Prepared>,
     units: Vec<Unit>,
     /// Per account slot: (epoch, level of the last unit that touched it).
@@ -89,49 +100,71 @@ pub(crate) struct ParallelScratch {
     appended: Vec<(u128, Position)>,
 }
 
-/// Whether the parallel path applied a batch.
+/// Whether the planned path applied a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ParallelOutcome {
-    Applied,
-    /// Nothing changed; the batch must go sequential.
+pub(crate) enum PlannedOutcome {
+    /// Applied, with the units executed in parallel levels.
+    AppliedInLevels,
+    /// Applied, with the units executed in order on the calling thread.
+    AppliedInOrder,
+    /// Nothing changed; the batch must be applied item by item.
     Declined,
 }
 
 impl Ledger {
-    /// Applies `records` in parallel on `pool`, or declines having changed
-    /// nothing when the batch should go sequential instead.
-    pub(crate) fn create_transfers_parallel(
+    /// Applies `records` through the plan, on `pool` when it has two or more
+    /// threads, or declines having changed nothing.
+    pub(crate) fn create_transfers_planned(
         &mut self,
         records: &[TransferRecord],
         timestamp: u64,
-        pool: &rayon::ThreadPool,
+        pool: Option<&rayon::ThreadPool>,
         results: &mut Vec<CreateTransferResult>,
-    ) -> ParallelOutcome {
-        let tuning = self.config.parallel;
-        if records.len() < tuning.batch_min
-            || self.transfers.len() + records.len() as u64 > self.config.transfers_max
+    ) -> PlannedOutcome {
+        if self.transfers.len() + records.len() as u64 > self.config.transfers_max
+            || !self.plan.plan_units(records)
         {
-            return ParallelOutcome::Declined;
+            return PlannedOutcome::Declined;
         }
-        let scratch = &mut self.parallel;
-        if !scratch.plan_units(records) {
-            return ParallelOutcome::Declined;
-        }
-        pool.install(|| {
-            scratch.prepare(records, &self.accounts, &self.transfers);
-            if scratch.has_duplicate_ids(records)
-                || !scratch.schedule(self.accounts.len(), tuning.level_width_min)
-            {
-                return ParallelOutcome::Declined;
+        match pool {
+            Some(pool) if pool.current_num_threads() > 1 => {
+                pool.install(|| self.run_plan(records, timestamp, true, results))
             }
-            scratch.execute(records, &mut self.accounts);
-            scratch.finish(records, timestamp, &mut self.transfers, results);
-            ParallelOutcome::Applied
-        })
+            _ => self.run_plan(records, timestamp, false, results),
+        }
+    }
+
+    fn run_plan(
+        &mut self,
+        records: &[TransferRecord],
+        timestamp: u64,
+        parallel: bool,
+        results: &mut Vec<CreateTransferResult>,
+    ) -> PlannedOutcome {
+        let tuning = self.config.parallel;
+        let scratch = &mut self.plan;
+        scratch.prepare(records, &self.accounts, &self.transfers, parallel);
+        if scratch.has_duplicate_ids(records, parallel) {
+            return PlannedOutcome::Declined;
+        }
+        let in_levels = parallel
+            && records.len() >= tuning.batch_min
+            && scratch.schedule(self.accounts.len(), tuning.level_width_min);
+        if in_levels {
+            scratch.execute_in_levels(records, &mut self.accounts);
+        } else {
+            scratch.execute_in_order(records, &mut self.accounts);
+        }
+        scratch.finish(records, timestamp, &mut self.transfers, parallel, results);
+        if in_levels {
+            PlannedOutcome::AppliedInLevels
+        } else {
+            PlannedOutcome::AppliedInOrder
+        }
     }
 }
 
-impl ParallelScratch {
+impl PlanScratch {
     /// Cuts the batch into units; `false` if a chain is too long.
     fn plan_units(&mut self, records: &[TransferRecord]) -> bool {
         self.units.clear();
@@ -139,7 +172,7 @@ impl ParallelScratch {
         let mut start = 0;
         while start < records.len() {
             let (end, open) = unit_end(records.len(), start, is_linked);
-            if end - start > CHAIN_PARALLEL_MAX {
+            if end - start > CHAIN_PLANNED_MAX {
                 return false;
             }
             self.units.push(Unit {
@@ -153,12 +186,13 @@ impl ParallelScratch {
         true
     }
 
-    /// Read-only checks and account lookups, in parallel.
+    /// Read-only checks and account lookups, in one tight loop per thread.
     fn prepare(
         &mut self,
         records: &[TransferRecord],
         accounts: &AccountStore,
         transfers: &TransferStore,
+        parallel: bool,
     ) {
         use rayon::prelude::*;
         let unprepared = Prepared {
@@ -168,33 +202,46 @@ impl ParallelScratch {
         };
         self.prepared.clear();
         self.prepared.resize(records.len(), unprepared);
-        self.prepared
-            .par_chunks_mut(1024)
-            .zip(records.par_chunks(1024))
-            .for_each(|(prepared, records)| {
-                for (prepared, record) in prepared.iter_mut().zip(records) {
-                    *prepared = prepare_one(&Transfer::from_record(record), accounts, transfers);
-                }
-            });
+        let prepare_chunk = |(prepared, records): (&mut [Prepared], &[TransferRecord])| {
+            for (prepared, record) in prepared.iter_mut().zip(records) {
+                *prepared = prepare_one(&Transfer::from_record(record), accounts, transfers);
+            }
+        };
+        if parallel {
+            self.prepared
+                .par_chunks_mut(1024)
+                .zip(records.par_chunks(1024))
+                .for_each(prepare_chunk);
+        } else {
+            prepare_chunk((&mut self.prepared, records));
+        }
     }
 
-    /// Whether two items share a transfer id; such batches go sequential,
-    /// where the second sees the first. Each thread checks one hash partition.
-    fn has_duplicate_ids(&mut self, records: &[TransferRecord]) -> bool {
+    /// Whether two items share a transfer id; such batches are declined so
+    /// the later item sees the earlier. With a pool each thread checks one
+    /// hash partition.
+    fn has_duplicate_ids(&mut self, records: &[TransferRecord], parallel: bool) -> bool {
         use rayon::prelude::*;
-        let partitions = rayon::current_num_threads().min(INDEX_SHARDS);
+        let partitions = if parallel {
+            rayon::current_num_threads().min(INDEX_SHARDS)
+        } else {
+            1
+        };
         self.id_sets.resize_with(partitions, HashSet::default);
-        self.id_sets
-            .par_iter_mut()
-            .enumerate()
-            .any(|(partition, seen)| {
+        let check =
+            |(partition, seen): (usize, &mut HashSet<u128, foldhash::fast::RandomState>)| {
                 seen.clear();
                 records
                     .iter()
                     .map(|record| record.id.get())
                     .filter(|id| shard_of(*id) % partitions == partition)
                     .any(|id| !seen.insert(id))
-            })
+            };
+        if parallel {
+            self.id_sets.par_iter_mut().enumerate().any(check)
+        } else {
+            check((0, &mut self.id_sets[0]))
+        }
     }
 
     /// Assigns levels and groups units by level; `false` if too narrow.
@@ -243,8 +290,29 @@ impl ParallelScratch {
         }
     }
 
+    /// Runs every unit in batch order on this thread, posting as it goes.
+    fn execute_in_order(&mut self, records: &[TransferRecord], accounts: &mut AccountStore) {
+        self.order.clear();
+        self.offsets.clear();
+        self.outputs.clear();
+        self.outputs.resize(self.prepared.len(), OUTPUT_FAILED);
+        for (index, unit) in self.units.iter().enumerate() {
+            self.order.push(index as u32);
+            self.offsets.push(unit.start);
+            let outputs = &mut self.outputs[unit.start as usize..(unit.start + unit.len) as usize];
+            let work = LevelWork {
+                records,
+                prepared: &self.prepared,
+                units: &self.units,
+                accounts: accounts.slots(),
+            };
+            work.run_unit(unit, outputs);
+            write_back(outputs, accounts.slots_mut());
+        }
+    }
+
     /// Runs the levels in order; units of one level in parallel.
-    fn execute(&mut self, records: &[TransferRecord], accounts: &mut AccountStore) {
+    fn execute_in_levels(&mut self, records: &[TransferRecord], accounts: &mut AccountStore) {
         self.outputs.clear();
         self.outputs.resize(self.prepared.len(), OUTPUT_FAILED);
         for level in 1..self.level_starts.len() - 1 {
@@ -286,6 +354,7 @@ impl ParallelScratch {
         records: &[TransferRecord],
         timestamp: u64,
         transfers: &mut TransferStore,
+        parallel: bool,
         results: &mut Vec<CreateTransferResult>,
     ) {
         use rayon::prelude::*;
@@ -309,16 +378,23 @@ impl ParallelScratch {
             }
         }
         let appended = &self.appended;
-        transfers
-            .index_shards_mut()
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(shard, index)| {
-                for &(id, position) in appended.iter().filter(|(id, _)| shard_of(*id) == shard) {
-                    let previous = index.insert(id, position);
-                    assert!(previous.is_none(), "transfer id inserted twice");
-                }
-            });
+        let index_shard = |(shard, index): (usize, &mut TransferIndex)| {
+            for &(id, position) in appended.iter().filter(|(id, _)| shard_of(*id) == shard) {
+                let previous = index.insert(id, position);
+                assert!(previous.is_none(), "transfer id inserted twice");
+            }
+        };
+        if parallel {
+            transfers
+                .index_shards_mut()
+                .par_iter_mut()
+                .enumerate()
+                .for_each(index_shard);
+        } else {
+            for &(id, position) in appended {
+                transfers.index_insert(id, position);
+            }
+        }
     }
 }
 
