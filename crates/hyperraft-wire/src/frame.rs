@@ -40,10 +40,15 @@ pub enum Kind {
 )]
 #[repr(C)]
 pub struct FrameHeader {
+    /// Always [`MAGIC`].
     pub magic: U32,
+    /// Always [`VERSION`] for frames this build reads.
     pub version: U16,
+    /// A [`Kind`] as its `u16` wire value.
     pub kind: U16,
+    /// Number of records or commands in the body.
     pub count: U32,
+    /// Body length in bytes, not counting this header.
     pub body_len: U32,
     /// crc32c of the body.
     pub body_checksum: U32,
@@ -74,43 +79,107 @@ impl Default for Limits {
 /// Why bytes were not accepted as a frame.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// Fewer bytes than the header or the header's body length needs.
     #[error("truncated frame: need {needed} bytes, have {available}")]
-    Truncated { needed: usize, available: usize },
+    Truncated {
+        /// Bytes the frame needs.
+        needed: usize,
+        /// Bytes that were there.
+        available: usize,
+    },
+    /// The first four bytes are not [`MAGIC`]: not a frame at all.
     #[error("bad magic {found:#010x}")]
-    BadMagic { found: u32 },
+    BadMagic {
+        /// The magic read, as a little-endian u32.
+        found: u32,
+    },
+    /// A format version this build does not speak.
     #[error("unsupported frame version {found} (this build speaks {VERSION})")]
-    UnsupportedVersion { found: u16 },
+    UnsupportedVersion {
+        /// The version read.
+        found: u16,
+    },
+    /// A kind value with no [`Kind`].
     #[error("unknown frame kind {found}")]
-    UnknownKind { found: u16 },
+    UnknownKind {
+        /// The kind value read.
+        found: u16,
+    },
+    /// The header was corrupted; none of its lengths can be trusted.
     #[error("header checksum mismatch")]
     HeaderChecksumMismatch,
+    /// The body was corrupted.
     #[error("body checksum mismatch")]
     BodyChecksumMismatch,
+    /// The header declares a frame larger than [`Limits::frame_bytes_max`].
     #[error("frame of {bytes} bytes exceeds the limit of {max}")]
-    Oversize { bytes: u64, max: u32 },
+    Oversize {
+        /// Declared frame size, header included.
+        bytes: u64,
+        /// The limit.
+        max: u32,
+    },
+    /// The header declares more items than [`Limits::count_max`].
     #[error("record count {count} exceeds the limit of {max}")]
-    CountTooLarge { count: u32, max: u32 },
+    CountTooLarge {
+        /// Declared count.
+        count: u32,
+        /// The limit.
+        max: u32,
+    },
+    /// A fixed-size body whose length is not `count` records.
     #[error("body of {body_len} bytes does not hold {count} records of {record_bytes} bytes")]
     CountMismatch {
+        /// Declared count.
         count: u32,
+        /// Body length in bytes.
         body_len: u32,
+        /// Size of one record of the frame's kind.
         record_bytes: u32,
     },
+    /// Bytes after the frame where [`Frame::decode`] expected the input to end.
     #[error("{extra} bytes after the end of the frame")]
-    TrailingBytes { extra: usize },
+    TrailingBytes {
+        /// How many.
+        extra: usize,
+    },
+    /// A key/value command that is not valid.
     #[error("key/value command {index}: {reason}")]
-    Kv { index: u32, reason: KvDecodeError },
+    Kv {
+        /// Position of the command in the body, from 0.
+        index: u32,
+        /// What is wrong with it.
+        reason: KvDecodeError,
+    },
 }
 
 /// Why a frame could not be encoded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
+    /// The frame would grow past [`Limits::frame_bytes_max`].
     #[error("frame of {bytes} bytes exceeds the limit of {max}")]
-    Oversize { bytes: u64, max: u32 },
+    Oversize {
+        /// Frame size with the refused item, header included.
+        bytes: u64,
+        /// The limit.
+        max: u32,
+    },
+    /// The frame would hold more items than [`Limits::count_max`].
     #[error("record count {count} exceeds the limit of {max}")]
-    CountTooLarge { count: u64, max: u32 },
+    CountTooLarge {
+        /// Count with the refused item.
+        count: u64,
+        /// The limit.
+        max: u32,
+    },
+    /// A key/value command breaks a bound the decoder enforces.
     #[error("key/value command {index}: {reason}")]
-    Kv { index: u32, reason: KvDecodeError },
+    Kv {
+        /// Position the command would have had in the body, from 0.
+        index: u32,
+        /// What is wrong with it.
+        reason: KvDecodeError,
+    },
 }
 
 impl Kind {
@@ -167,11 +236,17 @@ pub struct Frame<'a> {
 /// A frame's body, typed by its kind and viewed in place.
 #[derive(Clone, Copy, Debug)]
 pub enum Body<'a> {
+    /// Accounts to create.
     CreateAccounts(&'a [AccountRecord]),
+    /// Transfers to create.
     CreateTransfers(&'a [TransferRecord]),
+    /// Ids of accounts to look up.
     LookupAccounts(&'a [U128]),
+    /// Ids of transfers to look up.
     LookupTransfers(&'a [U128]),
+    /// Key/value commands, validated.
     Kv(KvCommands<'a>),
+    /// Per-item results of a create batch.
     Results(&'a [ResultRecord]),
 }
 

@@ -57,24 +57,34 @@ pub const TXN_OPS_MAX: usize = 128;
 /// Why one key/value command was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KvDecodeError {
+    /// The command runs past the end of the bytes that should hold it.
     #[error("truncated command")]
     Truncated,
+    /// A command tag with no command.
     #[error("unknown command tag {0}")]
     UnknownTag(u8),
+    /// A key of zero bytes.
     #[error("key is empty")]
     EmptyKey,
+    /// A key or range end longer than [`KEY_BYTES_MAX`].
     #[error("key of {0} bytes exceeds {KEY_BYTES_MAX}")]
     KeyTooLong(usize),
+    /// A value or compare operand longer than [`VALUE_BYTES_MAX`].
     #[error("value of {0} bytes exceeds {VALUE_BYTES_MAX}")]
     ValueTooLong(usize),
+    /// A transaction part with more than [`TXN_OPS_MAX`] items.
     #[error("transaction has {0} compares or operations in one part, more than {TXN_OPS_MAX}")]
     TooManyOps(usize),
+    /// A transaction among a transaction's operations.
     #[error("transactions cannot nest")]
     NestedTxn,
+    /// A compare target code with no [`CompareTarget`].
     #[error("unknown compare target {0}")]
     UnknownCompareTarget(u8),
+    /// A compare operator code with no [`CompareOp`].
     #[error("unknown compare operator {0}")]
     UnknownCompareOp(u8),
+    /// Flag bits the command does not define; they carry the bits set.
     #[error("reserved flag bits set: {0:#04x}")]
     ReservedFlags(u8),
     /// Bytes left over after the declared items: in a transaction part
@@ -87,7 +97,9 @@ pub enum KvDecodeError {
 /// Put `value` at `key`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PutView<'a> {
+    /// The key, never empty.
     pub key: &'a [u8],
+    /// The new value, possibly empty.
     pub value: &'a [u8],
     /// Lease id, 0 for none.
     pub lease: u64,
@@ -99,29 +111,41 @@ pub struct PutView<'a> {
 /// An empty `range_end` means the single key; `[0]` means every key ≥ `key`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeleteView<'a> {
+    /// The key, or the start of the range; never empty.
     pub key: &'a [u8],
+    /// Exclusive end of the range; see the type's doc for the special values.
     pub range_end: &'a [u8],
+    /// Return the deleted key-value pairs.
     pub prev_kv: bool,
 }
 
 /// Read `key`, or the keys in `[key, range_end)` (same conventions as [`DeleteView`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RangeView<'a> {
+    /// The key, or the start of the range; never empty.
     pub key: &'a [u8],
+    /// Exclusive end of the range; see [`DeleteView`] for the special values.
     pub range_end: &'a [u8],
     /// Most keys returned; 0 for no limit.
     pub limit: u32,
+    /// Return keys without their values.
     pub keys_only: bool,
+    /// Return only how many keys matched.
     pub count_only: bool,
 }
 
 /// What a compare looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompareTarget<'a> {
+    /// The key's value, compared bytewise with this operand.
     Value(&'a [u8]),
+    /// The number of writes to the key since it was created.
     Version(u64),
+    /// The revision at which the key was created.
     CreateRevision(u64),
+    /// The revision of the key's last write.
     ModRevision(u64),
+    /// The lease the key is attached to.
     Lease(u64),
 }
 
@@ -129,25 +153,35 @@ pub enum CompareTarget<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum CompareOp {
+    /// The target equals the operand.
     Equal = 0,
+    /// The target differs from the operand.
     NotEqual = 1,
+    /// The target is below the operand.
     Less = 2,
+    /// The target is above the operand.
     Greater = 3,
 }
 
 /// One compare of a transaction: `key`'s target `op` the operand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Compare<'a> {
+    /// The key compared; never empty.
     pub key: &'a [u8],
+    /// How the target relates to the operand.
     pub op: CompareOp,
+    /// What is compared, carrying the operand.
     pub target: CompareTarget<'a>,
 }
 
 /// A non-transaction operation (a transaction's branch holds these).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvOp<'a> {
+    /// See [`PutView`].
     Put(PutView<'a>),
+    /// See [`DeleteView`].
     DeleteRange(DeleteView<'a>),
+    /// See [`RangeView`].
     Range(RangeView<'a>),
 }
 
@@ -217,9 +251,13 @@ impl<'a> TxnView<'a> {
 /// One key/value command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvCommand<'a> {
+    /// See [`PutView`].
     Put(PutView<'a>),
+    /// See [`DeleteView`].
     DeleteRange(DeleteView<'a>),
+    /// See [`RangeView`].
     Range(RangeView<'a>),
+    /// See [`TxnView`].
     Txn(TxnView<'a>),
 }
 
@@ -269,6 +307,7 @@ impl<'a> KvCommands<'a> {
     }
 
     /// The commands, in order.
+    #[inline]
     pub fn iter(&self) -> KvIter<'a> {
         KvIter {
             rest: self.body,
@@ -301,6 +340,7 @@ impl<'a> IntoIterator for &KvCommands<'a> {
 /// fail here; if it ever did, that is a decoder bug: debug builds (and so
 /// the tests and fuzzers) stop on it, release builds end the iteration
 /// rather than panic on bytes that came from the network.
+#[inline]
 fn next_validated<'a, T>(
     rest: &mut &'a [u8],
     remaining: &mut u32,
@@ -333,6 +373,7 @@ pub struct KvIter<'a> {
 impl<'a> Iterator for KvIter<'a> {
     type Item = KvCommand<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<KvCommand<'a>> {
         next_validated(&mut self.rest, &mut self.remaining, decode::command)
     }
@@ -354,6 +395,7 @@ pub struct CompareIter<'a> {
 impl<'a> Iterator for CompareIter<'a> {
     type Item = Compare<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Compare<'a>> {
         let mut remaining = u32::from(self.remaining);
         let item = next_validated(&mut self.rest, &mut remaining, decode::compare);
@@ -382,6 +424,7 @@ pub struct OpIter<'a> {
 impl<'a> Iterator for OpIter<'a> {
     type Item = KvOp<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<KvOp<'a>> {
         let mut remaining = u32::from(self.remaining);
         let item = next_validated(&mut self.rest, &mut remaining, decode::op);

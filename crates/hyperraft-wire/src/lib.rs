@@ -13,6 +13,7 @@
 //! [`Frame::decode`], reading the body is infallible.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod frame;
 pub mod kv;

@@ -39,14 +39,21 @@ pub mod transfer_flags {
 )]
 #[repr(C)]
 pub struct AccountRecord {
+    /// Unique account id.
     pub id: U128,
+    /// Sum of the amounts of posted transfers that debit this account.
     pub debits_posted: U128,
+    /// Sum of the amounts of posted transfers that credit this account.
     pub credits_posted: U128,
+    /// Opaque to the cluster; for the client's own references.
     pub user_data: U128,
     /// Nanoseconds; assigned by the cluster, zero in a create request.
     pub timestamp: U64,
+    /// Ledger the account belongs to; transfers stay within one ledger.
     pub ledger: U32,
+    /// Account type, chosen by the client.
     pub code: U16,
+    /// Bits of [`account_flags`].
     pub flags: U16,
 }
 
@@ -66,15 +73,23 @@ pub struct AccountRecord {
 )]
 #[repr(C)]
 pub struct TransferRecord {
+    /// Unique transfer id.
     pub id: U128,
+    /// Account whose debits increase by `amount`.
     pub debit_account_id: U128,
+    /// Account whose credits increase by `amount`.
     pub credit_account_id: U128,
+    /// Amount moved, in the ledger's smallest unit.
     pub amount: U128,
+    /// Opaque to the cluster; for the client's own references.
     pub user_data: U128,
     /// Nanoseconds; assigned by the cluster, zero in a create request.
     pub timestamp: U64,
+    /// Ledger of both accounts.
     pub ledger: U32,
+    /// Transfer type, chosen by the client.
     pub code: U16,
+    /// Bits of [`transfer_flags`].
     pub flags: U16,
 }
 
@@ -94,7 +109,9 @@ pub struct TransferRecord {
 )]
 #[repr(C)]
 pub struct ResultRecord {
+    /// Position of the item in its create batch, from 0.
     pub index: U32,
+    /// Outcome of creating that item.
     pub code: U32,
 }
 

@@ -83,113 +83,43 @@ fn edited(edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     frame
 }
 
+type DecodeCase = (&'static str, Vec<u8>, Limits, DecodeError);
+
+// One row per line reads as a table; rustfmt would spread each over ten.
+#[rustfmt::skip]
+fn decode_cases() -> Vec<DecodeCase> {
+    use DecodeError::*;
+    let limits = Limits::default();
+    let tight = |frame_bytes_max, count_max| Limits { frame_bytes_max, count_max };
+    let mut kv_frame = Vec::new();
+    encode_frame(Kind::Kv, 1, &[9], &mut kv_frame);
+    vec![
+        ("header cut short", valid_frame()[..23].to_vec(), limits, Truncated { needed: 24, available: 23 }),
+        ("no bytes", Vec::new(), limits, Truncated { needed: 24, available: 0 }),
+        ("magic", edited(|f| patch_header(f, |h| h.magic = U32::new(7))), limits, BadMagic { found: 7 }),
+        ("version", edited(|f| patch_header(f, |h| h.version = U16::new(2))), limits, UnsupportedVersion { found: 2 }),
+        ("checksum field", edited(|f| f[20] ^= 0x10), limits, HeaderChecksumMismatch),
+        ("body length field", edited(|f| f[12] ^= 0x01), limits, HeaderChecksumMismatch),
+        ("kind 0", edited(|f| patch_header(f, |h| h.kind = U16::new(0))), limits, UnknownKind { found: 0 }),
+        ("kind 7", edited(|f| patch_header(f, |h| h.kind = U16::new(7))), limits, UnknownKind { found: 7 }),
+        ("frame limit", valid_frame(), tight(55, 2), Oversize { bytes: 56, max: 55 }),
+        ("count limit", valid_frame(), tight(56, 1), CountTooLarge { count: 2, max: 1 }),
+        ("body cut short", valid_frame()[..55].to_vec(), limits, Truncated { needed: 56, available: 55 }),
+        ("body bit", edited(|f| f[40] ^= 0x80), limits, BodyChecksumMismatch),
+        ("count", edited(|f| patch_header(f, |h| h.count = U32::new(3))), limits,
+            CountMismatch { count: 3, body_len: 32, record_bytes: 16 }),
+        ("spare bytes", edited(|f| f.extend_from_slice(&[0; 5])), limits, TrailingBytes { extra: 5 }),
+        ("bad command", kv_frame, limits, Kv { index: 0, reason: KvDecodeError::UnknownTag(9) }),
+    ]
+}
+
 #[test]
 fn every_decode_error_is_reachable() {
     // Proves each DecodeError variant comes from a crafted frame, with the exact fields expected.
-    let limits = Limits::default();
-    let tight = |frame_bytes_max, count_max| Limits {
-        frame_bytes_max,
-        count_max,
-    };
-    let mut kv_frame = Vec::new();
-    encode_frame(Kind::Kv, 1, &[9], &mut kv_frame);
-    let cases: Vec<(Vec<u8>, Limits, DecodeError)> = vec![
-        (
-            valid_frame()[..23].to_vec(),
-            limits,
-            DecodeError::Truncated {
-                needed: 24,
-                available: 23,
-            },
-        ),
-        (
-            Vec::new(),
-            limits,
-            DecodeError::Truncated {
-                needed: 24,
-                available: 0,
-            },
-        ),
-        (
-            edited(|f| patch_header(f, |h| h.magic = U32::new(7))),
-            limits,
-            DecodeError::BadMagic { found: 7 },
-        ),
-        (
-            edited(|f| patch_header(f, |h| h.version = U16::new(2))),
-            limits,
-            DecodeError::UnsupportedVersion { found: 2 },
-        ),
-        (
-            edited(|f| f[20] ^= 0x10),
-            limits,
-            DecodeError::HeaderChecksumMismatch,
-        ),
-        (
-            edited(|f| f[12] ^= 0x01),
-            limits,
-            DecodeError::HeaderChecksumMismatch,
-        ),
-        (
-            edited(|f| patch_header(f, |h| h.kind = U16::new(0))),
-            limits,
-            DecodeError::UnknownKind { found: 0 },
-        ),
-        (
-            edited(|f| patch_header(f, |h| h.kind = U16::new(7))),
-            limits,
-            DecodeError::UnknownKind { found: 7 },
-        ),
-        (
-            valid_frame(),
-            tight(55, 2),
-            DecodeError::Oversize { bytes: 56, max: 55 },
-        ),
-        (
-            valid_frame(),
-            tight(56, 1),
-            DecodeError::CountTooLarge { count: 2, max: 1 },
-        ),
-        (
-            valid_frame()[..55].to_vec(),
-            limits,
-            DecodeError::Truncated {
-                needed: 56,
-                available: 55,
-            },
-        ),
-        (
-            edited(|f| f[40] ^= 0x80),
-            limits,
-            DecodeError::BodyChecksumMismatch,
-        ),
-        (
-            edited(|f| patch_header(f, |h| h.count = U32::new(3))),
-            limits,
-            DecodeError::CountMismatch {
-                count: 3,
-                body_len: 32,
-                record_bytes: 16,
-            },
-        ),
-        (
-            edited(|f| f.extend_from_slice(&[0; 5])),
-            limits,
-            DecodeError::TrailingBytes { extra: 5 },
-        ),
-        (
-            kv_frame,
-            limits,
-            DecodeError::Kv {
-                index: 0,
-                reason: KvDecodeError::UnknownTag(9),
-            },
-        ),
-    ];
     let mut reached = BTreeSet::new();
-    for (index, (bytes, limits, expected)) in cases.iter().enumerate() {
-        let error = Frame::decode(bytes, limits).expect_err("crafted frame must be rejected");
-        assert_eq!(&error, expected, "case {index}");
+    for (name, bytes, limits, expected) in decode_cases() {
+        let error = Frame::decode(&bytes, &limits).expect_err(name);
+        assert_eq!(error, expected, "{name}");
         reached.insert(decode_error_name(&error));
     }
     assert_eq!(reached, BTreeSet::from(DECODE_ERROR_NAMES));
@@ -217,6 +147,36 @@ fn decode_kv(count: u32, body: &[u8]) -> Result<(), DecodeError> {
     Frame::decode(&frame, &Limits::default()).map(|_| ())
 }
 
+type KvCase = (&'static str, u32, Vec<u8>, u32, KvDecodeError);
+
+/// Malformed commands outside transactions.
+#[rustfmt::skip]
+fn command_cases() -> Vec<KvCase> {
+    use KvDecodeError::*;
+    let put = put_bytes(0, b"k", b"v");
+    let long_key = vec![b'k'; KEY_BYTES_MAX + 1];
+    let long_end = Bytes::default().u8(2).u8(0).u16(1).u16(4097).raw(b"k").raw(&long_key).0;
+    let range_flags = Bytes::default().u8(3).u8(0x07).u16(1).u16(0).u32(0).raw(b"k").0;
+    let long_value = vec![0; VALUE_BYTES_MAX + 1];
+    vec![
+        ("empty body, one command", 1, Vec::new(), 0, Truncated),
+        ("put header cut short", 1, put[..15].to_vec(), 0, Truncated),
+        ("put value cut short", 1, put[..put.len() - 1].to_vec(), 0, Truncated),
+        ("second command cut short", 2, [&put[..], &put[..3]].concat(), 1, Truncated),
+        ("tag zero", 1, vec![0], 0, UnknownTag(0)),
+        ("tag five after a put", 2, [&put[..], &[5]].concat(), 1, UnknownTag(5)),
+        ("empty put key", 1, put_bytes(0, b"", b"v"), 0, EmptyKey),
+        ("put key too long", 1, put_bytes(0, &long_key, b""), 0, KeyTooLong(KEY_BYTES_MAX + 1)),
+        ("range end too long", 1, long_end, 0, KeyTooLong(4097)),
+        ("value too long", 1, put_bytes(0, b"k", &long_value), 0, ValueTooLong(VALUE_BYTES_MAX + 1)),
+        ("put flag bit 7", 1, put_bytes(0x80, b"k", b""), 0, ReservedFlags(0x80)),
+        ("put flag bit 1", 1, put_bytes(0x02, &long_key[1..], b""), 0, ReservedFlags(0x02)),
+        ("range flag bit 2", 1, range_flags, 0, ReservedFlags(0x04)),
+        ("body with a spare command", 1, [&put[..], &put[..]].concat(), 1, TrailingBytes(put.len())),
+        ("body with bytes but no commands", 0, vec![1, 2, 3], 0, TrailingBytes(3)),
+    ]
+}
+
 fn compare_bytes(target: u8, op: u8, key: &[u8], operand: &[u8]) -> Vec<u8> {
     let key_len = u16::try_from(key.len()).expect("test key fits u16");
     Bytes::default()
@@ -228,188 +188,30 @@ fn compare_bytes(target: u8, op: u8, key: &[u8], operand: &[u8]) -> Vec<u8> {
         .0
 }
 
-fn kv_cases() -> Vec<(&'static str, u32, Vec<u8>, u32, KvDecodeError)> {
+/// Malformed transactions.
+#[rustfmt::skip]
+fn txn_cases() -> Vec<KvCase> {
     use KvDecodeError::*;
-    let put = put_bytes(0, b"k", b"v");
-    let long_key = vec![b'k'; KEY_BYTES_MAX + 1];
     let empty_txn = txn_bytes(0, [0, 0, 0], [&[], &[], &[]]);
+    let missing_part = Bytes::default().u8(4).u8(0).u16(0).u16(0).u16(0).u32(5).u32(0).u32(0).0;
     let version = 7u64.to_le_bytes();
     let long_value = Bytes::default().u32(VALUE_BYTES_MAX as u32 + 1).0;
     let too_many = TXN_OPS_MAX as u16 + 1;
-    let txn_compare = |compare: &[u8]| txn_bytes(0, [1, 0, 0], [compare, &[], &[]]);
+    let with_compare = |compare: &[u8]| txn_bytes(0, [1, 0, 0], [compare, &[], &[]]);
     vec![
-        ("empty body, one command", 1, Vec::new(), 0, Truncated),
-        ("put header cut short", 1, put[..15].to_vec(), 0, Truncated),
-        (
-            "put value cut short",
-            1,
-            put[..put.len() - 1].to_vec(),
-            0,
-            Truncated,
-        ),
-        (
-            "second command cut short",
-            2,
-            [&put[..], &put[..3]].concat(),
-            1,
-            Truncated,
-        ),
-        (
-            "txn part longer than the body",
-            1,
-            empty_txn[..19].to_vec(),
-            0,
-            Truncated,
-        ),
-        ("tag zero", 1, vec![0], 0, UnknownTag(0)),
-        (
-            "tag five after a put",
-            2,
-            [&put[..], &[5]].concat(),
-            1,
-            UnknownTag(5),
-        ),
-        ("empty put key", 1, put_bytes(0, b"", b"v"), 0, EmptyKey),
-        (
-            "put key too long",
-            1,
-            put_bytes(0, &long_key, b""),
-            0,
-            KeyTooLong(KEY_BYTES_MAX + 1),
-        ),
-        (
-            "put flag bit 1",
-            1,
-            put_bytes(0x02, &long_key[1..], b""),
-            0,
-            ReservedFlags(0x02),
-        ),
-        (
-            "range end too long",
-            1,
-            Bytes::default()
-                .u8(2)
-                .u8(0)
-                .u16(1)
-                .u16(4097)
-                .raw(b"k")
-                .raw(&long_key)
-                .0,
-            0,
-            KeyTooLong(4097),
-        ),
-        (
-            "value too long",
-            1,
-            put_bytes(0, b"k", &vec![0; VALUE_BYTES_MAX + 1]),
-            0,
-            ValueTooLong(VALUE_BYTES_MAX + 1),
-        ),
-        (
-            "too many compares",
-            1,
-            txn_bytes(0, [too_many, 0, 0], [&[], &[], &[]]),
-            0,
-            TooManyOps(129),
-        ),
-        (
-            "too many failure ops",
-            1,
-            txn_bytes(0, [0, 0, too_many], [&[], &[], &[]]),
-            0,
-            TooManyOps(129),
-        ),
-        (
-            "txn in a txn",
-            1,
-            txn_bytes(0, [0, 1, 0], [&[], &empty_txn, &[]]),
-            0,
-            NestedTxn,
-        ),
-        (
-            "compare target 5",
-            1,
-            txn_compare(&compare_bytes(5, 0, b"k", &version)),
-            0,
-            UnknownCompareTarget(5),
-        ),
-        (
-            "compare op 4",
-            1,
-            txn_compare(&compare_bytes(1, 4, b"k", &version)),
-            0,
-            UnknownCompareOp(4),
-        ),
-        (
-            "empty compare key",
-            1,
-            txn_compare(&compare_bytes(1, 0, b"", &version)),
-            0,
-            EmptyKey,
-        ),
-        (
-            "compare value too long",
-            1,
-            txn_compare(&compare_bytes(0, 0, b"k", &long_value)),
-            0,
-            ValueTooLong(VALUE_BYTES_MAX + 1),
-        ),
-        (
-            "compare operand cut short",
-            1,
-            txn_compare(&compare_bytes(2, 0, b"k", &version[..7])),
-            0,
-            Truncated,
-        ),
-        (
-            "put flag bit 7",
-            1,
-            put_bytes(0x80, b"k", b""),
-            0,
-            ReservedFlags(0x80),
-        ),
-        (
-            "range flag bit 2",
-            1,
-            Bytes::default()
-                .u8(3)
-                .u8(0x07)
-                .u16(1)
-                .u16(0)
-                .u32(0)
-                .raw(b"k")
-                .0,
-            0,
-            ReservedFlags(0x04),
-        ),
-        (
-            "txn flags",
-            1,
-            txn_bytes(0x01, [0, 0, 0], [&[], &[], &[]]),
-            0,
-            ReservedFlags(0x01),
-        ),
-        (
-            "txn part with a spare byte",
-            1,
-            txn_bytes(0, [0, 0, 0], [&[], &[], &[0]]),
-            0,
-            TrailingBytes(1),
-        ),
-        (
-            "body with a spare command",
-            1,
-            [&put[..], &put[..]].concat(),
-            1,
-            TrailingBytes(put.len()),
-        ),
-        (
-            "body with bytes but no commands",
-            0,
-            vec![1, 2, 3],
-            0,
-            TrailingBytes(3),
-        ),
+        ("txn header cut short", 1, empty_txn[..19].to_vec(), 0, Truncated),
+        ("txn part longer than the body", 1, missing_part, 0, Truncated),
+        ("too many compares", 1, txn_bytes(0, [too_many, 0, 0], [&[], &[], &[]]), 0, TooManyOps(129)),
+        ("too many failure ops", 1, txn_bytes(0, [0, 0, too_many], [&[], &[], &[]]), 0, TooManyOps(129)),
+        ("txn in a txn", 1, txn_bytes(0, [0, 1, 0], [&[], &empty_txn, &[]]), 0, NestedTxn),
+        ("compare target 5", 1, with_compare(&compare_bytes(5, 0, b"k", &version)), 0, UnknownCompareTarget(5)),
+        ("compare op 4", 1, with_compare(&compare_bytes(1, 4, b"k", &version)), 0, UnknownCompareOp(4)),
+        ("empty compare key", 1, with_compare(&compare_bytes(1, 0, b"", &version)), 0, EmptyKey),
+        ("compare value too long", 1, with_compare(&compare_bytes(0, 0, b"k", &long_value)), 0,
+            ValueTooLong(VALUE_BYTES_MAX + 1)),
+        ("compare operand cut short", 1, with_compare(&compare_bytes(2, 0, b"k", &version[..7])), 0, Truncated),
+        ("txn flags", 1, txn_bytes(0x01, [0, 0, 0], [&[], &[], &[]]), 0, ReservedFlags(0x01)),
+        ("txn part with a spare byte", 1, txn_bytes(0, [0, 0, 0], [&[], &[], &[0]]), 0, TrailingBytes(1)),
     ]
 }
 
@@ -417,7 +219,7 @@ fn kv_cases() -> Vec<(&'static str, u32, Vec<u8>, u32, KvDecodeError)> {
 fn every_kv_decode_error_is_reachable() {
     // Proves each KvDecodeError variant comes from a crafted body, at the right command index.
     let mut reached = BTreeSet::new();
-    for (name, count, body, index, reason) in kv_cases() {
+    for (name, count, body, index, reason) in command_cases().into_iter().chain(txn_cases()) {
         let error = decode_kv(count, &body).expect_err(name);
         assert_eq!(
             error,
