@@ -10,7 +10,7 @@ mod skew;
 pub use rng::Rng;
 pub use skew::{Picker, Skew, SkewParseError};
 
-use hyperraft_wire::{encode_records, AccountRecord, KvBatchWriter, Kind, PutView, TransferRecord};
+use hyperraft_wire::{encode_records, AccountRecord, Kind, KvBatchWriter, PutView, TransferRecord};
 
 /// The ledger and code every generated account and transfer uses.
 pub const LEDGER: u32 = 1;
@@ -45,7 +45,12 @@ pub struct TransferGenerator {
 
 impl TransferGenerator {
     pub fn new(accounts: u64, skew: Skew, seed: u64) -> TransferGenerator {
-        TransferGenerator { picker: Picker::new(accounts, skew), rng: Rng::new(seed), id_next: 1, records: Vec::new() }
+        TransferGenerator {
+            picker: Picker::new(accounts, skew),
+            rng: Rng::new(seed),
+            id_next: 1,
+            records: Vec::new(),
+        }
     }
 
     /// Replaces `out` with one frame of `batch` transfers.
@@ -78,7 +83,11 @@ pub struct PutGenerator {
 
 impl PutGenerator {
     pub fn new(keys: u64, skew: Skew, value_bytes: usize, seed: u64) -> PutGenerator {
-        PutGenerator { picker: Picker::new(keys, skew), rng: Rng::new(seed), value: vec![b'v'; value_bytes] }
+        PutGenerator {
+            picker: Picker::new(keys, skew),
+            rng: Rng::new(seed),
+            value: vec![b'v'; value_bytes],
+        }
     }
 
     /// Replaces `out` with one frame of `batch` puts.
@@ -87,8 +96,15 @@ impl PutGenerator {
         let mut writer = KvBatchWriter::new(out);
         for _ in 0..batch {
             let key = format!("key-{:012}", self.picker.pick(&mut self.rng));
-            let put = PutView { key: key.as_bytes(), value: &self.value, lease: 0, prev_kv: false };
-            writer.put(put).expect("generated puts are within every bound");
+            let put = PutView {
+                key: key.as_bytes(),
+                value: &self.value,
+                lease: 0,
+                prev_kv: false,
+            };
+            writer
+                .put(put)
+                .expect("generated puts are within every bound");
         }
         writer.finish();
     }

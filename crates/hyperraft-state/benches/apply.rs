@@ -53,11 +53,18 @@ struct Bench {
 impl Bench {
     fn new(threads: usize) -> Bench {
         let config = StateConfig {
-            ledger: LedgerConfig { transfers_max: u64::MAX, ..LedgerConfig::default() },
+            ledger: LedgerConfig {
+                transfers_max: u64::MAX,
+                ..LedgerConfig::default()
+            },
             apply_threads: NonZeroUsize::new(threads).expect("non-zero"),
             ..StateConfig::default()
         };
-        let mut bench = Bench { state: StateMachine::new(config).expect("state"), output: BatchOutput::default(), timestamp: 1 };
+        let mut bench = Bench {
+            state: StateMachine::new(config).expect("state"),
+            output: BatchOutput::default(),
+            timestamp: 1,
+        };
         let mut frames = Vec::new();
         hyperraft_load::account_frames(ACCOUNTS, BATCH, &mut frames);
         for frame in &frames {
@@ -68,7 +75,9 @@ impl Bench {
 
     fn apply(&mut self, frame: &[u8]) {
         let frame = Frame::decode(frame, &Limits::default()).expect("valid frame");
-        self.state.apply(&frame, self.timestamp, &mut self.output).expect("a command");
+        self.state
+            .apply(&frame, self.timestamp, &mut self.output)
+            .expect("a command");
         self.timestamp += u64::from(frame.count());
     }
 }

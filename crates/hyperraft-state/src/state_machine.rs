@@ -81,7 +81,13 @@ impl StateMachine {
         timestamp_last: u64,
     ) -> Result<StateMachine, StateError> {
         let pool = build_pool(config.apply_threads)?;
-        Ok(StateMachine { config, ledger, kv, pool, timestamp_last })
+        Ok(StateMachine {
+            config,
+            ledger,
+            kv,
+            pool,
+            timestamp_last,
+        })
     }
 
     pub fn config(&self) -> &StateConfig {
@@ -103,25 +109,40 @@ impl StateMachine {
     /// Applies one committed frame. `timestamp` is the leader's clock when it
     /// formed the batch; the batch's items get strictly increasing
     /// timestamps from `max(timestamp, last + 1)` on.
-    pub fn apply(&mut self, frame: &Frame<'_>, timestamp: u64, output: &mut BatchOutput) -> Result<(), ApplyError> {
+    pub fn apply(
+        &mut self,
+        frame: &Frame<'_>,
+        timestamp: u64,
+        output: &mut BatchOutput,
+    ) -> Result<(), ApplyError> {
         let start = timestamp.max(self.timestamp_last + 1);
         let pool = self.pool.as_ref();
         match frame.body() {
             Body::CreateAccounts(records) => {
-                self.ledger.create_accounts(records, start, &mut output.account_results);
+                self.ledger
+                    .create_accounts(records, start, &mut output.account_results);
                 self.advance(start, records.len());
             }
             Body::CreateTransfers(records) => {
-                self.ledger.create_transfers(records, start, pool, &mut output.transfer_results);
+                self.ledger
+                    .create_transfers(records, start, pool, &mut output.transfer_results);
                 self.advance(start, records.len());
             }
             Body::LookupAccounts(ids) => {
                 output.accounts.clear();
-                output.accounts.extend(ids.iter().filter_map(|id| self.ledger.account(id.get())).map(|a| a.to_record()));
+                output.accounts.extend(
+                    ids.iter()
+                        .filter_map(|id| self.ledger.account(id.get()))
+                        .map(|a| a.to_record()),
+                );
             }
             Body::LookupTransfers(ids) => {
                 output.transfers.clear();
-                output.transfers.extend(ids.iter().filter_map(|id| self.ledger.transfer(id.get())).map(|t| t.to_record()));
+                output.transfers.extend(
+                    ids.iter()
+                        .filter_map(|id| self.ledger.transfer(id.get()))
+                        .map(|t| t.to_record()),
+                );
             }
             Body::Kv(commands) => {
                 output.kv.clear();

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use clap::{Args, ValueEnum};
 use hyperraft_load::{PutGenerator, Skew, TransferGenerator};
-use hyperraft_state::ledger::LedgerConfig;
 use hyperraft_state::kv::KvResponse;
+use hyperraft_state::ledger::LedgerConfig;
 use hyperraft_state::{BatchOutput, StateConfig, StateMachine};
 use hyperraft_wire::{Frame, Limits};
 
@@ -78,12 +78,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("this build benchmarks the apply engine only: run `hyperraft bench --engine-only`");
     }
     ensure!(args.accounts >= 2, "--accounts must be at least 2");
-    ensure!((1..=65_536).contains(&args.batch), "--batch must be in 1..=65536");
-    ensure!(args.duration > 0.0 && args.duration <= 3600.0, "--duration must be in (0, 3600] seconds");
-    ensure!(!args.threads.is_empty(), "--threads needs at least one count");
+    ensure!(
+        (1..=65_536).contains(&args.batch),
+        "--batch must be in 1..=65536"
+    );
+    ensure!(
+        args.duration > 0.0 && args.duration <= 3600.0,
+        "--duration must be in (0, 3600] seconds"
+    );
+    ensure!(
+        !args.threads.is_empty(),
+        "--threads needs at least one count"
+    );
     let mut reports = Vec::new();
     for &threads in &args.threads {
-        let report = run_one(args, threads).with_context(|| format!("run with {threads} apply threads"))?;
+        let report =
+            run_one(args, threads).with_context(|| format!("run with {threads} apply threads"))?;
         print_report(args, &report, reports.first());
         reports.push(report);
     }
@@ -121,7 +131,13 @@ fn run_one(args: &BenchArgs, threads: NonZeroUsize) -> anyhow::Result<Report> {
             Box::new(move |frame| generator.next_frame(args.batch, frame))
         }
     };
-    let mut report = Report { threads: threads.get(), applied: 0, failed: 0, applying: Duration::ZERO, batch_micros: Vec::new() };
+    let mut report = Report {
+        threads: threads.get(),
+        applied: 0,
+        failed: 0,
+        applying: Duration::ZERO,
+        batch_micros: Vec::new(),
+    };
     let mut frame = Vec::new();
     while report.applying < duration {
         next(&mut frame);
@@ -135,12 +151,20 @@ fn run_one(args: &BenchArgs, threads: NonZeroUsize) -> anyhow::Result<Report> {
         report.applied += args.batch as u64 - failed;
     }
     let (debits, credits) = state.ledger().totals();
-    ensure!(debits == credits, "ledger out of balance after the run: {debits} != {credits}");
+    ensure!(
+        debits == credits,
+        "ledger out of balance after the run: {debits} != {credits}"
+    );
     report.batch_micros.sort_by(f64::total_cmp);
     Ok(report)
 }
 
-fn apply(state: &mut StateMachine, frame: &[u8], timestamp: &mut u64, output: &mut BatchOutput) -> anyhow::Result<()> {
+fn apply(
+    state: &mut StateMachine,
+    frame: &[u8],
+    timestamp: &mut u64,
+    output: &mut BatchOutput,
+) -> anyhow::Result<()> {
     let frame = Frame::decode(frame, &Limits::default())?;
     state.apply(&frame, *timestamp, output)?;
     *timestamp += u64::from(frame.count());
@@ -149,8 +173,16 @@ fn apply(state: &mut StateMachine, frame: &[u8], timestamp: &mut u64, output: &m
 
 fn count_failed(workload: Workload, output: &BatchOutput) -> u64 {
     match workload {
-        Workload::Transfers => output.transfer_results.iter().filter(|result| !result.is_ok()).count() as u64,
-        Workload::KvPut => output.kv.iter().filter(|response| matches!(response, KvResponse::Error(_))).count() as u64,
+        Workload::Transfers => output
+            .transfer_results
+            .iter()
+            .filter(|result| !result.is_ok())
+            .count() as u64,
+        Workload::KvPut => output
+            .kv
+            .iter()
+            .filter(|response| matches!(response, KvResponse::Error(_)))
+            .count() as u64,
     }
 }
 
@@ -166,11 +198,23 @@ fn print_report(args: &BenchArgs, report: &Report, baseline: Option<&Report>) {
         return;
     }
     if baseline.is_none() {
-        println!("engine bench: {:?}, {:?} over {} accounts/keys, {} per batch", args.workload, args.skew, args.accounts, args.batch);
-        println!("{:>8} {:>14} {:>10} {:>14} {:>12} {:>12} {:>8}", "threads", "applied", "failed", "per second", "batch p50", "batch p99", "ratio");
+        println!(
+            "engine bench: {:?}, {:?} over {} accounts/keys, {} per batch",
+            args.workload, args.skew, args.accounts, args.batch
+        );
+        println!(
+            "{:>8} {:>14} {:>10} {:>14} {:>12} {:>12} {:>8}",
+            "threads", "applied", "failed", "per second", "batch p50", "batch p99", "ratio"
+        );
     }
     println!(
         "{:>8} {:>14} {:>10} {:>14.0} {:>10.0}us {:>10.0}us {:>7.2}x",
-        report.threads, report.applied, report.failed, report.per_second(), p50, p99, ratio
+        report.threads,
+        report.applied,
+        report.failed,
+        report.per_second(),
+        p50,
+        p99,
+        ratio
     );
 }
