@@ -54,7 +54,7 @@ impl Bench {
     fn new(threads: usize) -> Bench {
         let config = StateConfig {
             ledger: LedgerConfig {
-                transfers_max: u64::MAX,
+                transfers_max: hyperraft_state::ledger::TRANSFERS_MAX_LIMIT,
                 ..LedgerConfig::default()
             },
             apply_threads: NonZeroUsize::new(threads).expect("non-zero"),

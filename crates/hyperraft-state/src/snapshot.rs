@@ -170,7 +170,7 @@ impl StateMachine {
         if u32::from_le_bytes(crc) != crc_expected {
             return Err(SnapshotError::ChecksumMismatch);
         }
-        let kv = KvStore::decode_snapshot(&kv_bytes, config.kv.clone())
+        let kv = KvStore::decode_snapshot(&kv_bytes, config.kv)
             .map_err(|error| SnapshotError::Invalid(error.to_string()))?;
         let ledger =
             Ledger::restore(config.ledger, accounts, transfers).map_err(SnapshotError::Invalid)?;

@@ -9,7 +9,9 @@
 use hyperraft_wire::{AccountRecord, Body, Frame, TransferRecord};
 
 use crate::kv::{KvConfig, KvResponse, KvStore};
-use crate::ledger::{CreateAccountResult, CreateTransferResult, Ledger, LedgerConfig};
+use crate::ledger::{
+    CreateAccountResult, CreateTransferResult, Ledger, LedgerConfig, TRANSFERS_MAX_LIMIT,
+};
 
 /// Everything that shapes a state machine.
 #[derive(Clone, Debug)]
@@ -31,6 +33,19 @@ impl Default for StateConfig {
     }
 }
 
+impl StateConfig {
+    /// Checks bounds no state machine can honour.
+    pub fn validate(&self) -> Result<(), StateError> {
+        if self.ledger.transfers_max > TRANSFERS_MAX_LIMIT {
+            return Err(StateError::Config(format!(
+                "ledger.transfers_max {} exceeds the limit of {TRANSFERS_MAX_LIMIT}",
+                self.ledger.transfers_max
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Why a frame was not applied. The state is unchanged in every case.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -43,6 +58,8 @@ pub enum ApplyError {
 pub enum StateError {
     #[error("cannot start the apply thread pool: {0}")]
     ThreadPool(#[from] rayon::ThreadPoolBuildError),
+    #[error("invalid state configuration: {0}")]
+    Config(String),
 }
 
 /// Results of one applied frame. Reused across batches: `apply` clears the
@@ -69,8 +86,9 @@ pub struct StateMachine {
 
 impl StateMachine {
     pub fn new(config: StateConfig) -> Result<StateMachine, StateError> {
+        config.validate()?;
         let ledger = Ledger::new(config.ledger);
-        let kv = KvStore::new(config.kv.clone());
+        let kv = KvStore::new(config.kv);
         StateMachine::from_parts(config, ledger, kv, 0)
     }
 

@@ -105,7 +105,7 @@ fn run_one(args: &BenchArgs, threads: NonZeroUsize) -> anyhow::Result<Report> {
     let config = StateConfig {
         ledger: LedgerConfig {
             accounts_max: u32::try_from(args.accounts).context("--accounts must fit in u32")?,
-            transfers_max: u64::MAX,
+            transfers_max: hyperraft_state::ledger::TRANSFERS_MAX_LIMIT,
             ..LedgerConfig::default()
         },
         apply_threads: threads,

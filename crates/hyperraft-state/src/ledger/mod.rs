@@ -26,6 +26,7 @@ mod tests;
 pub use account::Account;
 pub use result::{CreateAccountResult, CreateTransferResult};
 pub use transfer::Transfer;
+pub use transfers::TRANSFERS_MAX_LIMIT;
 
 pub(crate) use planned::PlannedOutcome;
 
@@ -85,7 +86,13 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// `config.transfers_max` must be at most [`TRANSFERS_MAX_LIMIT`]
+    /// (`StateMachine::new` checks it and reports a clear error).
     pub fn new(config: LedgerConfig) -> Ledger {
+        assert!(
+            config.transfers_max <= TRANSFERS_MAX_LIMIT,
+            "transfers_max over TRANSFERS_MAX_LIMIT"
+        );
         Ledger {
             config,
             accounts: AccountStore::default(),

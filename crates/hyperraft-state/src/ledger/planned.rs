@@ -39,7 +39,7 @@ use super::accounts::{AccountStore, Slot};
 use super::check;
 use super::result::CreateTransferResult;
 use super::transfer::Transfer;
-use super::transfers::{shard_of, Position, TransferIndex, TransferStore, INDEX_SHARDS};
+use super::transfers::{IdKey, IndexShard, Position, TransferStore, INDEX_SHARDS};
 use super::{unit_end, Ledger};
 
 /// Chains longer than this are applied item by item (the in-chain overlay is a linear scan).
@@ -53,6 +53,7 @@ const NO_SLOT: Slot = Slot::MAX;
 struct Prepared {
     debit: Slot,
     credit: Slot,
+    key: IdKey,
     /// `Ok`, or the failure decided before balances are read.
     early: CreateTransferResult,
 }
@@ -97,7 +98,7 @@ pub(crate) struct PlanScratch {
     offsets: Vec<u32>,
     outputs: Vec<Output>,
     id_sets: Vec<HashSet<u128, foldhash::fast::RandomState>>,
-    appended: Vec<(u128, Position)>,
+    appended: Vec<(IdKey, Position)>,
 }
 
 /// Whether the planned path applied a batch.
@@ -198,6 +199,7 @@ impl PlanScratch {
         let unprepared = Prepared {
             debit: NO_SLOT,
             credit: NO_SLOT,
+            key: IdKey::default(),
             early: CreateTransferResult::Ok,
         };
         self.prepared.clear();
@@ -228,14 +230,15 @@ impl PlanScratch {
             1
         };
         self.id_sets.resize_with(partitions, HashSet::default);
+        let prepared = &self.prepared;
         let check =
             |(partition, seen): (usize, &mut HashSet<u128, foldhash::fast::RandomState>)| {
                 seen.clear();
                 records
                     .iter()
-                    .map(|record| record.id.get())
-                    .filter(|id| shard_of(*id) % partitions == partition)
-                    .any(|id| !seen.insert(id))
+                    .zip(prepared)
+                    .filter(|(_, prepared)| prepared.key.shard() % partitions == partition)
+                    .any(|(record, _)| !seen.insert(record.id.get()))
             };
         if parallel {
             self.id_sets.par_iter_mut().enumerate().any(check)
@@ -374,14 +377,13 @@ impl PlanScratch {
                 let mut transfer = Transfer::from_record(record);
                 transfer.timestamp = timestamp + index as u64;
                 self.appended
-                    .push((transfer.id, transfers.append(transfer)));
+                    .push((self.prepared[index].key, transfers.append(transfer)));
             }
         }
         let appended = &self.appended;
-        let index_shard = |(shard, index): (usize, &mut TransferIndex)| {
-            for &(id, position) in appended.iter().filter(|(id, _)| shard_of(*id) == shard) {
-                let previous = index.insert(id, position);
-                assert!(previous.is_none(), "transfer id inserted twice");
+        let index_shard = |(shard, index): (usize, &mut IndexShard)| {
+            for &(key, position) in appended.iter().filter(|(key, _)| key.shard() == shard) {
+                index.insert(key, position);
             }
         };
         if parallel {
@@ -391,23 +393,26 @@ impl PlanScratch {
                 .enumerate()
                 .for_each(index_shard);
         } else {
-            for &(id, position) in appended {
-                transfers.index_insert(id, position);
+            let shards = transfers.index_shards_mut();
+            for &(key, position) in appended {
+                shards[key.shard()].insert(key, position);
             }
         }
     }
 }
 
 fn prepare_one(request: &Transfer, accounts: &AccountStore, transfers: &TransferStore) -> Prepared {
+    let key = transfers.key(request.id);
     let mut prepared = Prepared {
         debit: NO_SLOT,
         credit: NO_SLOT,
+        key,
         early: check::transfer_fields(request),
     };
     if !prepared.early.is_ok() {
         return prepared;
     }
-    if let Some(stored) = transfers.get(request.id) {
+    if let Some(stored) = transfers.get_keyed(request.id, key) {
         prepared.early = check::transfer_exists(stored, request);
         return prepared;
     }
