@@ -6,7 +6,7 @@
 //! batch (proposed by the leader, made strictly increasing here), and the
 //! parallel paths are proven equal to the sequential ones.
 
-use hyperraft_wire::{AccountRecord, Body, Frame, TransferRecord};
+use hyperraft_wire::{AccountRecord, Body, Frame, KvCommand, TransferRecord};
 
 use crate::kv::{KvConfig, KvResponse, KvStore};
 use crate::ledger::{
@@ -51,6 +51,8 @@ impl StateConfig {
 pub enum ApplyError {
     #[error("a {0:?} frame is not a command")]
     NotACommand(hyperraft_wire::Kind),
+    #[error("this {0:?} frame is not read-only")]
+    NotARead(hyperraft_wire::Kind),
 }
 
 /// Why a state machine could not be built.
@@ -146,27 +148,51 @@ impl StateMachine {
                     .create_transfers(records, start, pool, &mut output.transfer_results);
                 self.advance(start, records.len());
             }
-            Body::LookupAccounts(ids) => {
-                output.accounts.clear();
-                output.accounts.extend(
-                    ids.iter()
-                        .filter_map(|id| self.ledger.account(id.get()))
-                        .map(|a| a.to_record()),
-                );
-            }
-            Body::LookupTransfers(ids) => {
-                output.transfers.clear();
-                output.transfers.extend(
-                    ids.iter()
-                        .filter_map(|id| self.ledger.transfer(id.get()))
-                        .map(|t| t.to_record()),
-                );
-            }
+            Body::LookupAccounts(_) | Body::LookupTransfers(_) => return self.read(frame, output),
             Body::Kv(commands) => {
                 output.kv.clear();
                 self.kv.apply_batch(commands, pool, &mut output.kv);
             }
             Body::Results(_) => return Err(ApplyError::NotACommand(frame.kind())),
+        }
+        Ok(())
+    }
+
+    /// Answers a read-only frame from the current state: account or
+    /// transfer lookups, or key/value frames made only of ranges. Changes
+    /// nothing, so a replica may serve it outside the log (after making
+    /// sure its state is current, for a linearizable read).
+    pub fn read(&self, frame: &Frame<'_>, output: &mut BatchOutput) -> Result<(), ApplyError> {
+        match frame.body() {
+            Body::LookupAccounts(ids) => {
+                output.accounts.clear();
+                let found = ids.iter().filter_map(|id| self.ledger.account(id.get()));
+                output
+                    .accounts
+                    .extend(found.map(|account| account.to_record()));
+            }
+            Body::LookupTransfers(ids) => {
+                output.transfers.clear();
+                let found = ids.iter().filter_map(|id| self.ledger.transfer(id.get()));
+                output
+                    .transfers
+                    .extend(found.map(|transfer| transfer.to_record()));
+            }
+            Body::Kv(commands) => {
+                if commands
+                    .iter()
+                    .any(|command| !matches!(command, KvCommand::Range(_)))
+                {
+                    return Err(ApplyError::NotARead(frame.kind()));
+                }
+                output.kv.clear();
+                for command in commands.iter() {
+                    if let KvCommand::Range(view) = command {
+                        output.kv.push(self.kv.range(&view));
+                    }
+                }
+            }
+            _ => return Err(ApplyError::NotARead(frame.kind())),
         }
         Ok(())
     }

@@ -212,3 +212,47 @@ fn a_transfer_batch_reports_one_result_per_item() {
         .iter()
         .all(|r| *r == CreateTransferResult::Ok));
 }
+
+#[test]
+fn reads_answer_lookups_and_ranges_and_refuse_writes() {
+    // Proves `read` serves lookups and range-only key/value frames without changing state, and refuses frames that write.
+    use hyperraft_wire::{KvBatchWriter, PutView, RangeView};
+    let state = replay(&history(2, 3), 1);
+    let digest = state.digest();
+    let mut output = BatchOutput::default();
+    let mut frame = Vec::new();
+    let mut writer = KvBatchWriter::new(&mut frame);
+    let everything = RangeView {
+        key: b"\0",
+        range_end: b"\0",
+        limit: 0,
+        keys_only: true,
+        count_only: false,
+    };
+    writer.range(everything).unwrap();
+    writer.finish();
+    let decoded = Frame::decode(&frame, &Limits::default()).unwrap();
+    state.read(&decoded, &mut output).unwrap();
+    assert_eq!(output.kv.len(), 1);
+    let expected = state.kv().len() as u64;
+    assert!(
+        matches!(&output.kv[0], hyperraft_state::kv::KvResponse::Range { count, .. } if *count == expected)
+    );
+    frame.clear();
+    let mut writer = KvBatchWriter::new(&mut frame);
+    writer
+        .put(PutView {
+            key: b"k",
+            value: b"v",
+            lease: 0,
+            prev_kv: false,
+        })
+        .unwrap();
+    writer.finish();
+    let put = Frame::decode(&frame, &Limits::default()).unwrap();
+    assert!(matches!(
+        state.read(&put, &mut output),
+        Err(ApplyError::NotARead(Kind::Kv))
+    ));
+    assert_eq!(digest, state.digest());
+}
