@@ -1,0 +1,133 @@
+//! The key/value store: the public face of the state machine.
+
+use hyperraft_wire::{KvCommand, KvCommands, RangeView};
+
+use super::command::read_range;
+use super::lanes::{LaneTuning, Lanes};
+use super::snapshot;
+use super::state::State;
+use super::{Event, KvConfig, KvError, KvResponse, KvSnapshotError};
+
+/// An etcd-like key/value state machine with revisions and a bounded
+/// event history. Applying the same batches to the same store gives the
+/// same responses, state and snapshot bytes on every node, sequentially
+/// or on any number of threads.
+#[derive(Debug)]
+pub struct KvStore {
+    state: State,
+    lanes: Lanes,
+}
+
+impl KvStore {
+    /// An empty store at revision 0.
+    pub fn new(config: KvConfig) -> Self {
+        KvStore {
+            state: State::new(config),
+            lanes: Lanes::default(),
+        }
+    }
+
+    /// An empty store whose parallel apply uses `tuning` instead of the
+    /// measured defaults. Results never depend on it; only speed does.
+    pub fn with_lane_tuning(config: KvConfig, tuning: LaneTuning) -> Self {
+        let mut lanes = Lanes::default();
+        lanes.tuning = tuning;
+        KvStore {
+            state: State::new(config),
+            lanes,
+        }
+    }
+
+    /// The store's bounds.
+    pub fn config(&self) -> &KvConfig {
+        &self.state.config
+    }
+
+    /// Revision of the last write; 0 before the first.
+    pub fn revision(&self) -> u64 {
+        self.state.revision
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        self.state.len()
+    }
+
+    /// True when no key is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies one batch. Command i of the batch (0-based) that writes gets
+    /// revision `base + i + 1`, where `base` is [`KvStore::revision`] before
+    /// the batch; commands that change nothing (reads, deletes of missing
+    /// keys, refused commands, transactions whose branch only reads) do not
+    /// advance the revision. Revisions are therefore strictly increasing but
+    /// not dense — deliberately: every command knows its revision from its
+    /// position alone, so parallel lanes never need each other's outcome.
+    ///
+    /// With a pool of two or more threads, commands on different shards run
+    /// in parallel lanes; the responses (one per command, appended to
+    /// `results` in order), state, revision and history are exactly those
+    /// of [`KvStore::apply_batch_sequential`].
+    pub fn apply_batch(
+        &mut self,
+        commands: KvCommands<'_>,
+        pool: Option<&rayon::ThreadPool>,
+        results: &mut Vec<KvResponse>,
+    ) {
+        let pool = pool.filter(|pool| pool.current_num_threads() > 1);
+        match pool {
+            Some(pool) if commands.len() >= self.lanes.tuning.segment_commands_min => {
+                // One allocation per batch: lanes index commands by position.
+                let commands: Vec<KvCommand<'_>> = commands.iter().collect();
+                let first_result = results.len();
+                self.lanes.apply(&mut self.state, &commands, pool, results);
+                self.state.settle(&mut results[first_result..]);
+            }
+            _ => self.apply_batch_sequential(commands, results),
+        }
+    }
+
+    /// Applies one batch on the calling thread, command after command: the
+    /// reference that [`KvStore::apply_batch`] must equal.
+    pub fn apply_batch_sequential(
+        &mut self,
+        commands: KvCommands<'_>,
+        results: &mut Vec<KvResponse>,
+    ) {
+        let first_result = results.len();
+        let base = self.state.revision;
+        self.state
+            .apply_in_order(base, commands.iter().enumerate(), results);
+        self.state.settle(&mut results[first_result..]);
+    }
+
+    /// A serializable read outside the log, at the current revision.
+    pub fn range(&self, view: &RangeView<'_>) -> KvResponse {
+        read_range(&self.state.reader(), view, self.state.revision)
+    }
+
+    /// The events with a revision above `revision`, oldest first, or
+    /// [`KvError::Compacted`] when some of them were already dropped.
+    pub fn events_since(&self, revision: u64) -> Result<impl Iterator<Item = &Event>, KvError> {
+        self.state.history.since(revision)
+    }
+
+    /// Appends the store's snapshot to `out`: the same state always gives
+    /// the same bytes (keys sorted, history included, checksummed).
+    pub fn encode_snapshot(&self, out: &mut Vec<u8>) {
+        snapshot::encode(&self.state, out);
+    }
+
+    /// Rebuilds a store from [`KvStore::encode_snapshot`] bytes, validating
+    /// every field against `config`; hostile bytes give an error, never a
+    /// panic.
+    pub fn decode_snapshot(bytes: &[u8], config: KvConfig) -> Result<KvStore, KvSnapshotError> {
+        let state = snapshot::decode(bytes, config)?;
+        Ok(KvStore {
+            state,
+            lanes: Lanes::default(),
+        })
+    }
+}
