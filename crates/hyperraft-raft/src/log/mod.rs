@@ -1,0 +1,80 @@
+//! The durable Raft log: a segmented, checksummed write-ahead log with group
+//! commit, implementing openraft's `RaftLogStorage` and `RaftLogReader`.
+//!
+//! # On-disk format
+//!
+//! Everything lives in one directory (the `dir` given to [`LogStore::open`],
+//! usually `<data>/log`):
+//!
+//! ```text
+//! 00000000000000000000.log   segment: records of indexes 0, 1, 2, ...
+//! 00000000000000004711.log   next segment, whose first record is index 4711
+//! vote.meta                  the last saved vote
+//! purged.meta                the last purged log id
+//! committed.meta             the last saved committed log id
+//! ```
+//!
+//! A segment is named by the index of its first record (`{first_index:020}.log`,
+//! so names sort like indexes) and is a plain sequence of records, nothing
+//! else: no file header, no padding. Each record is
+//!
+//! ```text
+//! [len u32][crc u32][index u64][term u64][payload: len - 16 bytes]
+//! ```
+//!
+//! little-endian, where `len` counts the bytes after the first 8 (index, term
+//! and payload), `crc` is CRC-32C of those same `len` bytes, and the payload
+//! is the postcard encoding of the whole `openraft::Entry<TypeConfig>` (so it
+//! repeats the log id; the copy in the header lets recovery check order and
+//! the reader check identity without trusting the payload). Indexes inside a
+//! segment are consecutive, and each segment starts where the previous one
+//! ended. The writer starts a new segment when the next record would take the
+//! current one past `segment_bytes_max` (a single record larger than that gets
+//! a segment of its own).
+//!
+//! A `.meta` file is `[crc u32][postcard of the value]`. Vote and purged are
+//! replaced atomically and durably (write `*.tmp`, fsync, rename, fsync the
+//! directory). Committed is replaced atomically but not fsync'd: openraft
+//! treats it as an optional hint, and it is written only after the entries it
+//! names were synced, so a lost update is harmless while an fsync for it would
+//! add two syncs to every group commit.
+//!
+//! # Recovery
+//!
+//! [`LogStore::open`] reads every segment, checking each record's checksum,
+//! that indexes are consecutive within and across segments, and that the log
+//! id in the payload matches the header. A damaged record (short, bad length
+//! or bad checksum) at the end of the **last** segment, with no valid record
+//! after it, is a torn write from a crash: it is logged and cut off. Damage
+//! anywhere else is [`LogError::Corrupt`], never skipped. Segments entirely at
+//! or below the purged log id are deleted (an interrupted purge), and the
+//! retained log must start right after the purged id.
+//!
+//! # Writing
+//!
+//! One writer thread owns the segment files. Every write (append, truncate,
+//! purge, vote, committed) goes to it, in order, through one bounded queue;
+//! see `writer.rs` for the group commit. Reads never wait for the writer:
+//! entries not yet on disk are served from an in-memory cache of the newest
+//! entries, older ones are read from the segment files.
+
+mod config;
+mod error;
+mod index;
+mod meta;
+mod reader;
+mod record;
+mod recovery;
+mod segment;
+mod shared;
+mod store;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::LogConfig;
+pub use error::LogError;
+pub use reader::LogReader;
+pub use store::{AppendReceipt, LogStore};
+pub use writer::LogMetrics;

@@ -1,0 +1,426 @@
+//! The writer thread: it alone writes the log's files, applies every write
+//! in queue order, and commits appends in groups that share one fdatasync.
+//!
+//! Group commit: the writer blocks for the first queued write, then takes
+//! every write already queued behind it (up to `queue_depth_max`) as one
+//! group. It writes the records of all the group's appends, calls
+//! `sync_data` once, and only then completes the appends' callbacks. While it
+//! syncs, new appends queue up and form the next group, so the number of
+//! syncs follows the disk's speed rather than the number of appends. A vote,
+//! truncate or purge in a group first syncs and completes the appends before
+//! it (openraft requires all log IO in order), then does its own durable
+//! write. A committed log id is written once per group, after the sync.
+//!
+//! After any IO error the writer refuses every later write: after a failed
+//! fsync the file's state is unknown and retrying could report lost data as
+//! durable.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use openraft::storage::LogFlushed;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+
+use super::index::{Chunk, PurgePlan, TruncatePlan};
+use super::meta::{self, Durability};
+use super::segment;
+use super::shared::Shared;
+use crate::TypeConfig;
+
+/// Answer to a write that the caller awaits.
+pub(crate) type Reply = oneshot::Sender<io::Result<()>>;
+
+/// One write, in the order the store issued it.
+pub(crate) enum WriteOp {
+    Append(AppendOp),
+    Truncate {
+        plan: TruncatePlan,
+        reply: Reply,
+    },
+    Purge {
+        plan: PurgePlan,
+        meta: Vec<u8>,
+        reply: Reply,
+    },
+    SaveVote {
+        meta: Vec<u8>,
+        reply: Reply,
+    },
+    SaveCommitted {
+        meta: Vec<u8>,
+    },
+    #[cfg(test)]
+    Pause(Pause),
+}
+
+/// Holds the writer so a test can queue writes behind it deterministically:
+/// the writer reports through `paused`, then blocks until `released` closes.
+#[cfg(test)]
+pub(crate) struct Pause {
+    pub paused: oneshot::Sender<()>,
+    pub released: std::sync::mpsc::Receiver<()>,
+}
+
+pub(crate) struct AppendOp {
+    pub buffer: Vec<u8>,
+    pub chunks: Vec<Chunk>,
+    pub entries: u64,
+    pub last_index: Option<u64>,
+    pub epoch: u64,
+    pub flushed: Flushed,
+    /// Queue bytes this append holds; released once it is written.
+    pub budget: OwnedSemaphorePermit,
+}
+
+/// Who to tell that an append is durable.
+pub(crate) enum Flushed {
+    Raft(LogFlushed<TypeConfig>),
+    Receipt(oneshot::Sender<io::Result<()>>),
+}
+
+impl Flushed {
+    fn complete(self, result: io::Result<()>) {
+        match self {
+            Flushed::Raft(callback) => callback.log_io_completed(result),
+            // The receipt may have been dropped by a caller that did not
+            // care to wait; the write stands either way.
+            Flushed::Receipt(sender) => drop(sender.send(result)),
+        }
+    }
+}
+
+/// Counters kept by the writer, read through [`LogMetrics`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    appends: AtomicU64,
+    entries: AtomicU64,
+    bytes_written: AtomicU64,
+    groups: AtomicU64,
+    data_syncs: AtomicU64,
+    meta_syncs: AtomicU64,
+    directory_syncs: AtomicU64,
+}
+
+/// What the writer did since the store opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogMetrics {
+    /// Append calls written.
+    pub appends: u64,
+    /// Entries written.
+    pub entries: u64,
+    /// Record bytes written to segments.
+    pub bytes_written: u64,
+    /// Groups the writer took from its queue.
+    pub groups: u64,
+    /// `sync_data` calls on segment files (group commits, rolls, truncates).
+    pub data_syncs: u64,
+    /// fsyncs of metadata files (vote, purged).
+    pub meta_syncs: u64,
+    /// fsyncs of the log directory (segment created or deleted, metadata renamed).
+    pub directory_syncs: u64,
+}
+
+impl LogMetrics {
+    /// Every sync the writer issued, of any kind.
+    pub fn syncs(&self) -> u64 {
+        self.data_syncs + self.meta_syncs + self.directory_syncs
+    }
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> LogMetrics {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        LogMetrics {
+            appends: load(&self.appends),
+            entries: load(&self.entries),
+            bytes_written: load(&self.bytes_written),
+            groups: load(&self.groups),
+            data_syncs: load(&self.data_syncs),
+            meta_syncs: load(&self.meta_syncs),
+            directory_syncs: load(&self.directory_syncs),
+        }
+    }
+
+    fn add(counter: &AtomicU64, amount: u64) {
+        counter.fetch_add(amount, Ordering::Relaxed);
+    }
+}
+
+/// Starts the writer thread; it exits once every sender is dropped and the
+/// queue is drained.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    receiver: mpsc::Receiver<WriteOp>,
+    group_ops_max: usize,
+) -> io::Result<thread::JoinHandle<()>> {
+    let writer = Writer {
+        shared,
+        receiver,
+        group_ops_max,
+        open: None,
+        pending: Vec::new(),
+        written: None,
+        committed: None,
+        failure: None,
+    };
+    thread::Builder::new()
+        .name("hyperraft-log-writer".into())
+        .spawn(move || writer.run())
+}
+
+struct OpenSegment {
+    id: u64,
+    file: File,
+    dirty: bool,
+}
+
+/// The error that stopped the writer, kept to fail every later write.
+struct Failure {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl Failure {
+    fn to_error(&self) -> io::Error {
+        io::Error::new(
+            self.kind,
+            format!("log writer failed earlier: {}", self.message),
+        )
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    receiver: mpsc::Receiver<WriteOp>,
+    group_ops_max: usize,
+    open: Option<OpenSegment>,
+    /// Appends written in this group, completed at its sync.
+    pending: Vec<Flushed>,
+    /// The newest (epoch, index) written and not yet synced.
+    written: Option<(u64, u64)>,
+    /// The newest committed log id of this group, written after its sync.
+    committed: Option<Vec<u8>>,
+    failure: Option<Failure>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut group = Vec::with_capacity(self.group_ops_max);
+        while let Some(first) = self.receiver.blocking_recv() {
+            group.push(first);
+            while group.len() < self.group_ops_max {
+                match self.receiver.try_recv() {
+                    Ok(op) => group.push(op),
+                    Err(_) => break,
+                }
+            }
+            for op in group.drain(..) {
+                self.apply(op);
+            }
+            self.finish_group();
+        }
+    }
+
+    fn apply(&mut self, op: WriteOp) {
+        match op {
+            WriteOp::Append(append) => self.append(append),
+            WriteOp::Truncate { plan, reply } => {
+                let result = self.attempt(|writer| writer.truncate(&plan));
+                drop(reply.send(result));
+            }
+            WriteOp::Purge { plan, meta, reply } => {
+                let result = self.attempt(|writer| writer.purge(&plan, &meta));
+                drop(reply.send(result));
+            }
+            WriteOp::SaveVote { meta, reply } => {
+                let result = self.attempt(|writer| writer.save_vote(&meta));
+                drop(reply.send(result));
+            }
+            WriteOp::SaveCommitted { meta } => self.committed = Some(meta),
+            #[cfg(test)]
+            WriteOp::Pause(pause) => {
+                // Either side closing just ends the pause.
+                let _ = pause.paused.send(());
+                let _ = pause.released.recv();
+            }
+        }
+    }
+
+    /// Runs one piece of IO unless the writer already failed; a failure stops
+    /// the writer for good and fails the appends waiting for a sync.
+    fn attempt(&mut self, work: impl FnOnce(&mut Self) -> io::Result<()>) -> io::Result<()> {
+        if let Some(failure) = &self.failure {
+            return Err(failure.to_error());
+        }
+        let result = work(self);
+        if let Err(error) = &result {
+            tracing::error!(%error, "log writer failed; refusing all later writes");
+            let failure = Failure {
+                kind: error.kind(),
+                message: error.to_string(),
+            };
+            for flushed in self.pending.drain(..) {
+                flushed.complete(Err(failure.to_error()));
+            }
+            self.written = None;
+            self.failure = Some(failure);
+        }
+        result
+    }
+
+    fn append(&mut self, append: AppendOp) {
+        let AppendOp {
+            buffer,
+            chunks,
+            entries,
+            last_index,
+            epoch,
+            flushed,
+            budget,
+        } = append;
+        let result = self.attempt(|writer| writer.write_chunks(&buffer, &chunks));
+        drop(budget);
+        let bytes = buffer.len() as u64;
+        self.shared.recycle(buffer);
+        if let Err(error) = result {
+            flushed.complete(Err(error));
+            return;
+        }
+        let counters = &self.shared.counters;
+        Counters::add(&counters.appends, 1);
+        Counters::add(&counters.entries, entries);
+        Counters::add(&counters.bytes_written, bytes);
+        if let Some(last_index) = last_index {
+            self.written = Some((epoch, last_index));
+        }
+        self.pending.push(flushed);
+    }
+
+    fn write_chunks(&mut self, buffer: &[u8], chunks: &[Chunk]) -> io::Result<()> {
+        for chunk in chunks {
+            let segment = self.segment_for(chunk)?;
+            segment
+                .file
+                .write_all_at(&buffer[chunk.buffer_start..chunk.buffer_end], chunk.offset)?;
+            segment.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// The open segment a chunk goes to, switching files if needed. The file
+    /// left behind is synced first, so only the newest segment can ever hold
+    /// unsynced records: recovery relies on that to call damage in an older
+    /// segment corruption.
+    fn segment_for(&mut self, chunk: &Chunk) -> io::Result<&mut OpenSegment> {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|open| open.id == chunk.segment_id)
+        {
+            return Ok(self.open.as_mut().expect("checked above"));
+        }
+        self.sync_open()?;
+        let file = if chunk.create {
+            let file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&chunk.path)?;
+            meta::sync_directory(&self.shared.dir)?;
+            Counters::add(&self.shared.counters.directory_syncs, 1);
+            file
+        } else {
+            OpenOptions::new().write(true).open(&chunk.path)?
+        };
+        let open = OpenSegment {
+            id: chunk.segment_id,
+            file,
+            dirty: false,
+        };
+        Ok(self.open.insert(open))
+    }
+
+    fn sync_open(&mut self) -> io::Result<()> {
+        if let Some(open) = &mut self.open {
+            if open.dirty {
+                open.file.sync_data()?;
+                open.dirty = false;
+                Counters::add(&self.shared.counters.data_syncs, 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// The group commit: one sync makes every append written so far durable,
+    /// then their callbacks run.
+    fn flush(&mut self) -> io::Result<()> {
+        self.sync_open()?;
+        for flushed in self.pending.drain(..) {
+            flushed.complete(Ok(()));
+        }
+        if let Some((epoch, index)) = self.written.take() {
+            self.shared.index_mut().mark_durable(epoch, index);
+        }
+        Ok(())
+    }
+
+    fn finish_group(&mut self) {
+        // A failure here already reached every waiting append through `attempt`.
+        let _ = self.attempt(|writer| writer.flush());
+        if let Some(committed) = self.committed.take() {
+            let path = self.shared.meta.committed.clone();
+            let _ = self.attempt(|_| meta::replace(&path, &committed, Durability::Eventual));
+        }
+        Counters::add(&self.shared.counters.groups, 1);
+    }
+
+    fn truncate(&mut self, plan: &TruncatePlan) -> io::Result<()> {
+        self.flush()?;
+        // The tail segment changes; the next append reopens whatever it needs.
+        self.open = None;
+        for path in &plan.delete {
+            segment::remove(path)?;
+        }
+        if !plan.delete.is_empty() {
+            meta::sync_directory(&self.shared.dir)?;
+            Counters::add(&self.shared.counters.directory_syncs, 1);
+        }
+        if let Some((path, offset)) = &plan.cut {
+            let file = OpenOptions::new().write(true).open(path)?;
+            file.set_len(*offset)?;
+            file.sync_data()?;
+            Counters::add(&self.shared.counters.data_syncs, 1);
+        }
+        Ok(())
+    }
+
+    fn purge(&mut self, plan: &PurgePlan, purged_meta: &[u8]) -> io::Result<()> {
+        self.flush()?;
+        // The purged id is durable before any segment goes, so a crash
+        // in between leaves extra segments (deleted at open), never a hole.
+        self.replace_meta_durably(&self.shared.meta.purged.clone(), purged_meta)?;
+        if !plan.delete.is_empty() {
+            self.open = None;
+        }
+        for path in &plan.delete {
+            segment::remove(path)?;
+        }
+        tracing::debug!(purged = %plan.purged, segments = plan.delete.len(), "purged log");
+        Ok(())
+    }
+
+    fn save_vote(&mut self, vote_meta: &[u8]) -> io::Result<()> {
+        self.flush()?;
+        self.replace_meta_durably(&self.shared.meta.vote.clone(), vote_meta)
+    }
+
+    fn replace_meta_durably(&self, path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
+        meta::replace(path, bytes, Durability::Synced)?;
+        Counters::add(&self.shared.counters.meta_syncs, 1);
+        Counters::add(&self.shared.counters.directory_syncs, 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of hyperraft-raft, one binary so the suite links once.
+
+mod log;
