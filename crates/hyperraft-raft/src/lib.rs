@@ -1,0 +1,14 @@
+//! Raft for hyperraft: the `openraft` type configuration, the durable
+//! group-committed log ([`log`]), and the adapter that applies committed
+//! batches to `hyperraft_state::StateMachine` ([`state_machine`]).
+//!
+//! One Raft log entry carries one [`Batch`]: a whole wire frame and the
+//! leader's timestamp for it, so consensus and fsync are paid per batch.
+
+pub mod log;
+mod response;
+pub mod state_machine;
+mod types;
+
+pub use response::{BatchResponse, KvPair, KvResult};
+pub use types::{Batch, NodeId, TypeConfig};
