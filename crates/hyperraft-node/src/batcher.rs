@@ -1,0 +1,235 @@
+//! The leader-side batcher: concurrent writes coalesce into one log entry.
+//!
+//! Requests wait in a bounded queue. The batcher keeps at most
+//! `proposals_in_flight_max` Raft proposals outstanding; whenever a slot is
+//! free it takes everything queued of one kind (up to the count and byte
+//! bounds), concatenates the bodies into one frame and proposes it. An idle
+//! cluster therefore commits a lone write at once, and under load requests
+//! pile up while the slots are busy, so batches grow with the load — the
+//! window adapts without a timer. Proposals are handed to Raft in queue
+//! order; each request gets back exactly its own slice of the results.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hyperraft_raft::{Batch, BatchResponse, TypeConfig};
+use hyperraft_wire::{encode_frame, Frame, Kind, Limits};
+use openraft::error::ClientWriteError;
+use openraft::Raft;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Bounds of the batcher.
+#[derive(Clone, Copy, Debug)]
+pub struct BatcherConfig {
+    /// Requests waiting to be batched; a full queue refuses new ones.
+    pub queue_len_max: usize,
+    /// Items (records or commands) in one proposed batch.
+    pub batch_items_max: u32,
+    /// Body bytes in one proposed batch.
+    pub batch_bytes_max: usize,
+    /// Proposals awaiting commit at once.
+    pub proposals_in_flight_max: usize,
+}
+
+impl Default for BatcherConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        BatcherConfig {
+            queue_len_max: 16_384,
+            batch_items_max: limits.count_max,
+            batch_bytes_max: limits.frame_bytes_max as usize - hyperraft_wire::frame::HEADER_BYTES,
+            proposals_in_flight_max: 8,
+        }
+    }
+}
+
+/// Why a write was not committed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum WriteError {
+    #[error("invalid frame: {0}")]
+    InvalidFrame(String),
+    #[error("a frame of kind {0} is not a write")]
+    NotAWrite(u16),
+    #[error("the write queue is full ({0} requests); retry later")]
+    Overloaded(usize),
+    #[error("this node is not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<(u64, String)> },
+    #[error("the cluster is unavailable: {0}")]
+    Unavailable(String),
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+struct Pending {
+    kind: Kind,
+    count: u32,
+    body: Vec<u8>,
+    reply: oneshot::Sender<Result<BatchResponse, WriteError>>,
+}
+
+/// Submits writes to the leader's batcher. Cheap to clone.
+#[derive(Clone)]
+pub struct Batcher {
+    queue: mpsc::Sender<Pending>,
+    queue_len_max: usize,
+}
+
+impl Batcher {
+    /// Starts the batching task for `raft`; it stops when every handle is dropped.
+    pub fn start(raft: Raft<TypeConfig>, config: BatcherConfig) -> Batcher {
+        assert!(config.queue_len_max > 0 && config.proposals_in_flight_max > 0);
+        let (queue, receiver) = mpsc::channel(config.queue_len_max);
+        tokio::spawn(run(raft, config, receiver));
+        Batcher {
+            queue,
+            queue_len_max: config.queue_len_max,
+        }
+    }
+
+    /// Validates `frame`, queues it, and waits for its own results.
+    pub async fn submit(&self, frame: &[u8]) -> Result<BatchResponse, WriteError> {
+        let decoded = Frame::decode(frame, &Limits::default())
+            .map_err(|error| WriteError::InvalidFrame(error.to_string()))?;
+        let kind = decoded.kind();
+        if !matches!(
+            kind,
+            Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv
+        ) {
+            return Err(WriteError::NotAWrite(kind.into()));
+        }
+        let (reply, response) = oneshot::channel();
+        let pending = Pending {
+            kind,
+            count: decoded.count(),
+            body: decoded.body_bytes().to_vec(),
+            reply,
+        };
+        self.queue.try_send(pending).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => WriteError::Overloaded(self.queue_len_max),
+            mpsc::error::TrySendError::Closed(_) => {
+                WriteError::Unavailable("the node is shutting down".into())
+            }
+        })?;
+        response
+            .await
+            .map_err(|_| WriteError::Unavailable("the batcher stopped".into()))?
+    }
+}
+
+async fn run(raft: Raft<TypeConfig>, config: BatcherConfig, mut queue: mpsc::Receiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(config.proposals_in_flight_max));
+    let mut carried: Option<Pending> = None;
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match carried.take() {
+            Some(pending) => pending,
+            None => match queue.recv().await {
+                Some(pending) => pending,
+                None => return,
+            },
+        };
+        let (members, next) = gather(first, &mut queue, &config);
+        carried = next;
+        let frame = merge(&members);
+        let batch = Batch {
+            timestamp_ns: now_ns(),
+            frame,
+        };
+        match raft.client_write_ff(batch).await {
+            Ok(receiver) => {
+                tokio::spawn(async move {
+                    let result = receiver.await;
+                    drop(slot);
+                    answer(members, result);
+                });
+            }
+            Err(fatal) => {
+                let error = WriteError::Unavailable(fatal.to_string());
+                members
+                    .into_iter()
+                    .for_each(|member| drop(member.reply.send(Err(error.clone()))));
+                return;
+            }
+        }
+    }
+}
+
+/// Takes queued requests of `first`'s kind while they fit; a request of
+/// another kind, or one that does not fit, is returned to start the next batch.
+fn gather(
+    first: Pending,
+    queue: &mut mpsc::Receiver<Pending>,
+    config: &BatcherConfig,
+) -> (Vec<Pending>, Option<Pending>) {
+    let (mut items, mut bytes) = (first.count, first.body.len());
+    let mut members = vec![first];
+    while let Ok(next) = queue.try_recv() {
+        let fits = next.kind == members[0].kind
+            && items + next.count <= config.batch_items_max
+            && bytes + next.body.len() <= config.batch_bytes_max;
+        if !fits {
+            return (members, Some(next));
+        }
+        items += next.count;
+        bytes += next.body.len();
+        members.push(next);
+    }
+    (members, None)
+}
+
+fn merge(members: &[Pending]) -> Vec<u8> {
+    let count: u32 = members.iter().map(|member| member.count).sum();
+    let mut body = Vec::with_capacity(members.iter().map(|member| member.body.len()).sum());
+    for member in members {
+        body.extend_from_slice(&member.body);
+    }
+    let mut frame = Vec::with_capacity(hyperraft_wire::frame::HEADER_BYTES + body.len());
+    encode_frame(members[0].kind, count, &body, &mut frame);
+    frame
+}
+
+type WriteResult = Result<
+    openraft::raft::ClientWriteResponse<TypeConfig>,
+    ClientWriteError<u64, openraft::BasicNode>,
+>;
+
+fn answer<E: std::fmt::Display>(members: Vec<Pending>, result: Result<WriteResult, E>) {
+    let response = match result {
+        Ok(Ok(response)) => Ok(response.data),
+        Ok(Err(ClientWriteError::ForwardToLeader(forward))) => Err(WriteError::NotLeader {
+            leader: forward
+                .leader_id
+                .zip(forward.leader_node.map(|node| node.addr)),
+        }),
+        Ok(Err(error)) => Err(WriteError::Unavailable(error.to_string())),
+        Err(error) => Err(WriteError::Unavailable(error.to_string())),
+    };
+    let mut offset = 0usize;
+    for member in members {
+        let count = member.count as usize;
+        let own = response
+            .as_ref()
+            .map(|response| slice(response, offset, count))
+            .map_err(Clone::clone);
+        offset += count;
+        // A requester that gave up waiting is not an error here.
+        drop(member.reply.send(own));
+    }
+}
+
+/// The part of a merged batch's response that belongs to items `offset..offset + count`.
+fn slice(response: &BatchResponse, offset: usize, count: usize) -> BatchResponse {
+    match response {
+        BatchResponse::Codes(codes) => BatchResponse::Codes(codes[offset..offset + count].to_vec()),
+        BatchResponse::Kv(results) => BatchResponse::Kv(results[offset..offset + count].to_vec()),
+        other => other.clone(),
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+}

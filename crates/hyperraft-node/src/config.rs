@@ -1,0 +1,169 @@
+//! Node configuration: a TOML file, validated into [`NodeConfig`].
+//!
+//! ```toml
+//! node_id = 1
+//! peer_listen = "127.0.0.1:7001"      # QUIC between nodes
+//! client_listen = "127.0.0.1:7101"    # client API (gRPC), used once it is served
+//! data_dir = "/var/lib/hyperraft/1"
+//!
+//! [tls]
+//! ca_cert = "certs/ca.pem"
+//! node_cert = "certs/node-1.pem"
+//! node_key = "certs/node-1.key"
+//!
+//! [initial_members]                   # bootstraps a new cluster; ignored once initialized
+//! 1 = "127.0.0.1:7001"
+//! 2 = "127.0.0.1:7002"
+//! 3 = "127.0.0.1:7003"
+//!
+//! [raft]                              # optional; these are the defaults
+//! heartbeat_interval_ms = 100
+//! election_timeout_min_ms = 400
+//! election_timeout_max_ms = 800
+//! snapshot_after_entries = 20000
+//! entries_kept_after_snapshot = 1000
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Paths of this node's TLS material (PEM).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPaths {
+    pub ca_cert: PathBuf,
+    pub node_cert: PathBuf,
+    pub node_key: PathBuf,
+}
+
+/// Raft timing and log compaction.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftTuning {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot (and purge the log behind it) every this many entries.
+    pub snapshot_after_entries: u64,
+    /// Entries kept behind a snapshot, so briefly lagging followers catch
+    /// up from the log instead of needing the whole snapshot.
+    pub entries_kept_after_snapshot: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        RaftTuning {
+            heartbeat_interval_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            snapshot_after_entries: 20_000,
+            entries_kept_after_snapshot: 1_000,
+        }
+    }
+}
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node_id: u64,
+    pub peer_listen: SocketAddr,
+    /// The address other nodes dial; defaults to `peer_listen`.
+    #[serde(default)]
+    pub peer_advertise: Option<SocketAddr>,
+    #[serde(default)]
+    pub client_listen: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub tls: TlsPaths,
+    /// Node id → peer address of the first members of a new cluster.
+    #[serde(default)]
+    pub initial_members: BTreeMap<u64, SocketAddr>,
+    #[serde(default)]
+    pub raft: RaftTuning,
+    /// Threads that apply one batch (1 = sequential).
+    #[serde(default = "default_apply_threads")]
+    pub apply_threads: usize,
+}
+
+fn default_apply_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get().min(4))
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl NodeConfig {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let config: NodeConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source: Box::new(source),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ids, timing order, membership.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |reason: String| Err(ConfigError::Invalid(reason));
+        if self.node_id == 0 {
+            return invalid("node_id must not be 0".into());
+        }
+        let raft = &self.raft;
+        if raft.heartbeat_interval_ms == 0
+            || raft.heartbeat_interval_ms >= raft.election_timeout_min_ms
+        {
+            return invalid(
+                "raft.heartbeat_interval_ms must be > 0 and below raft.election_timeout_min_ms"
+                    .into(),
+            );
+        }
+        if raft.election_timeout_min_ms >= raft.election_timeout_max_ms {
+            return invalid(
+                "raft.election_timeout_min_ms must be below raft.election_timeout_max_ms".into(),
+            );
+        }
+        if raft.snapshot_after_entries == 0 {
+            return invalid("raft.snapshot_after_entries must be > 0".into());
+        }
+        if !(1..=64).contains(&self.apply_threads) {
+            return invalid("apply_threads must be in 1..=64".into());
+        }
+        if !self.initial_members.is_empty() && !self.initial_members.contains_key(&self.node_id) {
+            return invalid(format!(
+                "initial_members does not include this node ({})",
+                self.node_id
+            ));
+        }
+        if self.initial_members.contains_key(&0) {
+            return invalid("initial_members has node id 0".into());
+        }
+        Ok(())
+    }
+
+    /// The address peers dial to reach this node.
+    pub fn advertised(&self) -> SocketAddr {
+        self.peer_advertise.unwrap_or(self.peer_listen)
+    }
+}

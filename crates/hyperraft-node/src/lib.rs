@@ -1,0 +1,17 @@
+//! A hyperraft node: the durable log and state machine under openraft,
+//! Raft RPCs over the mutually authenticated QUIC transport, and the
+//! leader-side batcher that turns concurrent writes into one log entry.
+
+pub mod batcher;
+pub mod client;
+pub mod config;
+pub mod network;
+pub mod node;
+pub mod protocol;
+mod service;
+
+pub use batcher::{Batcher, BatcherConfig, WriteError};
+pub use client::{Client, ClientError};
+pub use config::{NodeConfig, RaftTuning, TlsPaths};
+pub use node::{wait_for_leader, Node, NodeError};
+pub use protocol::Status;

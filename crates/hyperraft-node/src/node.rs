@@ -1,0 +1,291 @@
+//! A running node: storage, Raft, transport and batcher wired together.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyperraft_raft::log::{LogConfig, LogStore};
+use hyperraft_raft::state_machine::StateMachineStore;
+use hyperraft_raft::{BatchResponse, NodeId, TypeConfig};
+use hyperraft_state::StateConfig;
+use hyperraft_transport::{TlsIdentity, Transport, TransportConfig};
+use openraft::{BasicNode, Raft, RaftMetrics, SnapshotPolicy};
+
+use crate::batcher::{Batcher, BatcherConfig, WriteError};
+use crate::config::NodeConfig;
+use crate::network::NetworkFactory;
+use crate::service::NodeService;
+
+/// Why a node failed to start or to change the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("transport: {0}")]
+    Transport(String),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Largest number of entries (batches) in one AppendEntries message. A
+/// batch frame is at most 8 MiB, so one message stays within the
+/// transport's message bound.
+const ENTRIES_PER_APPEND_MAX: u64 = 8;
+
+/// A started node. Drop it only after [`Node::shutdown`].
+pub struct Node {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    transport: Transport,
+    state: StateMachineStore,
+    batcher: Batcher,
+}
+
+impl Node {
+    /// Opens storage, binds the transport, starts Raft and, for a new
+    /// cluster, bootstraps it (from the member with the smallest id).
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        config
+            .validate()
+            .map_err(|error| NodeError::Config(error.to_string()))?;
+        let identity =
+            load_identity(&config.tls).map_err(|error| NodeError::Config(error.to_string()))?;
+        let transport = Transport::bind(config.peer_listen, identity, transport_config())
+            .map_err(|error| NodeError::Transport(error.to_string()))?;
+        let log = LogStore::open(&config.data_dir.join("log"), LogConfig::default())
+            .map_err(|error| NodeError::Storage(error.to_string()))?;
+        let state_config = StateConfig {
+            apply_threads: NonZeroUsize::new(config.apply_threads).expect("validated"),
+            ..StateConfig::default()
+        };
+        let state = StateMachineStore::open(&config.data_dir.join("state"), state_config)
+            .map_err(|error| NodeError::Storage(error.to_string()))?;
+        let raft_config = raft_config(&config)?;
+        let network = NetworkFactory::new(transport.clone());
+        let raft = Raft::new(config.node_id, raft_config, network, log, state.clone())
+            .await
+            .map_err(|error| NodeError::Raft(error.to_string()))?;
+        let batcher = Batcher::start(raft.clone(), BatcherConfig::default());
+        let service = NodeService {
+            raft: raft.clone(),
+            batcher: batcher.clone(),
+            state: state.clone(),
+        };
+        transport
+            .serve(Arc::new(service))
+            .map_err(|error| NodeError::Transport(error.to_string()))?;
+        bootstrap(&raft, &config).await?;
+        Ok(Node {
+            id: config.node_id,
+            raft,
+            transport,
+            state,
+            batcher,
+        })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    pub fn metrics(&self) -> RaftMetrics<NodeId, BasicNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// The local state machine (for reads and digests).
+    pub fn state(&self) -> &StateMachineStore {
+        &self.state
+    }
+
+    /// Proposes a write frame through the batcher; answers once it is committed and applied.
+    pub async fn write(&self, frame: &[u8]) -> Result<BatchResponse, WriteError> {
+        self.batcher.submit(frame).await
+    }
+
+    /// Adds `id` at `addr`: first as a learner, waits up to `catch_up` for
+    /// it to hold the log up to its own addition, then makes it a voter. A
+    /// node that does not catch up in time (unreachable, refused by TLS) is
+    /// removed again and the call fails; the voters never change then.
+    pub async fn add_node(
+        &self,
+        id: NodeId,
+        addr: SocketAddr,
+        catch_up: Duration,
+    ) -> Result<(), NodeError> {
+        let raft_error = |error: &dyn std::fmt::Display| NodeError::Raft(error.to_string());
+        let node = BasicNode {
+            addr: addr.to_string(),
+        };
+        let added = self
+            .raft
+            .add_learner(id, node, false)
+            .await
+            .map_err(|e| raft_error(&e))?;
+        if !self.wait_replicated(id, added.log_id.index, catch_up).await {
+            let forget = openraft::ChangeMembers::RemoveNodes([id].into_iter().collect());
+            self.raft
+                .change_membership(forget, false)
+                .await
+                .map_err(|e| raft_error(&e))?;
+            return Err(NodeError::Raft(format!(
+                "node {id} did not catch up within {catch_up:?}; it was not added"
+            )));
+        }
+        let mut voters: std::collections::BTreeSet<NodeId> =
+            self.metrics().membership_config.voter_ids().collect();
+        voters.insert(id);
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|e| raft_error(&e))?;
+        Ok(())
+    }
+
+    /// Whether the leader's replication to `id` reaches `index` within `timeout`.
+    async fn wait_replicated(&self, id: NodeId, index: u64, timeout: Duration) -> bool {
+        let mut metrics = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let matched = metrics
+                .borrow()
+                .replication
+                .as_ref()
+                .and_then(|replication| replication.get(&id).copied().flatten())
+                .map(|log_id| log_id.index);
+            if matched >= Some(index) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, metrics.changed())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+
+    /// Removes `id` from the voters and the cluster.
+    pub async fn remove_node(&self, id: NodeId) -> Result<(), NodeError> {
+        let mut voters: std::collections::BTreeSet<NodeId> =
+            self.metrics().membership_config.voter_ids().collect();
+        if !voters.remove(&id) {
+            return Err(NodeError::Config(format!("node {id} is not a voter")));
+        }
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map_err(|error| NodeError::Raft(error.to_string()))?;
+        Ok(())
+    }
+
+    /// Stops Raft (finishing what it is doing) and closes the transport.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        let result = self
+            .raft
+            .shutdown()
+            .await
+            .map_err(|error| NodeError::Raft(error.to_string()));
+        self.transport.close().await;
+        result
+    }
+}
+
+/// Keep-alives every 500 ms and a 3 s idle timeout: a restarted peer cannot
+/// answer on the old connection, so it must be noticed dead (and redialled)
+/// within a few election timeouts, not the transport's default 30 s.
+pub fn transport_config() -> TransportConfig {
+    TransportConfig {
+        idle_timeout: Duration::from_secs(3),
+        keep_alive_interval: Duration::from_millis(500),
+        call_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        message_bytes_max: 128 << 20,
+        ..TransportConfig::default()
+    }
+}
+
+fn load_identity(paths: &crate::config::TlsPaths) -> Result<TlsIdentity, String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))
+    };
+    let (ca, certificate, key) = (
+        read(&paths.ca_cert)?,
+        read(&paths.node_cert)?,
+        read(&paths.node_key)?,
+    );
+    TlsIdentity::from_pem(&ca, &certificate, &key).map_err(|error| error.to_string())
+}
+
+fn raft_config(config: &NodeConfig) -> Result<Arc<openraft::Config>, NodeError> {
+    let tuning = &config.raft;
+    let raft_config = openraft::Config {
+        cluster_name: "hyperraft".to_string(),
+        heartbeat_interval: tuning.heartbeat_interval_ms,
+        election_timeout_min: tuning.election_timeout_min_ms,
+        election_timeout_max: tuning.election_timeout_max_ms,
+        max_payload_entries: ENTRIES_PER_APPEND_MAX,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_after_entries),
+        max_in_snapshot_log_to_keep: tuning.entries_kept_after_snapshot,
+        ..openraft::Config::default()
+    };
+    let validated = raft_config
+        .validate()
+        .map_err(|error| NodeError::Config(error.to_string()))?;
+    Ok(Arc::new(validated))
+}
+
+/// Initializes a brand-new cluster from `initial_members`, on the member
+/// with the smallest id only (one proposer of the first membership).
+async fn bootstrap(raft: &Raft<TypeConfig>, config: &NodeConfig) -> Result<(), NodeError> {
+    let Some((&first, _)) = config.initial_members.first_key_value() else {
+        return Ok(());
+    };
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|error| NodeError::Raft(error.to_string()))?;
+    if initialized || first != config.node_id {
+        return Ok(());
+    }
+    let members: BTreeMap<NodeId, BasicNode> = config
+        .initial_members
+        .iter()
+        .map(|(&id, addr)| {
+            (
+                id,
+                BasicNode {
+                    addr: addr.to_string(),
+                },
+            )
+        })
+        .collect();
+    raft.initialize(members)
+        .await
+        .map_err(|error| NodeError::Raft(error.to_string()))?;
+    Ok(())
+}
+
+/// Waits until some node is leader according to `node`, up to `timeout`.
+pub async fn wait_for_leader(node: &Node, timeout: Duration) -> Option<NodeId> {
+    let mut metrics = node.raft.metrics();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(leader) = metrics.borrow().current_leader {
+            return Some(leader);
+        }
+        if tokio::time::timeout_at(deadline, metrics.changed())
+            .await
+            .is_err()
+        {
+            return None;
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The node protocol: every message a node accepts on its QUIC endpoint.
+//!
+//! Peers send Raft RPCs; clients (the native SDK, tools, tests) send
+//! writes, reads and status queries. Every message is the postcard encoding
+//! of [`NodeRequest`] / [`NodeReply`]; the transport bounds its size and
+//! authenticates the sender by its certificate from the cluster CA.
+
+use hyperraft_raft::{BatchResponse, NodeId};
+use serde::{Deserialize, Serialize};
+
+use crate::batcher::WriteError;
+use crate::network::{RaftReply, RaftRequest};
+
+/// A request to a node.
+#[derive(Serialize, Deserialize)]
+pub enum NodeRequest {
+    Raft(RaftRequest),
+    /// A write frame (`CreateAccounts`, `CreateTransfers` or `Kv`), committed through Raft.
+    Write(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A read-only frame (lookups, key/value ranges), answered linearizably by the leader.
+    Read(#[serde(with = "serde_bytes")] Vec<u8>),
+    Status,
+    /// The applied index and a digest of the whole state at it (costs a full state pass).
+    Digest,
+}
+
+/// [`NodeRequest`] by reference, to send without moving the payload.
+#[derive(Serialize)]
+pub enum NodeRequestRef<'a> {
+    Raft(&'a RaftRequest),
+    Write(#[serde(with = "serde_bytes")] &'a [u8]),
+    Read(#[serde(with = "serde_bytes")] &'a [u8]),
+    Status,
+    Digest,
+}
+
+/// A node's answer.
+#[derive(Serialize, Deserialize)]
+pub enum NodeReply {
+    Raft(RaftReply),
+    Write(Result<BatchResponse, WriteError>),
+    Read(Result<BatchResponse, WriteError>),
+    Status(Status),
+    Digest {
+        applied_index: Option<u64>,
+        digest: u64,
+    },
+}
+
+/// What a node knows about the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub node_id: NodeId,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    /// Voters and learners with their peer addresses.
+    pub voters: Vec<(NodeId, String)>,
+    pub learners: Vec<(NodeId, String)>,
+}
+
+pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    postcard::to_stdvec(message).expect("node protocol messages always serialize")
+}
+
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
+}

@@ -1,0 +1,5 @@
+//! Integration tests of `hyperraft-node`: real QUIC with mutual TLS on
+//! loopback, real fsync'd storage in temporary folders.
+
+mod cluster;
+mod harness;
