@@ -54,6 +54,32 @@ enum Workload {
     KvPut,
 }
 
+/// The frame source of a run.
+enum Generator {
+    Transfers(TransferGenerator),
+    Puts(PutGenerator),
+}
+
+impl Generator {
+    fn new(args: &BenchArgs) -> Generator {
+        match args.workload {
+            Workload::Transfers => {
+                Generator::Transfers(TransferGenerator::new(args.accounts, args.skew, args.seed))
+            }
+            Workload::KvPut => {
+                Generator::Puts(PutGenerator::new(args.accounts, args.skew, 64, args.seed))
+            }
+        }
+    }
+
+    fn next_frame(&mut self, batch: usize, frame: &mut Vec<u8>) {
+        match self {
+            Generator::Transfers(generator) => generator.next_frame(batch, frame),
+            Generator::Puts(generator) => generator.next_frame(batch, frame),
+        }
+    }
+}
+
 struct Report {
     threads: usize,
     applied: u64,
@@ -121,16 +147,7 @@ fn run_one(args: &BenchArgs, threads: NonZeroUsize) -> anyhow::Result<Report> {
             apply(&mut state, frame, &mut timestamp, &mut output)?;
         }
     }
-    let mut next: Box<dyn FnMut(&mut Vec<u8>)> = match args.workload {
-        Workload::Transfers => {
-            let mut generator = TransferGenerator::new(args.accounts, args.skew, args.seed);
-            Box::new(move |frame| generator.next_frame(args.batch, frame))
-        }
-        Workload::KvPut => {
-            let mut generator = PutGenerator::new(args.accounts, args.skew, 64, args.seed);
-            Box::new(move |frame| generator.next_frame(args.batch, frame))
-        }
-    };
+    let mut generator = Generator::new(args);
     let mut report = Report {
         threads: threads.get(),
         applied: 0,
@@ -140,7 +157,7 @@ fn run_one(args: &BenchArgs, threads: NonZeroUsize) -> anyhow::Result<Report> {
     };
     let mut frame = Vec::new();
     while report.applying < duration {
-        next(&mut frame);
+        generator.next_frame(args.batch, &mut frame);
         let started = Instant::now();
         apply(&mut state, &frame, &mut timestamp, &mut output)?;
         let elapsed = started.elapsed();

@@ -1,6 +1,8 @@
 //! `hyperraft`: the node and command-line tool.
 
+mod cert;
 mod engine_bench;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -19,12 +21,25 @@ enum Command {
     /// Measure throughput. This build measures the apply engine in-process
     /// (`--engine-only`): frame decode + deterministic apply, no network or disk.
     Bench(engine_bench::BenchArgs),
+    /// Create the cluster CA and node certificates for mutual TLS.
+    Cert(cert::CertArgs),
+    /// Run a node until SIGTERM or SIGINT.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,hyperraft=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Bench(args) => engine_bench::run(&args),
+        Command::Cert(args) => cert::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,3 @@
+//! Integration tests of the `hyperraft` binary: real processes on loopback.
+
+mod kill;
