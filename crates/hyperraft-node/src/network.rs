@@ -60,7 +60,7 @@ impl NetworkFactory {
         }
     }
 
-    fn peer(&self, target: NodeId, addr: SocketAddr) -> Peer {
+    pub(crate) fn peer(&self, target: NodeId, addr: SocketAddr) -> Peer {
         let mut peers = self.peers.lock().expect("peer cache lock");
         if peers.len() >= PEERS_MAX && !peers.contains_key(&(target, addr)) {
             // Membership changed a lot: drop connections to addresses no longer asked for.

@@ -16,6 +16,7 @@ use openraft::{BasicNode, Raft, RaftMetrics, SnapshotPolicy};
 use crate::batcher::{Batcher, BatcherConfig, WriteError};
 use crate::config::NodeConfig;
 use crate::network::NetworkFactory;
+use crate::protocol::{self, NodeReply, NodeRequestRef};
 use crate::service::NodeService;
 
 /// Why a node failed to start or to change the cluster.
@@ -39,6 +40,8 @@ const ENTRIES_PER_APPEND_MAX: u64 = 8;
 /// A started node. Drop it only after [`Node::shutdown`].
 pub struct Node {
     id: NodeId,
+    network: NetworkFactory,
+    election_timeout_max: Duration,
     raft: Raft<TypeConfig>,
     transport: Transport,
     state: StateMachineStore,
@@ -66,6 +69,7 @@ impl Node {
             .map_err(|error| NodeError::Storage(error.to_string()))?;
         let raft_config = raft_config(&config)?;
         let network = NetworkFactory::new(transport.clone());
+        let network_handle = network.clone();
         let raft = Raft::new(config.node_id, raft_config, network, log, state.clone())
             .await
             .map_err(|error| NodeError::Raft(error.to_string()))?;
@@ -81,6 +85,8 @@ impl Node {
         bootstrap(&raft, &config).await?;
         Ok(Node {
             id: config.node_id,
+            network: network_handle,
+            election_timeout_max: Duration::from_millis(config.raft.election_timeout_max_ms),
             raft,
             transport,
             state,
@@ -170,6 +176,101 @@ impl Node {
                 return false;
             }
         }
+    }
+
+    /// Hands leadership to the voter `target`, which must catch up within
+    /// `timeout`. openraft 0.9 has no transfer of its own, so: every other
+    /// voter holds its elections, this leader stops its heartbeats, and
+    /// the target campaigns until the voters' leases on this leader expire
+    /// and they elect it. Holds end by themselves, so a failed transfer
+    /// leaves a cluster that elects normally again.
+    pub async fn transfer_leader(
+        &self,
+        target: NodeId,
+        timeout: Duration,
+    ) -> Result<(), NodeError> {
+        let metrics = self.metrics();
+        if !metrics.state.is_leader() {
+            return Err(NodeError::Raft(format!(
+                "node {} is not the leader",
+                self.id
+            )));
+        }
+        if target == self.id {
+            return Ok(());
+        }
+        let membership = metrics.membership_config.membership().clone();
+        let addresses: BTreeMap<NodeId, SocketAddr> = membership
+            .nodes()
+            .filter(|(id, _)| membership.voter_ids().any(|voter| voter == **id))
+            .filter_map(|(id, node)| node.addr.parse().ok().map(|addr| (*id, addr)))
+            .collect();
+        let Some(&target_addr) = addresses.get(&target) else {
+            return Err(NodeError::Config(format!("node {target} is not a voter")));
+        };
+        let last_index = metrics.last_log_index.unwrap_or(0);
+        if !self.wait_replicated(target, last_index, timeout).await {
+            return Err(NodeError::Raft(format!(
+                "node {target} did not catch up within {timeout:?}"
+            )));
+        }
+        let hold = timeout + 2 * self.election_timeout_max;
+        let others: Vec<(NodeId, SocketAddr)> = addresses
+            .iter()
+            .filter(|(id, _)| **id != target && **id != self.id)
+            .map(|(id, addr)| (*id, *addr))
+            .collect();
+        for &(id, addr) in &others {
+            self.call(
+                id,
+                addr,
+                &NodeRequestRef::HoldElections {
+                    millis: hold.as_millis() as u64,
+                },
+            )
+            .await
+            .ok();
+        }
+        crate::service::hold_elections(&self.raft, hold);
+        self.raft.runtime_config().heartbeat(false);
+        let campaign = NodeRequestRef::Campaign {
+            millis: (timeout + self.election_timeout_max).as_millis() as u64,
+        };
+        let won = matches!(
+            self.call(target, target_addr, &campaign).await,
+            Ok(NodeReply::Leading(true))
+        );
+        self.raft.runtime_config().heartbeat(true);
+        self.raft.runtime_config().elect(true);
+        for &(id, addr) in &others {
+            self.call(id, addr, &NodeRequestRef::HoldElections { millis: 0 })
+                .await
+                .ok();
+        }
+        if won {
+            Ok(())
+        } else {
+            Err(NodeError::Raft(format!(
+                "node {target} did not win the election"
+            )))
+        }
+    }
+
+    async fn call(
+        &self,
+        id: NodeId,
+        addr: SocketAddr,
+        request: &NodeRequestRef<'_>,
+    ) -> Result<NodeReply, NodeError> {
+        let peer = self.network.peer(id, addr);
+        let reply = peer
+            .call_with_timeout(
+                bytes::Bytes::from(protocol::encode(request)),
+                2 * self.election_timeout_max + Duration::from_secs(30),
+            )
+            .await
+            .map_err(|error| NodeError::Transport(error.to_string()))?;
+        protocol::decode(&reply).map_err(|error| NodeError::Transport(error.to_string()))
     }
 
     /// Removes `id` from the voters and the cluster.

@@ -22,6 +22,15 @@ pub enum NodeRequest {
     Status,
     /// The applied index and a digest of the whole state at it (costs a full state pass).
     Digest,
+    /// Leadership transfer, step 1 (to every voter but the target): start
+    /// no election for this long.
+    HoldElections {
+        millis: u64,
+    },
+    /// Leadership transfer, step 2 (to the target): campaign until leader, for at most this long.
+    Campaign {
+        millis: u64,
+    },
 }
 
 /// [`NodeRequest`] by reference, to send without moving the payload.
@@ -32,6 +41,8 @@ pub enum NodeRequestRef<'a> {
     Read(#[serde(with = "serde_bytes")] &'a [u8]),
     Status,
     Digest,
+    HoldElections { millis: u64 },
+    Campaign { millis: u64 },
 }
 
 /// A node's answer.
@@ -45,6 +56,8 @@ pub enum NodeReply {
         applied_index: Option<u64>,
         digest: u64,
     },
+    /// Answer to `HoldElections` and `Campaign`: whether this node leads now.
+    Leading(bool),
 }
 
 /// What a node knows about the cluster.
@@ -66,4 +79,40 @@ pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
 
 pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
     postcard::from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borrowed_and_owned_requests_encode_identically() {
+        // Proves NodeRequestRef (sent) and NodeRequest (decoded) agree byte for byte, variant by variant.
+        let frame = vec![1u8, 2, 3];
+        let pairs: Vec<(Vec<u8>, NodeRequest)> = vec![
+            (
+                encode(&NodeRequestRef::Write(&frame)),
+                NodeRequest::Write(frame.clone()),
+            ),
+            (
+                encode(&NodeRequestRef::Read(&frame)),
+                NodeRequest::Read(frame.clone()),
+            ),
+            (encode(&NodeRequestRef::Status), NodeRequest::Status),
+            (encode(&NodeRequestRef::Digest), NodeRequest::Digest),
+            (
+                encode(&NodeRequestRef::HoldElections { millis: 7 }),
+                NodeRequest::HoldElections { millis: 7 },
+            ),
+            (
+                encode(&NodeRequestRef::Campaign { millis: 9 }),
+                NodeRequest::Campaign { millis: 9 },
+            ),
+        ];
+        for (sent, owned) in pairs {
+            assert_eq!(sent, encode(&owned));
+            let decoded: NodeRequest = decode(&sent).unwrap();
+            assert_eq!(encode(&decoded), sent);
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyperraft_raft::state_machine::StateMachineStore;
@@ -38,6 +39,20 @@ impl Handler for NodeService {
                 NodeRequest::Write(frame) => NodeReply::Write(service.batcher.submit(&frame).await),
                 NodeRequest::Read(frame) => NodeReply::Read(service.read(&frame).await),
                 NodeRequest::Status => NodeReply::Status(service.status()),
+                NodeRequest::HoldElections { millis } => {
+                    hold_elections(
+                        &service.raft,
+                        Duration::from_millis(millis.min(HOLD_MILLIS_MAX)),
+                    );
+                    NodeReply::Leading(service.raft.metrics().borrow().state.is_leader())
+                }
+                NodeRequest::Campaign { millis } => NodeReply::Leading(
+                    campaign(
+                        &service.raft,
+                        Duration::from_millis(millis.min(HOLD_MILLIS_MAX)),
+                    )
+                    .await,
+                ),
                 NodeRequest::Digest => {
                     let (applied, digest) = service.state.applied_digest();
                     NodeReply::Digest {
@@ -49,6 +64,43 @@ impl Handler for NodeService {
             Ok(Bytes::from(protocol::encode(&reply)))
         })
     }
+}
+
+/// Pause between election rounds of a campaign: several loopback or LAN
+/// round trips, well under any sane election timeout.
+const CAMPAIGN_ROUND: Duration = Duration::from_millis(150);
+
+/// Longest election hold or campaign a request may ask for.
+const HOLD_MILLIS_MAX: u64 = 30_000;
+
+/// Stops this node from starting elections for `duration`, then lets it
+/// again on its own, so a lost follow-up message cannot leave it silent.
+pub(crate) fn hold_elections(raft: &Raft<TypeConfig>, duration: Duration) {
+    raft.runtime_config().elect(false);
+    let raft = raft.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(duration).await;
+        raft.runtime_config().elect(true);
+    });
+}
+
+/// Asks for votes every few ticks until this node leads or `duration` ends.
+/// Voters refuse while the old leader's lease lasts, so the first rounds
+/// may fail; the others hold their elections meanwhile.
+async fn campaign(raft: &Raft<TypeConfig>, duration: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + duration;
+    let leading = || raft.metrics().borrow().state.is_leader();
+    while tokio::time::Instant::now() < deadline {
+        if leading() {
+            return true;
+        }
+        if raft.trigger().elect().await.is_err() {
+            return false;
+        }
+        // Give each round time to collect its votes; a new round would cancel it.
+        tokio::time::sleep(CAMPAIGN_ROUND).await;
+    }
+    leading()
 }
 
 impl NodeService {

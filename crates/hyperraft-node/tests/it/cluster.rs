@@ -236,3 +236,31 @@ async fn a_node_with_a_certificate_from_another_ca_cannot_join() {
     write_transfers(&cluster, &mut transfers, 2).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_chosen_node_and_writes_continue() {
+    // Proves leader transfer: the chosen follower becomes leader (not just any node), and acknowledged writes before and after stay present.
+    let mut cluster = Cluster::new(3, fast_raft());
+    cluster.start_all().await;
+    let mut transfers = with_accounts(&cluster).await;
+    let mut acknowledged = write_transfers(&cluster, &mut transfers, 3).await;
+    for _ in 0..2 {
+        let leader = cluster.leader().await;
+        let target = [1, 2, 3]
+            .into_iter()
+            .rev()
+            .find(|id| *id != leader)
+            .unwrap();
+        cluster.nodes[&leader]
+            .transfer_leader(target, Duration::from_secs(5))
+            .await
+            .expect("transfer");
+        assert_eq!(cluster.leader().await, target);
+        acknowledged.extend(write_transfers(&cluster, &mut transfers, 3).await);
+    }
+    cluster.converged().await;
+    for node in [1, 2, 3] {
+        assert_eq!(missing(&cluster, node, &acknowledged), 0);
+    }
+    cluster.shutdown().await;
+}

@@ -36,6 +36,11 @@ pub fn fast_raft() -> RaftTuning {
 impl Cluster {
     /// Certificates for nodes `1..=count`, and their configurations, not started.
     pub fn new(count: u64, raft: RaftTuning) -> Cluster {
+        // `RUST_LOG=openraft=info cargo test …` shows what the nodes do.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("temporary folder");
         let ca = ClusterCa::generate("test cluster").expect("CA");
         let addresses: BTreeMap<u64, SocketAddr> =
