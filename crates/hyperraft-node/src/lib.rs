@@ -5,6 +5,7 @@
 pub mod batcher;
 pub mod client;
 pub mod config;
+pub mod embedded;
 pub mod network;
 pub mod node;
 pub mod protocol;
@@ -13,5 +14,6 @@ mod service;
 pub use batcher::{Batcher, BatcherConfig, WriteError};
 pub use client::{Client, ClientError};
 pub use config::{NodeConfig, RaftTuning, TlsPaths};
+pub use embedded::EmbeddedCluster;
 pub use node::{wait_for_leader, Node, NodeError};
 pub use protocol::Status;

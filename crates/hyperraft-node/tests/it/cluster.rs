@@ -7,7 +7,7 @@ use hyperraft_load::{PutGenerator, Skew, TransferGenerator};
 use hyperraft_raft::BatchResponse;
 use hyperraft_wire::{Frame, Limits, TransferRecord};
 
-use crate::harness::{fast_raft, free_addr, Cluster, PATIENCE};
+use crate::harness::{fast_raft, free_loopback_addr, Cluster, PATIENCE};
 
 const ACCOUNTS: u64 = 100;
 
@@ -56,7 +56,7 @@ async fn write_transfers(
 }
 
 fn missing(cluster: &Cluster, node: u64, ids: &[u128]) -> usize {
-    cluster.nodes[&node].state().read(|state| {
+    cluster.node(node).state().read(|state| {
         ids.iter()
             .filter(|id| state.ledger().transfer(**id).is_none())
             .count()
@@ -85,7 +85,7 @@ async fn three_nodes_elect_a_leader_and_agree_on_ledger_and_kv_state() {
             0,
             "node {node} lacks acknowledged transfers"
         );
-        assert!(cluster.nodes[&node].state().read(|state| state.kv().len()) > 0);
+        assert!(cluster.node(node).state().read(|state| state.kv().len()) > 0);
     }
     cluster.shutdown().await;
 }
@@ -134,7 +134,7 @@ async fn a_restarted_follower_catches_up_through_the_log_and_through_a_snapshot(
     assert_eq!(missing(&cluster, follower, &acknowledged), 0);
     cluster.stop(follower).await;
     acknowledged.extend(write_transfers(&cluster, &mut transfers, 40).await);
-    let purged = cluster.nodes[&leader].metrics().purged;
+    let purged = cluster.node(leader).metrics().purged;
     assert!(
         purged.is_some(),
         "the leader should have purged its log behind a snapshot"
@@ -142,7 +142,7 @@ async fn a_restarted_follower_catches_up_through_the_log_and_through_a_snapshot(
     cluster.start(follower).await;
     cluster.converged().await;
     assert_eq!(missing(&cluster, follower, &acknowledged), 0);
-    let snapshot = cluster.nodes[&follower].metrics().snapshot;
+    let snapshot = cluster.node(follower).metrics().snapshot;
     assert!(
         snapshot.is_some(),
         "the follower should hold the installed snapshot"
@@ -157,31 +157,37 @@ async fn a_fourth_node_joins_then_a_node_is_removed() {
     cluster.start_all().await;
     let mut transfers = with_accounts(&cluster).await;
     let mut acknowledged = write_transfers(&cluster, &mut transfers, 3).await;
-    let addr = free_addr();
-    let config = cluster.config(4, addr, Default::default(), fast_raft());
-    cluster.configs.insert(4, config);
+    let addr = free_loopback_addr().unwrap();
+    let config = cluster
+        .config(4, addr, Default::default(), fast_raft(), 2)
+        .unwrap();
+    cluster.set_config(config);
     cluster.start(4).await;
     let leader = cluster.leader().await;
-    cluster.nodes[&leader]
+    cluster
+        .node(leader)
         .add_node(4, addr, PATIENCE)
         .await
         .expect("add node 4");
     cluster.converged().await;
-    let voters: Vec<u64> = cluster.nodes[&leader]
+    let voters: Vec<u64> = cluster
+        .node(leader)
         .metrics()
         .membership_config
         .voter_ids()
         .collect();
     assert_eq!(voters, [1, 2, 3, 4]);
     let removed = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    cluster.nodes[&leader]
+    cluster
+        .node(leader)
         .remove_node(removed)
         .await
         .expect("remove a node");
     cluster.stop(removed).await;
     acknowledged.extend(write_transfers(&cluster, &mut transfers, 3).await);
     cluster.converged().await;
-    let voters: Vec<u64> = cluster.nodes[&leader]
+    let voters: Vec<u64> = cluster
+        .node(leader)
         .metrics()
         .membership_config
         .voter_ids()
@@ -202,8 +208,10 @@ async fn a_node_with_a_certificate_from_another_ca_cannot_join() {
     let mut transfers = with_accounts(&cluster).await;
     write_transfers(&cluster, &mut transfers, 2).await;
     let impostor_ca = hyperraft_transport::ClusterCa::generate("impostor").unwrap();
-    let addr = free_addr();
-    let mut config = cluster.config(4, addr, Default::default(), fast_raft());
+    let addr = free_loopback_addr().unwrap();
+    let mut config = cluster
+        .config(4, addr, Default::default(), fast_raft(), 2)
+        .unwrap();
     let certs = cluster.dir.path().join("impostor");
     std::fs::create_dir_all(&certs).unwrap();
     impostor_ca.save(&certs).unwrap();
@@ -217,18 +225,19 @@ async fn a_node_with_a_certificate_from_another_ca_cannot_join() {
         node_cert: certs.join("node-4.pem"),
         node_key: certs.join("node-4.key"),
     };
-    cluster.configs.insert(4, config);
+    cluster.set_config(config);
     cluster.start(4).await;
     let leader = cluster.leader().await;
-    let joined = cluster.nodes[&leader]
+    let joined = cluster
+        .node(leader)
         .add_node(4, addr, Duration::from_secs(3))
         .await;
     assert!(joined.is_err(), "a foreign node was added");
     assert!(
-        cluster.nodes[&4].state().last_applied().is_none(),
+        cluster.node(4).state().last_applied().is_none(),
         "the foreign node received entries"
     );
-    let members = cluster.nodes[&leader].metrics().membership_config;
+    let members = cluster.node(leader).metrics().membership_config;
     assert!(
         !members.membership().nodes().any(|(id, _)| *id == 4),
         "the foreign node stayed a member"
@@ -251,7 +260,8 @@ async fn leadership_moves_to_the_chosen_node_and_writes_continue() {
             .rev()
             .find(|id| *id != leader)
             .unwrap();
-        cluster.nodes[&leader]
+        cluster
+            .node(leader)
             .transfer_leader(target, Duration::from_secs(5))
             .await
             .expect("transfer");
