@@ -53,6 +53,14 @@ impl TransferGenerator {
         }
     }
 
+    /// Starts ids at `first` instead of 1, so generators of concurrent
+    /// clients can use disjoint id ranges.
+    pub fn with_first_id(mut self, first: u128) -> TransferGenerator {
+        assert!(first != 0, "transfer ids are never 0");
+        self.id_next = first;
+        self
+    }
+
     /// Replaces `out` with one frame of `batch` transfers.
     pub fn next_frame(&mut self, batch: usize, out: &mut Vec<u8>) {
         self.records.clear();

@@ -9,6 +9,7 @@
 //! window adapts without a timer. Proposals are handed to Raft in queue
 //! order; each request gets back exactly its own slice of the results.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -67,11 +68,30 @@ struct Pending {
     reply: oneshot::Sender<Result<BatchResponse, WriteError>>,
 }
 
+/// Counts of what the batcher proposed since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatcherStats {
+    /// Raft entries proposed (one per merged batch).
+    pub proposals: u64,
+    /// Requests merged into those entries.
+    pub requests: u64,
+    /// Items (records or commands) in those entries.
+    pub items: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    proposals: AtomicU64,
+    requests: AtomicU64,
+    items: AtomicU64,
+}
+
 /// Submits writes to the leader's batcher. Cheap to clone.
 #[derive(Clone)]
 pub struct Batcher {
     queue: mpsc::Sender<Pending>,
     queue_len_max: usize,
+    counters: Arc<Counters>,
 }
 
 impl Batcher {
@@ -79,10 +99,20 @@ impl Batcher {
     pub fn start(raft: Raft<TypeConfig>, config: BatcherConfig) -> Batcher {
         assert!(config.queue_len_max > 0 && config.proposals_in_flight_max > 0);
         let (queue, receiver) = mpsc::channel(config.queue_len_max);
-        tokio::spawn(run(raft, config, receiver));
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(run(raft, config, receiver, counters.clone()));
         Batcher {
             queue,
             queue_len_max: config.queue_len_max,
+            counters,
+        }
+    }
+
+    pub fn stats(&self) -> BatcherStats {
+        BatcherStats {
+            proposals: self.counters.proposals.load(Ordering::Relaxed),
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            items: self.counters.items.load(Ordering::Relaxed),
         }
     }
 
@@ -116,7 +146,12 @@ impl Batcher {
     }
 }
 
-async fn run(raft: Raft<TypeConfig>, config: BatcherConfig, mut queue: mpsc::Receiver<Pending>) {
+async fn run(
+    raft: Raft<TypeConfig>,
+    config: BatcherConfig,
+    mut queue: mpsc::Receiver<Pending>,
+    counters: Arc<Counters>,
+) {
     let slots = Arc::new(Semaphore::new(config.proposals_in_flight_max));
     let mut carried: Option<Pending> = None;
     loop {
@@ -133,6 +168,14 @@ async fn run(raft: Raft<TypeConfig>, config: BatcherConfig, mut queue: mpsc::Rec
         let (members, next) = gather(first, &mut queue, &config);
         carried = next;
         let frame = merge(&members);
+        counters.proposals.fetch_add(1, Ordering::Relaxed);
+        counters
+            .requests
+            .fetch_add(members.len() as u64, Ordering::Relaxed);
+        counters.items.fetch_add(
+            members.iter().map(|member| u64::from(member.count)).sum(),
+            Ordering::Relaxed,
+        );
         let batch = Batch {
             timestamp_ns: now_ns(),
             frame,

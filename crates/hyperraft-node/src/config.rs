@@ -17,9 +17,9 @@
 //! 3 = "127.0.0.1:7003"
 //!
 //! [raft]                              # optional; these are the defaults
-//! heartbeat_interval_ms = 100
-//! election_timeout_min_ms = 400
-//! election_timeout_max_ms = 800
+//! heartbeat_interval_ms = 200           # also openraft's AppendEntries timeout
+//! election_timeout_min_ms = 1000
+//! election_timeout_max_ms = 2000
 //! snapshot_after_entries = 20000
 //! entries_kept_after_snapshot = 1000
 //! ```
@@ -56,9 +56,9 @@ pub struct RaftTuning {
 impl Default for RaftTuning {
     fn default() -> Self {
         RaftTuning {
-            heartbeat_interval_ms: 100,
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            heartbeat_interval_ms: 200,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
             snapshot_after_entries: 20_000,
             entries_kept_after_snapshot: 1_000,
         }

@@ -11,7 +11,7 @@ pub mod node;
 pub mod protocol;
 mod service;
 
-pub use batcher::{Batcher, BatcherConfig, WriteError};
+pub use batcher::{Batcher, BatcherConfig, BatcherStats, WriteError};
 pub use client::{Client, ClientError};
 pub use config::{NodeConfig, RaftTuning, TlsPaths};
 pub use embedded::EmbeddedCluster;

@@ -34,8 +34,10 @@ pub enum NodeError {
 
 /// Largest number of entries (batches) in one AppendEntries message. A
 /// batch frame is at most 8 MiB, so one message stays within the
-/// transport's message bound.
-const ENTRIES_PER_APPEND_MAX: u64 = 8;
+/// transport's message bound; and openraft times an AppendEntries out after
+/// one heartbeat interval, so a message must be sent, written and fsync'd
+/// by the follower within it.
+const ENTRIES_PER_APPEND_MAX: u64 = 4;
 
 /// A started node. Drop it only after [`Node::shutdown`].
 pub struct Node {
@@ -104,6 +106,16 @@ impl Node {
 
     pub fn metrics(&self) -> RaftMetrics<NodeId, BasicNode> {
         self.raft.metrics().borrow().clone()
+    }
+
+    /// A handle on this node's batcher, for tasks that write concurrently.
+    pub fn writer(&self) -> Batcher {
+        self.batcher.clone()
+    }
+
+    /// What this node's batcher proposed (it proposes only while leading).
+    pub fn batcher_stats(&self) -> crate::batcher::BatcherStats {
+        self.batcher.stats()
     }
 
     /// The local state machine (for reads and digests).

@@ -19,37 +19,52 @@ use hyperraft_wire::{Frame, Limits};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Measure the apply engine in-process (the only mode of this build).
-    #[arg(long)]
+    /// Measure the apply engine alone, in-process: frame decode + apply, no network or disk.
+    #[arg(long, conflicts_with = "cluster")]
     engine_only: bool,
+    /// Measure transfers through an embedded cluster: QUIC with mutual TLS, fsync'd logs, Raft.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Nodes of the embedded cluster (--cluster).
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// Concurrent writers (--cluster).
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Requests per second from all writers together, open loop (--cluster); closed loop without it.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Apply threads per node (--cluster).
+    #[arg(long, default_value_t = 1)]
+    pub apply_threads: usize,
     /// What each batch holds.
     #[arg(long, value_enum, default_value_t = Workload::Transfers)]
-    workload: Workload,
+    pub workload: Workload,
     /// Accounts (transfers) or keys (kv-put) the workload spreads over.
     #[arg(long, default_value_t = 10_000)]
-    accounts: u64,
+    pub accounts: u64,
     /// Access distribution: `uniform` or `zipf:S`.
     #[arg(long, default_value = "uniform")]
-    skew: Skew,
+    pub skew: Skew,
     /// Commands per batch (one batch = one future Raft entry).
     #[arg(long, default_value_t = 8192)]
-    batch: usize,
+    pub batch: usize,
     /// Apply thread counts to compare, the first being the baseline.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
-    threads: Vec<NonZeroUsize>,
+    pub threads: Vec<NonZeroUsize>,
     /// Seconds of applying per thread count.
     #[arg(long, default_value_t = 5.0)]
-    duration: f64,
+    pub duration: f64,
     /// Seed of the workload generator.
     #[arg(long, default_value_t = 42)]
-    seed: u64,
+    pub seed: u64,
     /// Print one JSON object per run instead of a table.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum Workload {
+pub enum Workload {
     Transfers,
     KvPut,
 }
@@ -100,8 +115,15 @@ impl Report {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.cluster {
+        ensure!(
+            matches!(args.workload, Workload::Transfers),
+            "--cluster runs the transfers workload"
+        );
+        return crate::cluster_bench::run(args);
+    }
     if !args.engine_only {
-        bail!("this build benchmarks the apply engine only: run `hyperraft bench --engine-only`");
+        bail!("choose what to measure: `hyperraft bench --engine-only` or `hyperraft bench --cluster`");
     }
     ensure!(args.accounts >= 2, "--accounts must be at least 2");
     ensure!(

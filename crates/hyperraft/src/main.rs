@@ -1,6 +1,7 @@
 //! `hyperraft`: the node and command-line tool.
 
 mod cert;
+mod cluster_bench;
 mod engine_bench;
 mod serve;
 
@@ -18,8 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measure throughput. This build measures the apply engine in-process
-    /// (`--engine-only`): frame decode + deterministic apply, no network or disk.
+    /// Measure throughput: the apply engine alone (`--engine-only`) or an
+    /// embedded cluster over QUIC with fsync'd logs (`--cluster`).
     Bench(engine_bench::BenchArgs),
     /// Create the cluster CA and node certificates for mutual TLS.
     Cert(cert::CertArgs),
