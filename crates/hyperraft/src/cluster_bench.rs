@@ -71,7 +71,7 @@ async fn drive(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<()> {
         writers.spawn(write_loop(
             writer,
             generator,
-            args.batch,
+            args.batch(),
             started + duration,
             interval,
         ));
@@ -164,7 +164,7 @@ fn print_report(
     if args.json {
         println!(
             "{{\"mode\":\"cluster\",\"nodes\":{},\"clients\":{},\"batch\":{},\"rate\":{},\"duration_s\":{elapsed:.3},\"committed\":{},\"tps\":{tps:.0},\"entries_per_s\":{:.0},\"transfers_per_entry\":{items_per_entry:.1},\"requests_per_entry\":{requests_per_entry:.2},\"errors\":{{\"items\":{},\"requests\":{}}},\"latency_ms\":{{\"p50\":{:.3},\"p90\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}}}}",
-            args.nodes, args.clients, args.batch, args.rate.map_or("null".to_string(), |rate| rate.to_string()),
+            args.nodes, args.clients, args.batch(), args.rate.map_or("null".to_string(), |rate| rate.to_string()),
             report.committed, entries as f64 / elapsed, report.failed_items, report.failed_requests,
             ms(0.5), ms(0.9), ms(0.99), ms(0.999), latency.max() as f64 / 1000.0
         );
@@ -174,7 +174,7 @@ fn print_report(
         "cluster bench: {} nodes, {} clients × {} transfers/request, {}",
         args.nodes,
         args.clients,
-        args.batch,
+        args.batch(),
         args.rate.map_or("closed loop".to_string(), |rate| format!(
             "open loop at {rate} requests/s"
         ))

@@ -46,9 +46,11 @@ pub struct BenchArgs {
     /// Access distribution: `uniform` or `zipf:S`.
     #[arg(long, default_value = "uniform")]
     pub skew: Skew,
-    /// Commands per batch (one batch = one future Raft entry).
-    #[arg(long, default_value_t = 8192)]
-    pub batch: usize,
+    /// Commands per batch (one batch = one future Raft entry) with
+    /// --engine-only (default 8192); transfers per request with --cluster
+    /// (default 1024).
+    #[arg(long)]
+    batch: Option<usize>,
     /// Apply thread counts to compare, the first being the baseline.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub threads: Vec<NonZeroUsize>,
@@ -67,6 +69,12 @@ pub struct BenchArgs {
 pub enum Workload {
     Transfers,
     KvPut,
+}
+
+impl BenchArgs {
+    pub fn batch(&self) -> usize {
+        self.batch.unwrap_or(if self.cluster { 1024 } else { 8192 })
+    }
 }
 
 /// The frame source of a run.
@@ -127,7 +135,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     ensure!(args.accounts >= 2, "--accounts must be at least 2");
     ensure!(
-        (1..=65_536).contains(&args.batch),
+        (1..=65_536).contains(&args.batch()),
         "--batch must be in 1..=65536"
     );
     ensure!(
@@ -179,7 +187,7 @@ fn run_one(args: &BenchArgs, threads: NonZeroUsize) -> anyhow::Result<Report> {
     };
     let mut frame = Vec::new();
     while report.applying < duration {
-        generator.next_frame(args.batch, &mut frame);
+        generator.next_frame(args.batch(), &mut frame);
         let started = Instant::now();
         apply(&mut state, &frame, &mut timestamp, &mut output)?;
         let elapsed = started.elapsed();
@@ -187,7 +195,7 @@ fn run_one(args: &BenchArgs, threads: NonZeroUsize) -> anyhow::Result<Report> {
         report.batch_micros.push(elapsed.as_secs_f64() * 1e6);
         let failed = count_failed(args.workload, &output);
         report.failed += failed;
-        report.applied += args.batch as u64 - failed;
+        report.applied += args.batch() as u64 - failed;
     }
     let (debits, credits) = state.ledger().totals();
     ensure!(
@@ -231,7 +239,7 @@ fn print_report(args: &BenchArgs, report: &Report, baseline: Option<&Report>) {
     if args.json {
         println!(
             "{{\"workload\":\"{:?}\",\"skew\":\"{:?}\",\"accounts\":{},\"batch\":{},\"threads\":{},\"applied\":{},\"failed\":{},\"seconds\":{:.3},\"per_second\":{:.0},\"batch_us_p50\":{:.1},\"batch_us_p99\":{:.1},\"ratio_to_first\":{:.3}}}",
-            args.workload, args.skew, args.accounts, args.batch, report.threads, report.applied, report.failed,
+            args.workload, args.skew, args.accounts, args.batch(), report.threads, report.applied, report.failed,
             report.applying.as_secs_f64(), report.per_second(), p50, p99, ratio
         );
         return;
@@ -239,7 +247,10 @@ fn print_report(args: &BenchArgs, report: &Report, baseline: Option<&Report>) {
     if baseline.is_none() {
         println!(
             "engine bench: {:?}, {:?} over {} accounts/keys, {} per batch",
-            args.workload, args.skew, args.accounts, args.batch
+            args.workload,
+            args.skew,
+            args.accounts,
+            args.batch()
         );
         println!(
             "{:>8} {:>14} {:>10} {:>14} {:>12} {:>12} {:>8}",
