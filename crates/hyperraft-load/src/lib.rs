@@ -45,12 +45,7 @@ pub struct TransferGenerator {
 
 impl TransferGenerator {
     pub fn new(accounts: u64, skew: Skew, seed: u64) -> TransferGenerator {
-        TransferGenerator {
-            picker: Picker::new(accounts, skew),
-            rng: Rng::new(seed),
-            id_next: 1,
-            records: Vec::new(),
-        }
+        TransferGenerator { picker: Picker::new(accounts, skew), rng: Rng::new(seed), id_next: 1, records: Vec::new() }
     }
 
     /// Starts ids at `first` instead of 1, so generators of concurrent
@@ -91,11 +86,7 @@ pub struct PutGenerator {
 
 impl PutGenerator {
     pub fn new(keys: u64, skew: Skew, value_bytes: usize, seed: u64) -> PutGenerator {
-        PutGenerator {
-            picker: Picker::new(keys, skew),
-            rng: Rng::new(seed),
-            value: vec![b'v'; value_bytes],
-        }
+        PutGenerator { picker: Picker::new(keys, skew), rng: Rng::new(seed), value: vec![b'v'; value_bytes] }
     }
 
     /// Replaces `out` with one frame of `batch` puts.
@@ -104,15 +95,8 @@ impl PutGenerator {
         let mut writer = KvBatchWriter::new(out);
         for _ in 0..batch {
             let key = format!("key-{:012}", self.picker.pick(&mut self.rng));
-            let put = PutView {
-                key: key.as_bytes(),
-                value: &self.value,
-                lease: 0,
-                prev_kv: false,
-            };
-            writer
-                .put(put)
-                .expect("generated puts are within every bound");
+            let put = PutView { key: key.as_bytes(), value: &self.value, lease: 0, prev_kv: false };
+            writer.put(put).expect("generated puts are within every bound");
         }
         writer.finish();
     }

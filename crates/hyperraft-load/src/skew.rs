@@ -23,9 +23,7 @@ impl FromStr for Skew {
         if text == "uniform" {
             return Ok(Skew::Uniform);
         }
-        let exponent = text
-            .strip_prefix("zipf:")
-            .and_then(|s| s.parse::<f64>().ok());
+        let exponent = text.strip_prefix("zipf:").and_then(|s| s.parse::<f64>().ok());
         match exponent {
             Some(s) if s > 0.0 && s <= 10.0 => Ok(Skew::Zipf(s)),
             _ => Err(SkewParseError(text.to_string())),
@@ -50,10 +48,7 @@ impl Picker {
         let cumulative = match skew {
             Skew::Uniform => Vec::new(),
             Skew::Zipf(exponent) => {
-                assert!(
-                    items <= ZIPF_ITEMS_MAX,
-                    "zipf over more than {ZIPF_ITEMS_MAX} items"
-                );
+                assert!(items <= ZIPF_ITEMS_MAX, "zipf over more than {ZIPF_ITEMS_MAX} items");
                 let mut total = 0.0;
                 (0..items)
                     .map(|k| {
@@ -71,9 +66,7 @@ impl Picker {
             None => rng.below(self.items),
             Some(&total) => {
                 let target = rng.next_f64() * total;
-                self.cumulative
-                    .partition_point(|&weight| weight <= target)
-                    .min(self.items as usize - 1) as u64
+                self.cumulative.partition_point(|&weight| weight <= target).min(self.items as usize - 1) as u64
             }
         }
     }

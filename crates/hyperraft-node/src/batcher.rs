@@ -101,11 +101,7 @@ impl Batcher {
         let (queue, receiver) = mpsc::channel(config.queue_len_max);
         let counters = Arc::new(Counters::default());
         tokio::spawn(run(raft, config, receiver, counters.clone()));
-        Batcher {
-            queue,
-            queue_len_max: config.queue_len_max,
-            counters,
-        }
+        Batcher { queue, queue_len_max: config.queue_len_max, counters }
     }
 
     pub fn stats(&self) -> BatcherStats {
@@ -118,31 +114,19 @@ impl Batcher {
 
     /// Validates `frame`, queues it, and waits for its own results.
     pub async fn submit(&self, frame: &[u8]) -> Result<BatchResponse, WriteError> {
-        let decoded = Frame::decode(frame, &Limits::default())
-            .map_err(|error| WriteError::InvalidFrame(error.to_string()))?;
+        let decoded =
+            Frame::decode(frame, &Limits::default()).map_err(|error| WriteError::InvalidFrame(error.to_string()))?;
         let kind = decoded.kind();
-        if !matches!(
-            kind,
-            Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv
-        ) {
+        if !matches!(kind, Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv) {
             return Err(WriteError::NotAWrite(kind.into()));
         }
         let (reply, response) = oneshot::channel();
-        let pending = Pending {
-            kind,
-            count: decoded.count(),
-            body: decoded.body_bytes().to_vec(),
-            reply,
-        };
+        let pending = Pending { kind, count: decoded.count(), body: decoded.body_bytes().to_vec(), reply };
         self.queue.try_send(pending).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => WriteError::Overloaded(self.queue_len_max),
-            mpsc::error::TrySendError::Closed(_) => {
-                WriteError::Unavailable("the node is shutting down".into())
-            }
+            mpsc::error::TrySendError::Closed(_) => WriteError::Unavailable("the node is shutting down".into()),
         })?;
-        response
-            .await
-            .map_err(|_| WriteError::Unavailable("the batcher stopped".into()))?
+        response.await.map_err(|_| WriteError::Unavailable("the batcher stopped".into()))?
     }
 }
 
@@ -169,17 +153,9 @@ async fn run(
         carried = next;
         let frame = merge(&members);
         counters.proposals.fetch_add(1, Ordering::Relaxed);
-        counters
-            .requests
-            .fetch_add(members.len() as u64, Ordering::Relaxed);
-        counters.items.fetch_add(
-            members.iter().map(|member| u64::from(member.count)).sum(),
-            Ordering::Relaxed,
-        );
-        let batch = Batch {
-            timestamp_ns: now_ns(),
-            frame,
-        };
+        counters.requests.fetch_add(members.len() as u64, Ordering::Relaxed);
+        counters.items.fetch_add(members.iter().map(|member| u64::from(member.count)).sum(), Ordering::Relaxed);
+        let batch = Batch { timestamp_ns: now_ns(), frame };
         match raft.client_write_ff(batch).await {
             Ok(receiver) => {
                 tokio::spawn(async move {
@@ -190,9 +166,7 @@ async fn run(
             }
             Err(fatal) => {
                 let error = WriteError::Unavailable(fatal.to_string());
-                members
-                    .into_iter()
-                    .for_each(|member| drop(member.reply.send(Err(error.clone()))));
+                members.into_iter().for_each(|member| drop(member.reply.send(Err(error.clone()))));
                 return;
             }
         }
@@ -233,29 +207,21 @@ fn merge(members: &[Pending]) -> Vec<u8> {
     frame
 }
 
-type WriteResult = Result<
-    openraft::raft::ClientWriteResponse<TypeConfig>,
-    ClientWriteError<u64, openraft::BasicNode>,
->;
+type WriteResult = Result<openraft::raft::ClientWriteResponse<TypeConfig>, ClientWriteError<u64, openraft::BasicNode>>;
 
 fn answer<E: std::fmt::Display>(members: Vec<Pending>, result: Result<WriteResult, E>) {
     let response = match result {
         Ok(Ok(response)) => Ok(response.data),
-        Ok(Err(ClientWriteError::ForwardToLeader(forward))) => Err(WriteError::NotLeader {
-            leader: forward
-                .leader_id
-                .zip(forward.leader_node.map(|node| node.addr)),
-        }),
+        Ok(Err(ClientWriteError::ForwardToLeader(forward))) => {
+            Err(WriteError::NotLeader { leader: forward.leader_id.zip(forward.leader_node.map(|node| node.addr)) })
+        }
         Ok(Err(error)) => Err(WriteError::Unavailable(error.to_string())),
         Err(error) => Err(WriteError::Unavailable(error.to_string())),
     };
     let mut offset = 0usize;
     for member in members {
         let count = member.count as usize;
-        let own = response
-            .as_ref()
-            .map(|response| slice(response, offset, count))
-            .map_err(Clone::clone);
+        let own = response.as_ref().map(|response| slice(response, offset, count)).map_err(Clone::clone);
         offset += count;
         // A requester that gave up waiting is not an error here.
         drop(member.reply.send(own));
@@ -272,7 +238,5 @@ fn slice(response: &BatchResponse, offset: usize, count: usize) -> BatchResponse
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_nanos() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64)
 }

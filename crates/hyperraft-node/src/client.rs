@@ -48,32 +48,12 @@ pub struct Client {
 impl Client {
     /// A client with `identity` (a certificate from the cluster CA) for the
     /// nodes at `endpoints`. Binds an ephemeral local UDP port.
-    pub fn connect(
-        identity: TlsIdentity,
-        endpoints: &[(NodeId, SocketAddr)],
-    ) -> Result<Client, ClientError> {
-        assert!(
-            !endpoints.is_empty(),
-            "a client needs at least one endpoint"
-        );
-        let local: SocketAddr = if endpoints[0].1.is_ipv6() {
-            "[::]:0"
-        } else {
-            "0.0.0.0:0"
-        }
-        .parse()
-        .expect("literal");
+    pub fn connect(identity: TlsIdentity, endpoints: &[(NodeId, SocketAddr)]) -> Result<Client, ClientError> {
+        assert!(!endpoints.is_empty(), "a client needs at least one endpoint");
+        let local: SocketAddr = if endpoints[0].1.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().expect("literal");
         let transport = Transport::bind(local, identity, crate::node::transport_config())?;
-        let peers = endpoints
-            .iter()
-            .map(|&(id, addr)| (id, transport.peer(id, addr)))
-            .collect();
-        Ok(Client {
-            transport,
-            peers,
-            leader: AtomicUsize::new(0),
-            attempts_max: 3 * endpoints.len() + 2,
-        })
+        let peers = endpoints.iter().map(|&(id, addr)| (id, transport.peer(id, addr))).collect();
+        Ok(Client { transport, peers, leader: AtomicUsize::new(0), attempts_max: 3 * endpoints.len() + 2 })
     }
 
     /// Commits a write frame; returns this frame's own results.
@@ -97,10 +77,7 @@ impl Client {
     /// `node`'s applied index and the digest of its state there.
     pub async fn digest(&self, node: NodeId) -> Result<(Option<u64>, u64), ClientError> {
         match self.call(self.peer(node)?, &NodeRequestRef::Digest).await? {
-            NodeReply::Digest {
-                applied_index,
-                digest,
-            } => Ok((applied_index, digest)),
+            NodeReply::Digest { applied_index, digest } => Ok((applied_index, digest)),
             _ => Err(ClientError::Protocol("expected a digest reply".into())),
         }
     }
@@ -117,11 +94,7 @@ impl Client {
             .ok_or_else(|| ClientError::Protocol(format!("node {node} is not among the endpoints")))
     }
 
-    async fn call(
-        &self,
-        peer: &Peer,
-        request: &NodeRequestRef<'_>,
-    ) -> Result<NodeReply, ClientError> {
+    async fn call(&self, peer: &Peer, request: &NodeRequestRef<'_>) -> Result<NodeReply, ClientError> {
         let reply = peer.call(Bytes::from(protocol::encode(request))).await?;
         protocol::decode(&reply).map_err(|error| ClientError::Protocol(error.to_string()))
     }
@@ -146,11 +119,7 @@ impl Client {
                     }
                     other => return other.map_err(ClientError::from),
                 },
-                Ok(_) => {
-                    return Err(ClientError::Protocol(
-                        "expected a write or read reply".into(),
-                    ))
-                }
+                Ok(_) => return Err(ClientError::Protocol("expected a write or read reply".into())),
                 Err(ClientError::Transport(error)) if not_delivered(&error) => {
                     last = format!("node {node}: {error}");
                     self.follow(None, index);
@@ -164,10 +133,7 @@ impl Client {
                 Err(other) => return Err(other),
             }
         }
-        Err(ClientError::Exhausted {
-            attempts: self.attempts_max,
-            last,
-        })
+        Err(ClientError::Exhausted { attempts: self.attempts_max, last })
     }
 
     /// Points at the hinted leader, or else at the next endpoint.

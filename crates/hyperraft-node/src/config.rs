@@ -96,15 +96,9 @@ fn default_apply_threads() -> usize {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -112,14 +106,9 @@ pub enum ConfigError {
 impl NodeConfig {
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let config: NodeConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.into(),
-            source: Box::new(source),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let config: NodeConfig = toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })?;
         config.validate()?;
         Ok(config)
     }
@@ -131,18 +120,11 @@ impl NodeConfig {
             return invalid("node_id must not be 0".into());
         }
         let raft = &self.raft;
-        if raft.heartbeat_interval_ms == 0
-            || raft.heartbeat_interval_ms >= raft.election_timeout_min_ms
-        {
-            return invalid(
-                "raft.heartbeat_interval_ms must be > 0 and below raft.election_timeout_min_ms"
-                    .into(),
-            );
+        if raft.heartbeat_interval_ms == 0 || raft.heartbeat_interval_ms >= raft.election_timeout_min_ms {
+            return invalid("raft.heartbeat_interval_ms must be > 0 and below raft.election_timeout_min_ms".into());
         }
         if raft.election_timeout_min_ms >= raft.election_timeout_max_ms {
-            return invalid(
-                "raft.election_timeout_min_ms must be below raft.election_timeout_max_ms".into(),
-            );
+            return invalid("raft.election_timeout_min_ms must be below raft.election_timeout_max_ms".into());
         }
         if raft.snapshot_after_entries == 0 {
             return invalid("raft.snapshot_after_entries must be > 0".into());
@@ -151,10 +133,7 @@ impl NodeConfig {
             return invalid("apply_threads must be in 1..=64".into());
         }
         if !self.initial_members.is_empty() && !self.initial_members.contains_key(&self.node_id) {
-            return invalid(format!(
-                "initial_members does not include this node ({})",
-                self.node_id
-            ));
+            return invalid(format!("initial_members does not include this node ({})", self.node_id));
         }
         if self.initial_members.contains_key(&0) {
             return invalid("initial_members has node id 0".into());

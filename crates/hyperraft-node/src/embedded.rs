@@ -34,22 +34,13 @@ fn setup_error(error: impl std::fmt::Display) -> NodeError {
 impl EmbeddedCluster {
     /// A CA, certificates and configurations for nodes `1..=count` under
     /// `root` (which should be empty); nothing started yet.
-    pub fn new(
-        root: &Path,
-        count: u64,
-        raft: RaftTuning,
-        apply_threads: usize,
-    ) -> Result<EmbeddedCluster, NodeError> {
+    pub fn new(root: &Path, count: u64, raft: RaftTuning, apply_threads: usize) -> Result<EmbeddedCluster, NodeError> {
         let ca = ClusterCa::generate("hyperraft embedded cluster").map_err(setup_error)?;
         let certs = root.join("certs");
         std::fs::create_dir_all(&certs).map_err(setup_error)?;
         ca.save(&certs).map_err(setup_error)?;
-        let mut cluster = EmbeddedCluster {
-            root: root.to_path_buf(),
-            ca,
-            configs: BTreeMap::new(),
-            nodes: BTreeMap::new(),
-        };
+        let mut cluster =
+            EmbeddedCluster { root: root.to_path_buf(), ca, configs: BTreeMap::new(), nodes: BTreeMap::new() };
         let mut members = BTreeMap::new();
         for id in 1..=count {
             members.insert(id, free_loopback_addr().map_err(setup_error)?);
@@ -80,11 +71,7 @@ impl EmbeddedCluster {
         apply_threads: usize,
     ) -> Result<NodeConfig, NodeError> {
         let certs = self.certs_dir();
-        self.ca
-            .issue_node(id, &["127.0.0.1".to_string()])
-            .map_err(setup_error)?
-            .save(&certs)
-            .map_err(setup_error)?;
+        self.ca.issue_node(id, &["127.0.0.1".to_string()]).map_err(setup_error)?.save(&certs).map_err(setup_error)?;
         Ok(NodeConfig {
             node_id: id,
             peer_listen: addr,
@@ -129,10 +116,8 @@ impl EmbeddedCluster {
     }
 
     pub async fn start(&mut self, id: NodeId) -> Result<(), NodeError> {
-        let config = self
-            .configs
-            .get(&id)
-            .ok_or_else(|| NodeError::Config(format!("no configuration for node {id}")))?;
+        let config =
+            self.configs.get(&id).ok_or_else(|| NodeError::Config(format!("no configuration for node {id}")))?;
         let node = Node::start(config.clone()).await?;
         self.nodes.insert(id, node);
         Ok(())
@@ -154,20 +139,14 @@ impl EmbeddedCluster {
                 return Ok(leader);
             }
             if Instant::now() >= deadline {
-                return Err(NodeError::Raft(format!(
-                    "no agreed leader within {timeout:?}"
-                )));
+                return Err(NodeError::Raft(format!("no agreed leader within {timeout:?}")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     fn agreed_leader(&self) -> Option<NodeId> {
-        let leader = self
-            .nodes
-            .values()
-            .map(Node::metrics)
-            .find(|metrics| metrics.state.is_leader())?;
+        let leader = self.nodes.values().map(Node::metrics).find(|metrics| metrics.state.is_leader())?;
         let agree = leader
             .membership_config
             .voter_ids()
@@ -177,21 +156,12 @@ impl EmbeddedCluster {
     }
 
     /// Writes through the leader, retrying while leadership settles.
-    pub async fn write(
-        &self,
-        frame: &[u8],
-        timeout: Duration,
-    ) -> Result<BatchResponse, WriteError> {
+    pub async fn write(&self, frame: &[u8], timeout: Duration) -> Result<BatchResponse, WriteError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let leader = self
-                .leader(timeout)
-                .await
-                .map_err(|error| WriteError::Unavailable(error.to_string()))?;
+            let leader = self.leader(timeout).await.map_err(|error| WriteError::Unavailable(error.to_string()))?;
             match self.nodes[&leader].write(frame).await {
-                Err(WriteError::NotLeader { .. } | WriteError::Unavailable(_))
-                    if Instant::now() < deadline =>
-                {
+                Err(WriteError::NotLeader { .. } | WriteError::Unavailable(_)) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 result => return result,
@@ -204,29 +174,14 @@ impl EmbeddedCluster {
     pub async fn converged(&self, timeout: Duration) -> Result<u64, NodeError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let seen: Vec<_> = self
-                .nodes
-                .values()
-                .map(|node| node.state().applied_digest())
-                .collect();
-            let last_log = self
-                .nodes
-                .values()
-                .filter_map(|node| node.metrics().last_log_index)
-                .max();
+            let seen: Vec<_> = self.nodes.values().map(|node| node.state().applied_digest()).collect();
+            let last_log = self.nodes.values().filter_map(|node| node.metrics().last_log_index).max();
             let same = seen.windows(2).all(|pair| pair[0] == pair[1]);
-            if same
-                && seen
-                    .first()
-                    .and_then(|(applied, _)| applied.map(|log_id| log_id.index))
-                    >= last_log
-            {
+            if same && seen.first().and_then(|(applied, _)| applied.map(|log_id| log_id.index)) >= last_log {
                 return Ok(seen.first().map_or(0, |(_, digest)| *digest));
             }
             if Instant::now() >= deadline {
-                return Err(NodeError::Raft(format!(
-                    "nodes did not converge within {timeout:?}: {seen:?}"
-                )));
+                return Err(NodeError::Raft(format!("nodes did not converge within {timeout:?}: {seen:?}")));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -17,8 +17,8 @@ use hyperraft_transport::{Peer, Transport, TransportError};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
@@ -54,10 +54,7 @@ const PEERS_MAX: usize = 64;
 
 impl NetworkFactory {
     pub fn new(transport: Transport) -> NetworkFactory {
-        NetworkFactory {
-            transport,
-            peers: Default::default(),
-        }
+        NetworkFactory { transport, peers: Default::default() }
     }
 
     pub(crate) fn peer(&self, target: NodeId, addr: SocketAddr) -> Peer {
@@ -66,10 +63,7 @@ impl NetworkFactory {
             // Membership changed a lot: drop connections to addresses no longer asked for.
             peers.clear();
         }
-        peers
-            .entry((target, addr))
-            .or_insert_with(|| self.transport.peer(target, addr))
-            .clone()
+        peers.entry((target, addr)).or_insert_with(|| self.transport.peer(target, addr)).clone()
     }
 }
 
@@ -77,14 +71,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        let peer = node
-            .addr
-            .parse::<SocketAddr>()
-            .map(|addr| self.peer(target, addr));
-        PeerClient {
-            target,
-            peer: peer.map_err(|error| error.to_string()),
-        }
+        let peer = node.addr.parse::<SocketAddr>().map(|addr| self.peer(target, addr));
+        PeerClient { target, peer: peer.map_err(|error| error.to_string()) }
     }
 }
 
@@ -95,8 +83,7 @@ pub struct PeerClient {
     peer: Result<Peer, String>,
 }
 
-type RpcResult<T, E = openraft::error::Infallible> =
-    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
 impl PeerClient {
     async fn call<E: std::error::Error>(
@@ -110,15 +97,10 @@ impl PeerClient {
             ))))
         })?;
         let bytes = protocol::encode(&NodeRequestRef::Raft(request));
-        let reply = peer
-            .call(Bytes::from(bytes))
-            .await
-            .map_err(|error| match error {
-                remote @ TransportError::Remote { .. } => {
-                    RPCError::Network(NetworkError::new(&remote))
-                }
-                other => RPCError::Unreachable(Unreachable::new(&other)),
-            })?;
+        let reply = peer.call(Bytes::from(bytes)).await.map_err(|error| match error {
+            remote @ TransportError::Remote { .. } => RPCError::Network(NetworkError::new(&remote)),
+            other => RPCError::Unreachable(Unreachable::new(&other)),
+        })?;
         match protocol::decode::<NodeReply>(&reply) {
             Ok(NodeReply::Raft(reply)) => Ok(reply),
             Ok(_) => Err(unexpected()),
@@ -128,9 +110,7 @@ impl PeerClient {
 }
 
 fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
-    RPCError::Network(NetworkError::new(&std::io::Error::other(
-        "peer answered a different RPC",
-    )))
+    RPCError::Network(NetworkError::new(&std::io::Error::other("peer answered a different RPC")))
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
@@ -140,9 +120,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         _option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
         match self.call(&RaftRequest::Append(rpc)).await? {
-            RaftReply::Append(reply) => reply.map_err(|error| {
-                RPCError::RemoteError(openraft::error::RemoteError::new(self.target, error))
-            }),
+            RaftReply::Append(reply) => {
+                reply.map_err(|error| RPCError::RemoteError(openraft::error::RemoteError::new(self.target, error)))
+            }
             _ => Err(unexpected()),
         }
     }
@@ -153,22 +133,18 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         _option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
         match self.call(&RaftRequest::Snapshot(rpc)).await? {
-            RaftReply::Snapshot(reply) => reply.map_err(|error| {
-                RPCError::RemoteError(openraft::error::RemoteError::new(self.target, error))
-            }),
+            RaftReply::Snapshot(reply) => {
+                reply.map_err(|error| RPCError::RemoteError(openraft::error::RemoteError::new(self.target, error)))
+            }
             _ => Err(unexpected()),
         }
     }
 
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<NodeId>,
-        _option: RPCOption,
-    ) -> RpcResult<VoteResponse<NodeId>> {
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, _option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
         match self.call(&RaftRequest::Vote(rpc)).await? {
-            RaftReply::Vote(reply) => reply.map_err(|error| {
-                RPCError::RemoteError(openraft::error::RemoteError::new(self.target, error))
-            }),
+            RaftReply::Vote(reply) => {
+                reply.map_err(|error| RPCError::RemoteError(openraft::error::RemoteError::new(self.target, error)))
+            }
             _ => Err(unexpected()),
         }
     }

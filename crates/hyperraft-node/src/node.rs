@@ -54,11 +54,8 @@ impl Node {
     /// Opens storage, binds the transport, starts Raft and, for a new
     /// cluster, bootstraps it (from the member with the smallest id).
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        config
-            .validate()
-            .map_err(|error| NodeError::Config(error.to_string()))?;
-        let identity =
-            load_identity(&config.tls).map_err(|error| NodeError::Config(error.to_string()))?;
+        config.validate().map_err(|error| NodeError::Config(error.to_string()))?;
+        let identity = load_identity(&config.tls).map_err(|error| NodeError::Config(error.to_string()))?;
         let transport = Transport::bind(config.peer_listen, identity, transport_config())
             .map_err(|error| NodeError::Transport(error.to_string()))?;
         let log = LogStore::open(&config.data_dir.join("log"), LogConfig::default())
@@ -76,14 +73,8 @@ impl Node {
             .await
             .map_err(|error| NodeError::Raft(error.to_string()))?;
         let batcher = Batcher::start(raft.clone(), BatcherConfig::default());
-        let service = NodeService {
-            raft: raft.clone(),
-            batcher: batcher.clone(),
-            state: state.clone(),
-        };
-        transport
-            .serve(Arc::new(service))
-            .map_err(|error| NodeError::Transport(error.to_string()))?;
+        let service = NodeService { raft: raft.clone(), batcher: batcher.clone(), state: state.clone() };
+        transport.serve(Arc::new(service)).map_err(|error| NodeError::Transport(error.to_string()))?;
         bootstrap(&raft, &config).await?;
         Ok(Node {
             id: config.node_id,
@@ -132,38 +123,18 @@ impl Node {
     /// it to hold the log up to its own addition, then makes it a voter. A
     /// node that does not catch up in time (unreachable, refused by TLS) is
     /// removed again and the call fails; the voters never change then.
-    pub async fn add_node(
-        &self,
-        id: NodeId,
-        addr: SocketAddr,
-        catch_up: Duration,
-    ) -> Result<(), NodeError> {
+    pub async fn add_node(&self, id: NodeId, addr: SocketAddr, catch_up: Duration) -> Result<(), NodeError> {
         let raft_error = |error: &dyn std::fmt::Display| NodeError::Raft(error.to_string());
-        let node = BasicNode {
-            addr: addr.to_string(),
-        };
-        let added = self
-            .raft
-            .add_learner(id, node, false)
-            .await
-            .map_err(|e| raft_error(&e))?;
+        let node = BasicNode { addr: addr.to_string() };
+        let added = self.raft.add_learner(id, node, false).await.map_err(|e| raft_error(&e))?;
         if !self.wait_replicated(id, added.log_id.index, catch_up).await {
             let forget = openraft::ChangeMembers::RemoveNodes([id].into_iter().collect());
-            self.raft
-                .change_membership(forget, false)
-                .await
-                .map_err(|e| raft_error(&e))?;
-            return Err(NodeError::Raft(format!(
-                "node {id} did not catch up within {catch_up:?}; it was not added"
-            )));
+            self.raft.change_membership(forget, false).await.map_err(|e| raft_error(&e))?;
+            return Err(NodeError::Raft(format!("node {id} did not catch up within {catch_up:?}; it was not added")));
         }
-        let mut voters: std::collections::BTreeSet<NodeId> =
-            self.metrics().membership_config.voter_ids().collect();
+        let mut voters: std::collections::BTreeSet<NodeId> = self.metrics().membership_config.voter_ids().collect();
         voters.insert(id);
-        self.raft
-            .change_membership(voters, false)
-            .await
-            .map_err(|e| raft_error(&e))?;
+        self.raft.change_membership(voters, false).await.map_err(|e| raft_error(&e))?;
         Ok(())
     }
 
@@ -181,10 +152,7 @@ impl Node {
             if matched >= Some(index) {
                 return true;
             }
-            if tokio::time::timeout_at(deadline, metrics.changed())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
                 return false;
             }
         }
@@ -196,17 +164,10 @@ impl Node {
     /// the target campaigns until the voters' leases on this leader expire
     /// and they elect it. Holds end by themselves, so a failed transfer
     /// leaves a cluster that elects normally again.
-    pub async fn transfer_leader(
-        &self,
-        target: NodeId,
-        timeout: Duration,
-    ) -> Result<(), NodeError> {
+    pub async fn transfer_leader(&self, target: NodeId, timeout: Duration) -> Result<(), NodeError> {
         let metrics = self.metrics();
         if !metrics.state.is_leader() {
-            return Err(NodeError::Raft(format!(
-                "node {} is not the leader",
-                self.id
-            )));
+            return Err(NodeError::Raft(format!("node {} is not the leader", self.id)));
         }
         if target == self.id {
             return Ok(());
@@ -222,9 +183,7 @@ impl Node {
         };
         let last_index = metrics.last_log_index.unwrap_or(0);
         if !self.wait_replicated(target, last_index, timeout).await {
-            return Err(NodeError::Raft(format!(
-                "node {target} did not catch up within {timeout:?}"
-            )));
+            return Err(NodeError::Raft(format!("node {target} did not catch up within {timeout:?}")));
         }
         let hold = timeout + 2 * self.election_timeout_max;
         let others: Vec<(NodeId, SocketAddr)> = addresses
@@ -233,47 +192,25 @@ impl Node {
             .map(|(id, addr)| (*id, *addr))
             .collect();
         for &(id, addr) in &others {
-            self.call(
-                id,
-                addr,
-                &NodeRequestRef::HoldElections {
-                    millis: hold.as_millis() as u64,
-                },
-            )
-            .await
-            .ok();
+            self.call(id, addr, &NodeRequestRef::HoldElections { millis: hold.as_millis() as u64 }).await.ok();
         }
         crate::service::hold_elections(&self.raft, hold);
         self.raft.runtime_config().heartbeat(false);
-        let campaign = NodeRequestRef::Campaign {
-            millis: (timeout + self.election_timeout_max).as_millis() as u64,
-        };
-        let won = matches!(
-            self.call(target, target_addr, &campaign).await,
-            Ok(NodeReply::Leading(true))
-        );
+        let campaign = NodeRequestRef::Campaign { millis: (timeout + self.election_timeout_max).as_millis() as u64 };
+        let won = matches!(self.call(target, target_addr, &campaign).await, Ok(NodeReply::Leading(true)));
         self.raft.runtime_config().heartbeat(true);
         self.raft.runtime_config().elect(true);
         for &(id, addr) in &others {
-            self.call(id, addr, &NodeRequestRef::HoldElections { millis: 0 })
-                .await
-                .ok();
+            self.call(id, addr, &NodeRequestRef::HoldElections { millis: 0 }).await.ok();
         }
         if won {
             Ok(())
         } else {
-            Err(NodeError::Raft(format!(
-                "node {target} did not win the election"
-            )))
+            Err(NodeError::Raft(format!("node {target} did not win the election")))
         }
     }
 
-    async fn call(
-        &self,
-        id: NodeId,
-        addr: SocketAddr,
-        request: &NodeRequestRef<'_>,
-    ) -> Result<NodeReply, NodeError> {
+    async fn call(&self, id: NodeId, addr: SocketAddr, request: &NodeRequestRef<'_>) -> Result<NodeReply, NodeError> {
         let peer = self.network.peer(id, addr);
         let reply = peer
             .call_with_timeout(
@@ -287,25 +224,17 @@ impl Node {
 
     /// Removes `id` from the voters and the cluster.
     pub async fn remove_node(&self, id: NodeId) -> Result<(), NodeError> {
-        let mut voters: std::collections::BTreeSet<NodeId> =
-            self.metrics().membership_config.voter_ids().collect();
+        let mut voters: std::collections::BTreeSet<NodeId> = self.metrics().membership_config.voter_ids().collect();
         if !voters.remove(&id) {
             return Err(NodeError::Config(format!("node {id} is not a voter")));
         }
-        self.raft
-            .change_membership(voters, false)
-            .await
-            .map_err(|error| NodeError::Raft(error.to_string()))?;
+        self.raft.change_membership(voters, false).await.map_err(|error| NodeError::Raft(error.to_string()))?;
         Ok(())
     }
 
     /// Stops Raft (finishing what it is doing) and closes the transport.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        let result = self
-            .raft
-            .shutdown()
-            .await
-            .map_err(|error| NodeError::Raft(error.to_string()));
+        let result = self.raft.shutdown().await.map_err(|error| NodeError::Raft(error.to_string()));
         self.transport.close().await;
         result
     }
@@ -326,14 +255,9 @@ pub fn transport_config() -> TransportConfig {
 }
 
 fn load_identity(paths: &crate::config::TlsPaths) -> Result<TlsIdentity, String> {
-    let read = |path: &std::path::Path| {
-        std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))
-    };
-    let (ca, certificate, key) = (
-        read(&paths.ca_cert)?,
-        read(&paths.node_cert)?,
-        read(&paths.node_key)?,
-    );
+    let read =
+        |path: &std::path::Path| std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()));
+    let (ca, certificate, key) = (read(&paths.ca_cert)?, read(&paths.node_cert)?, read(&paths.node_key)?);
     TlsIdentity::from_pem(&ca, &certificate, &key).map_err(|error| error.to_string())
 }
 
@@ -349,9 +273,7 @@ fn raft_config(config: &NodeConfig) -> Result<Arc<openraft::Config>, NodeError> 
         max_in_snapshot_log_to_keep: tuning.entries_kept_after_snapshot,
         ..openraft::Config::default()
     };
-    let validated = raft_config
-        .validate()
-        .map_err(|error| NodeError::Config(error.to_string()))?;
+    let validated = raft_config.validate().map_err(|error| NodeError::Config(error.to_string()))?;
     Ok(Arc::new(validated))
 }
 
@@ -361,28 +283,13 @@ async fn bootstrap(raft: &Raft<TypeConfig>, config: &NodeConfig) -> Result<(), N
     let Some((&first, _)) = config.initial_members.first_key_value() else {
         return Ok(());
     };
-    let initialized = raft
-        .is_initialized()
-        .await
-        .map_err(|error| NodeError::Raft(error.to_string()))?;
+    let initialized = raft.is_initialized().await.map_err(|error| NodeError::Raft(error.to_string()))?;
     if initialized || first != config.node_id {
         return Ok(());
     }
-    let members: BTreeMap<NodeId, BasicNode> = config
-        .initial_members
-        .iter()
-        .map(|(&id, addr)| {
-            (
-                id,
-                BasicNode {
-                    addr: addr.to_string(),
-                },
-            )
-        })
-        .collect();
-    raft.initialize(members)
-        .await
-        .map_err(|error| NodeError::Raft(error.to_string()))?;
+    let members: BTreeMap<NodeId, BasicNode> =
+        config.initial_members.iter().map(|(&id, addr)| (id, BasicNode { addr: addr.to_string() })).collect();
+    raft.initialize(members).await.map_err(|error| NodeError::Raft(error.to_string()))?;
     Ok(())
 }
 
@@ -394,10 +301,7 @@ pub async fn wait_for_leader(node: &Node, timeout: Duration) -> Option<NodeId> {
         if let Some(leader) = metrics.borrow().current_leader {
             return Some(leader);
         }
-        if tokio::time::timeout_at(deadline, metrics.changed())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
             return None;
         }
     }

@@ -90,24 +90,12 @@ mod tests {
         // Proves NodeRequestRef (sent) and NodeRequest (decoded) agree byte for byte, variant by variant.
         let frame = vec![1u8, 2, 3];
         let pairs: Vec<(Vec<u8>, NodeRequest)> = vec![
-            (
-                encode(&NodeRequestRef::Write(&frame)),
-                NodeRequest::Write(frame.clone()),
-            ),
-            (
-                encode(&NodeRequestRef::Read(&frame)),
-                NodeRequest::Read(frame.clone()),
-            ),
+            (encode(&NodeRequestRef::Write(&frame)), NodeRequest::Write(frame.clone())),
+            (encode(&NodeRequestRef::Read(&frame)), NodeRequest::Read(frame.clone())),
             (encode(&NodeRequestRef::Status), NodeRequest::Status),
             (encode(&NodeRequestRef::Digest), NodeRequest::Digest),
-            (
-                encode(&NodeRequestRef::HoldElections { millis: 7 }),
-                NodeRequest::HoldElections { millis: 7 },
-            ),
-            (
-                encode(&NodeRequestRef::Campaign { millis: 9 }),
-                NodeRequest::Campaign { millis: 9 },
-            ),
+            (encode(&NodeRequestRef::HoldElections { millis: 7 }), NodeRequest::HoldElections { millis: 7 }),
+            (encode(&NodeRequestRef::Campaign { millis: 9 }), NodeRequest::Campaign { millis: 9 }),
         ];
         for (sent, owned) in pairs {
             assert_eq!(sent, encode(&owned));

@@ -40,25 +40,15 @@ impl Handler for NodeService {
                 NodeRequest::Read(frame) => NodeReply::Read(service.read(&frame).await),
                 NodeRequest::Status => NodeReply::Status(service.status()),
                 NodeRequest::HoldElections { millis } => {
-                    hold_elections(
-                        &service.raft,
-                        Duration::from_millis(millis.min(HOLD_MILLIS_MAX)),
-                    );
+                    hold_elections(&service.raft, Duration::from_millis(millis.min(HOLD_MILLIS_MAX)));
                     NodeReply::Leading(service.raft.metrics().borrow().state.is_leader())
                 }
                 NodeRequest::Campaign { millis } => NodeReply::Leading(
-                    campaign(
-                        &service.raft,
-                        Duration::from_millis(millis.min(HOLD_MILLIS_MAX)),
-                    )
-                    .await,
+                    campaign(&service.raft, Duration::from_millis(millis.min(HOLD_MILLIS_MAX))).await,
                 ),
                 NodeRequest::Digest => {
                     let (applied, digest) = service.state.applied_digest();
-                    NodeReply::Digest {
-                        applied_index: applied.map(|log_id| log_id.index),
-                        digest,
-                    }
+                    NodeReply::Digest { applied_index: applied.map(|log_id| log_id.index), digest }
                 }
             };
             Ok(Bytes::from(protocol::encode(&reply)))
@@ -108,30 +98,21 @@ impl NodeService {
         match rpc {
             RaftRequest::Append(rpc) => RaftReply::Append(self.raft.append_entries(rpc).await),
             RaftRequest::Vote(rpc) => RaftReply::Vote(self.raft.vote(rpc).await),
-            RaftRequest::Snapshot(rpc) => {
-                RaftReply::Snapshot(self.raft.install_snapshot(rpc).await)
-            }
+            RaftRequest::Snapshot(rpc) => RaftReply::Snapshot(self.raft.install_snapshot(rpc).await),
         }
     }
 
     /// A linearizable read: the leader confirms it still leads and waits
     /// until its state has applied everything committed before answering.
     async fn read(&self, frame: &[u8]) -> Result<BatchResponse, WriteError> {
-        let decoded = Frame::decode(frame, &Limits::default())
-            .map_err(|error| WriteError::InvalidFrame(error.to_string()))?;
-        self.raft
-            .ensure_linearizable()
-            .await
-            .map_err(|error| match error {
-                openraft::error::RaftError::APIError(
-                    openraft::error::CheckIsLeaderError::ForwardToLeader(forward),
-                ) => WriteError::NotLeader {
-                    leader: forward
-                        .leader_id
-                        .zip(forward.leader_node.map(|node| node.addr)),
-                },
-                other => WriteError::Unavailable(other.to_string()),
-            })?;
+        let decoded =
+            Frame::decode(frame, &Limits::default()).map_err(|error| WriteError::InvalidFrame(error.to_string()))?;
+        self.raft.ensure_linearizable().await.map_err(|error| match error {
+            openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(forward)) => {
+                WriteError::NotLeader { leader: forward.leader_id.zip(forward.leader_node.map(|node| node.addr)) }
+            }
+            other => WriteError::Unavailable(other.to_string()),
+        })?;
         let mut output = BatchOutput::default();
         self.state
             .read(|state| state.read(&decoded, &mut output))

@@ -52,10 +52,7 @@ struct Measurement {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
     let mut arguments = std::env::args().skip(1);
-    let base = arguments
-        .next()
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+    let base = arguments.next().map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
     let mebibytes = match arguments.next() {
         Some(text) => text.parse::<u64>()?,
         None => 256,
@@ -77,12 +74,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for entries_per_append in [1, 16, 256] {
         for depth in [1, DEPTH_PIPELINED] {
-            let case = Case {
-                entries_per_append,
-                depth,
-                entries_total,
-                frame_bytes,
-            };
+            let case = Case { entries_per_append, depth, entries_total, frame_bytes };
             let mut measurements = Vec::with_capacity(repetitions);
             for _ in 0..repetitions {
                 measurements.push(run(&base, case).await?);
@@ -122,13 +114,10 @@ async fn run(base: &Path, case: Case) -> Result<Measurement, Box<dyn Error>> {
     let started = Instant::now();
     let mut index = 0;
     while index < case.entries_total {
-        let entries: Vec<_> = (index..index + case.entries_per_append)
-            .map(|at| entry(at, &frame))
-            .collect();
+        let entries: Vec<_> = (index..index + case.entries_per_append).map(|at| entry(at, &frame)).collect();
         index += case.entries_per_append;
         if in_flight.len() == case.depth {
-            let receipt: hyperraft_raft::log::AppendReceipt =
-                in_flight.pop_front().expect("depth > 0");
+            let receipt: hyperraft_raft::log::AppendReceipt = in_flight.pop_front().expect("depth > 0");
             receipt.flushed().await?;
         }
         in_flight.push_back(store.submit_append(entries).await?);
@@ -153,8 +142,7 @@ async fn run(base: &Path, case: Case) -> Result<Measurement, Box<dyn Error>> {
 fn baseline_entries_per_second(dir: &Path, case: Case) -> Result<f64, Box<dyn Error>> {
     let path = dir.join("baseline.bin");
     let file = std::fs::File::create(&path)?;
-    let bytes =
-        vec![0x5Au8; (case.frame_bytes + RECORD_OVERHEAD_BYTES) * case.entries_per_append as usize];
+    let bytes = vec![0x5Au8; (case.frame_bytes + RECORD_OVERHEAD_BYTES) * case.entries_per_append as usize];
     let appends = case.entries_total.div_ceil(case.entries_per_append);
     let started = Instant::now();
     for append in 0..appends {
@@ -169,9 +157,6 @@ fn baseline_entries_per_second(dir: &Path, case: Case) -> Result<f64, Box<dyn Er
 fn entry(index: u64, frame: &[u8]) -> Entry<TypeConfig> {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(Batch {
-            timestamp_ns: index,
-            frame: frame.to_vec(),
-        }),
+        payload: EntryPayload::Normal(Batch { timestamp_ns: index, frame: frame.to_vec() }),
     }
 }

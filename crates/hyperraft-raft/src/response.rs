@@ -43,26 +43,10 @@ pub struct KvPair {
 /// The result of one key/value command (see `hyperraft_state::kv::KvResponse`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvResult {
-    Put {
-        revision: u64,
-        prev: Option<KvPair>,
-    },
-    DeleteRange {
-        revision: u64,
-        deleted: u64,
-        prev: Vec<KvPair>,
-    },
-    Range {
-        revision: u64,
-        kvs: Vec<KvPair>,
-        count: u64,
-        more: bool,
-    },
-    Txn {
-        revision: u64,
-        succeeded: bool,
-        responses: Vec<KvResult>,
-    },
+    Put { revision: u64, prev: Option<KvPair> },
+    DeleteRange { revision: u64, deleted: u64, prev: Vec<KvPair> },
+    Range { revision: u64, kvs: Vec<KvPair>, count: u64, more: bool },
+    Txn { revision: u64, succeeded: bool, responses: Vec<KvResult> },
     Error(String),
 }
 
@@ -83,35 +67,16 @@ impl From<&KvResponse> for KvResult {
     fn from(response: &KvResponse) -> KvResult {
         let pairs = |pairs: &[KeyValue]| pairs.iter().map(KvPair::from).collect();
         match response {
-            KvResponse::Put { revision, prev } => KvResult::Put {
-                revision: *revision,
-                prev: prev.as_ref().map(KvPair::from),
-            },
-            KvResponse::DeleteRange {
-                revision,
-                deleted,
-                prev,
-            } => KvResult::DeleteRange {
-                revision: *revision,
-                deleted: *deleted,
-                prev: pairs(prev),
-            },
-            KvResponse::Range {
-                revision,
-                kvs,
-                count,
-                more,
-            } => KvResult::Range {
-                revision: *revision,
-                kvs: pairs(kvs),
-                count: *count,
-                more: *more,
-            },
-            KvResponse::Txn {
-                revision,
-                succeeded,
-                responses,
-            } => KvResult::Txn {
+            KvResponse::Put { revision, prev } => {
+                KvResult::Put { revision: *revision, prev: prev.as_ref().map(KvPair::from) }
+            }
+            KvResponse::DeleteRange { revision, deleted, prev } => {
+                KvResult::DeleteRange { revision: *revision, deleted: *deleted, prev: pairs(prev) }
+            }
+            KvResponse::Range { revision, kvs, count, more } => {
+                KvResult::Range { revision: *revision, kvs: pairs(kvs), count: *count, more: *more }
+            }
+            KvResponse::Txn { revision, succeeded, responses } => KvResult::Txn {
                 revision: *revision,
                 succeeded: *succeeded,
                 responses: responses.iter().map(KvResult::from).collect(),
@@ -127,12 +92,8 @@ impl BatchResponse {
     pub fn from_output(kind: hyperraft_wire::Kind, output: &BatchOutput) -> BatchResponse {
         use hyperraft_wire::Kind;
         match kind {
-            Kind::CreateAccounts => {
-                Self::Codes(output.account_results.iter().map(|r| *r as u32).collect())
-            }
-            Kind::CreateTransfers => {
-                Self::Codes(output.transfer_results.iter().map(|r| *r as u32).collect())
-            }
+            Kind::CreateAccounts => Self::Codes(output.account_results.iter().map(|r| *r as u32).collect()),
+            Kind::CreateTransfers => Self::Codes(output.transfer_results.iter().map(|r| *r as u32).collect()),
             Kind::LookupAccounts => Self::Records(output.accounts.as_bytes().to_vec()),
             Kind::LookupTransfers => Self::Records(output.transfers.as_bytes().to_vec()),
             Kind::Kv => Self::Kv(output.kv.iter().map(KvResult::from).collect()),

@@ -19,8 +19,8 @@ use hyperraft_state::{BatchOutput, StateConfig, StateMachine};
 use hyperraft_wire::{Frame, Limits};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership,
+    BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
 };
 
 use crate::{BatchResponse, NodeId, TypeConfig};
@@ -34,10 +34,7 @@ type Meta = SnapshotMeta<NodeId, BasicNode>;
 #[derive(Debug, thiserror::Error)]
 pub enum StateMachineError {
     #[error("state machine directory {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("snapshot file {path} is damaged: {reason}")]
     Damaged { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -65,10 +62,7 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     /// Opens (creating if needed) `dir`, restoring the latest snapshot in it.
     pub fn open(dir: &Path, config: StateConfig) -> Result<StateMachineStore, StateMachineError> {
-        let io = |source| StateMachineError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
+        let io = |source| StateMachineError::Io { path: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut applied = Applied {
             state: StateMachine::new(config.clone())?,
@@ -81,18 +75,10 @@ impl StateMachineStore {
         let path = dir.join(SNAPSHOT_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let (meta, state_bytes) =
-                    decode_snapshot_file(&bytes).map_err(|reason| StateMachineError::Damaged {
-                        path: path.clone(),
-                        reason,
-                    })?;
-                applied.state =
-                    StateMachine::read_snapshot(state_bytes, config.clone()).map_err(|error| {
-                        StateMachineError::Damaged {
-                            path: path.clone(),
-                            reason: error.to_string(),
-                        }
-                    })?;
+                let (meta, state_bytes) = decode_snapshot_file(&bytes)
+                    .map_err(|reason| StateMachineError::Damaged { path: path.clone(), reason })?;
+                applied.state = StateMachine::read_snapshot(state_bytes, config.clone())
+                    .map_err(|error| StateMachineError::Damaged { path: path.clone(), reason: error.to_string() })?;
                 applied.last_applied = meta.last_log_id;
                 applied.membership = meta.last_membership.clone();
                 applied.snapshot = Some((meta, Arc::new(state_bytes.to_vec())));
@@ -100,17 +86,11 @@ impl StateMachineStore {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(io(error)),
         }
-        Ok(StateMachineStore {
-            applied: Arc::new(Mutex::new(applied)),
-            dir: dir.to_path_buf(),
-            config,
-        })
+        Ok(StateMachineStore { applied: Arc::new(Mutex::new(applied)), dir: dir.to_path_buf(), config })
     }
 
     fn lock(&self) -> MutexGuard<'_, Applied> {
-        self.applied
-            .lock()
-            .expect("a panic while applying poisons the state machine")
+        self.applied.lock().expect("a panic while applying poisons the state machine")
     }
 
     /// Digest of the applied state (equal on replicas at the same applied index).
@@ -174,8 +154,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
-    {
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
         let applied = self.lock();
         Ok((applied.last_applied, applied.membership.clone()))
     }
@@ -186,19 +165,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: Send,
     {
         let mut applied = self.lock();
-        Ok(entries
-            .into_iter()
-            .map(|entry| apply_entry(&mut applied, &entry))
-            .collect())
+        Ok(entries.into_iter().map(|entry| apply_entry(&mut applied, &entry)).collect())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -210,8 +184,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let bytes = snapshot.into_inner();
         let state = StateMachine::read_snapshot(bytes.as_slice(), self.config.clone())
             .map_err(|error| StorageIOError::read_snapshot(Some(meta.signature()), &error))?;
-        self.persist(meta, &bytes)
-            .map_err(|error| StorageIOError::write_snapshot(Some(meta.signature()), &error))?;
+        self.persist(meta, &bytes).map_err(|error| StorageIOError::write_snapshot(Some(meta.signature()), &error))?;
         let mut applied = self.lock();
         applied.state = state;
         applied.last_applied = meta.last_log_id;
@@ -220,9 +193,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(())
     }
 
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         let applied = self.lock();
         Ok(applied.snapshot.as_ref().map(|(meta, bytes)| Snapshot {
             meta: meta.clone(),
@@ -236,33 +207,20 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let (meta, bytes) = {
             let mut applied = self.lock();
             let mut bytes = Vec::new();
-            applied
-                .state
-                .write_snapshot(&mut bytes)
-                .map_err(|error| StorageIOError::read_state_machine(&error))?;
+            applied.state.write_snapshot(&mut bytes).map_err(|error| StorageIOError::read_state_machine(&error))?;
             applied.snapshots_built += 1;
             let snapshot_id = match applied.last_applied {
-                Some(log_id) => format!(
-                    "{}-{}-{}",
-                    log_id.leader_id, log_id.index, applied.snapshots_built
-                ),
+                Some(log_id) => format!("{}-{}-{}", log_id.leader_id, log_id.index, applied.snapshots_built),
                 None => format!("empty-{}", applied.snapshots_built),
             };
-            let meta = Meta {
-                last_log_id: applied.last_applied,
-                last_membership: applied.membership.clone(),
-                snapshot_id,
-            };
+            let meta =
+                Meta { last_log_id: applied.last_applied, last_membership: applied.membership.clone(), snapshot_id };
             (meta, bytes)
         };
-        self.persist(&meta, &bytes)
-            .map_err(|error| StorageIOError::write_snapshot(Some(meta.signature()), &error))?;
+        self.persist(&meta, &bytes).map_err(|error| StorageIOError::write_snapshot(Some(meta.signature()), &error))?;
         let bytes = Arc::new(bytes);
         self.lock().snapshot = Some((meta.clone(), bytes.clone()));
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes.as_ref().clone())),
-        })
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes.as_ref().clone())) })
     }
 }
 
@@ -287,10 +245,7 @@ fn decode_snapshot_file(bytes: &[u8]) -> Result<(Meta, &[u8]), String> {
         return Err("checksum mismatch".to_string());
     }
     let meta_len = u32::from_le_bytes(body[4..8].try_into().expect("4 bytes")) as usize;
-    let meta_end = 8usize
-        .checked_add(meta_len)
-        .filter(|end| *end <= body.len())
-        .ok_or("truncated metadata")?;
+    let meta_end = 8usize.checked_add(meta_len).filter(|end| *end <= body.len()).ok_or("truncated metadata")?;
     let meta: Meta = postcard::from_bytes(&body[8..meta_end]).map_err(|error| error.to_string())?;
     Ok((meta, &body[meta_end..]))
 }

@@ -17,12 +17,7 @@ pub struct Batch {
 
 impl std::fmt::Display for Batch {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            formatter,
-            "Batch({} bytes @{})",
-            self.frame.len(),
-            self.timestamp_ns
-        )
+        write!(formatter, "Batch({} bytes @{})", self.frame.len(), self.timestamp_ns)
     }
 }
 

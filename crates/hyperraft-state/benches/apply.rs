@@ -60,11 +60,8 @@ impl Bench {
             apply_threads: NonZeroUsize::new(threads).expect("non-zero"),
             ..StateConfig::default()
         };
-        let mut bench = Bench {
-            state: StateMachine::new(config).expect("state"),
-            output: BatchOutput::default(),
-            timestamp: 1,
-        };
+        let mut bench =
+            Bench { state: StateMachine::new(config).expect("state"), output: BatchOutput::default(), timestamp: 1 };
         let mut frames = Vec::new();
         hyperraft_load::account_frames(ACCOUNTS, BATCH, &mut frames);
         for frame in &frames {
@@ -75,9 +72,7 @@ impl Bench {
 
     fn apply(&mut self, frame: &[u8]) {
         let frame = Frame::decode(frame, &Limits::default()).expect("valid frame");
-        self.state
-            .apply(&frame, self.timestamp, &mut self.output)
-            .expect("a command");
+        self.state.apply(&frame, self.timestamp, &mut self.output).expect("a command");
         self.timestamp += u64::from(frame.count());
     }
 }

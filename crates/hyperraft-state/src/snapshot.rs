@@ -39,11 +39,7 @@ pub enum SnapshotError {
     #[error("unsupported snapshot version {found} (this build reads {VERSION})")]
     UnsupportedVersion { found: u16 },
     #[error("snapshot holds {count} {what}, more than the configured {max}")]
-    TooMany {
-        what: &'static str,
-        count: u64,
-        max: u64,
-    },
+    TooMany { what: &'static str, count: u64, max: u64 },
     #[error("snapshot is truncated")]
     Truncated,
     #[error("snapshot checksum mismatch")]
@@ -77,11 +73,7 @@ impl<W: Write> Write for Checksummed<W> {
 impl StateMachine {
     /// Writes the whole state to `out`.
     pub fn write_snapshot(&self, out: impl Write) -> std::io::Result<()> {
-        let mut out = Checksummed {
-            inner: out,
-            crc: 0,
-            len: 0,
-        };
+        let mut out = Checksummed { inner: out, crc: 0, len: 0 };
         let (ledger, kv) = (self.ledger(), self.kv());
         let mut kv_bytes = Vec::new();
         kv.encode_snapshot(&mut kv_bytes);
@@ -89,12 +81,9 @@ impl StateMachine {
         header.extend_from_slice(&MAGIC.to_le_bytes());
         header.extend_from_slice(&VERSION.to_le_bytes());
         header.extend_from_slice(&0u16.to_le_bytes());
-        for field in [
-            self.timestamp_last(),
-            ledger.accounts_len() as u64,
-            ledger.transfers_len(),
-            kv_bytes.len() as u64,
-        ] {
+        for field in
+            [self.timestamp_last(), ledger.accounts_len() as u64, ledger.transfers_len(), kv_bytes.len() as u64]
+        {
             header.extend_from_slice(&field.to_le_bytes());
         }
         assert_eq!(header.len(), HEADER_BYTES);
@@ -114,25 +103,14 @@ impl StateMachine {
     /// A digest of the whole state: equal on replicas that agree. It is the
     /// snapshot's length and checksum, computed without keeping the bytes.
     pub fn digest(&self) -> u64 {
-        let mut sink = Checksummed {
-            inner: std::io::sink(),
-            crc: 0,
-            len: 0,
-        };
-        self.write_snapshot(&mut sink)
-            .expect("writing to a sink cannot fail");
+        let mut sink = Checksummed { inner: std::io::sink(), crc: 0, len: 0 };
+        self.write_snapshot(&mut sink).expect("writing to a sink cannot fail");
         (sink.len << 32) ^ u64::from(sink.crc)
     }
 
     /// Rebuilds a state machine from a snapshot written by [`Self::write_snapshot`].
-    pub fn read_snapshot(
-        input: impl Read,
-        config: StateConfig,
-    ) -> Result<StateMachine, SnapshotError> {
-        let mut input = Verified {
-            inner: input,
-            crc: 0,
-        };
+    pub fn read_snapshot(input: impl Read, config: StateConfig) -> Result<StateMachine, SnapshotError> {
+        let mut input = Verified { inner: input, crc: 0 };
         let mut header = [0u8; HEADER_BYTES];
         input.read_exact_or_truncated(&mut header)?;
         let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
@@ -144,18 +122,11 @@ impl StateMachine {
         if version != VERSION {
             return Err(SnapshotError::UnsupportedVersion { found: version });
         }
-        let (timestamp_last, accounts_len, transfers_len, kv_len) =
-            (word(8), word(16), word(24), word(32));
-        bound(
-            "accounts",
-            accounts_len,
-            u64::from(config.ledger.accounts_max),
-        )?;
+        let (timestamp_last, accounts_len, transfers_len, kv_len) = (word(8), word(16), word(24), word(32));
+        bound("accounts", accounts_len, u64::from(config.ledger.accounts_max))?;
         bound("transfers", transfers_len, config.ledger.transfers_max)?;
-        let accounts =
-            read_records::<AccountRecord, _>(&mut input, accounts_len, Account::from_record)?;
-        let transfers =
-            read_records::<TransferRecord, _>(&mut input, transfers_len, Transfer::from_record)?;
+        let accounts = read_records::<AccountRecord, _>(&mut input, accounts_len, Account::from_record)?;
+        let transfers = read_records::<TransferRecord, _>(&mut input, transfers_len, Transfer::from_record)?;
         let mut kv_bytes = Vec::new();
         (&mut input).take(kv_len).read_to_end(&mut kv_bytes)?;
         if kv_bytes.len() as u64 != kv_len {
@@ -163,23 +134,14 @@ impl StateMachine {
         }
         let crc_expected = input.crc;
         let mut crc = [0u8; 4];
-        input
-            .inner
-            .read_exact(&mut crc)
-            .map_err(|_| SnapshotError::Truncated)?;
+        input.inner.read_exact(&mut crc).map_err(|_| SnapshotError::Truncated)?;
         if u32::from_le_bytes(crc) != crc_expected {
             return Err(SnapshotError::ChecksumMismatch);
         }
         let kv = KvStore::decode_snapshot(&kv_bytes, config.kv)
             .map_err(|error| SnapshotError::Invalid(error.to_string()))?;
-        let ledger =
-            Ledger::restore(config.ledger, accounts, transfers).map_err(SnapshotError::Invalid)?;
-        Ok(StateMachine::from_parts(
-            config,
-            ledger,
-            kv,
-            timestamp_last,
-        )?)
+        let ledger = Ledger::restore(config.ledger, accounts, transfers).map_err(SnapshotError::Invalid)?;
+        Ok(StateMachine::from_parts(config, ledger, kv, timestamp_last)?)
     }
 }
 
@@ -191,11 +153,7 @@ fn bound(what: &'static str, count: u64, max: u64) -> Result<(), SnapshotError> 
 }
 
 /// Reads `count` fixed-size records, growing memory only as they arrive.
-fn read_records<R, T>(
-    input: &mut impl Read,
-    count: u64,
-    convert: impl Fn(&R) -> T,
-) -> Result<Vec<T>, SnapshotError>
+fn read_records<R, T>(input: &mut impl Read, count: u64, convert: impl Fn(&R) -> T) -> Result<Vec<T>, SnapshotError>
 where
     R: FromBytes + IntoBytes + zerocopy::Immutable + zerocopy::KnownLayout + Default,
 {

@@ -9,9 +9,7 @@
 use hyperraft_wire::{AccountRecord, Body, Frame, KvCommand, TransferRecord};
 
 use crate::kv::{KvConfig, KvResponse, KvStore};
-use crate::ledger::{
-    CreateAccountResult, CreateTransferResult, Ledger, LedgerConfig, TRANSFERS_MAX_LIMIT,
-};
+use crate::ledger::{CreateAccountResult, CreateTransferResult, Ledger, LedgerConfig, TRANSFERS_MAX_LIMIT};
 
 /// Everything that shapes a state machine.
 #[derive(Clone, Debug)]
@@ -101,13 +99,7 @@ impl StateMachine {
         timestamp_last: u64,
     ) -> Result<StateMachine, StateError> {
         let pool = build_pool(config.apply_threads)?;
-        Ok(StateMachine {
-            config,
-            ledger,
-            kv,
-            pool,
-            timestamp_last,
-        })
+        Ok(StateMachine { config, ledger, kv, pool, timestamp_last })
     }
 
     pub fn config(&self) -> &StateConfig {
@@ -129,23 +121,16 @@ impl StateMachine {
     /// Applies one committed frame. `timestamp` is the leader's clock when it
     /// formed the batch; the batch's items get strictly increasing
     /// timestamps from `max(timestamp, last + 1)` on.
-    pub fn apply(
-        &mut self,
-        frame: &Frame<'_>,
-        timestamp: u64,
-        output: &mut BatchOutput,
-    ) -> Result<(), ApplyError> {
+    pub fn apply(&mut self, frame: &Frame<'_>, timestamp: u64, output: &mut BatchOutput) -> Result<(), ApplyError> {
         let start = timestamp.max(self.timestamp_last + 1);
         let pool = self.pool.as_ref();
         match frame.body() {
             Body::CreateAccounts(records) => {
-                self.ledger
-                    .create_accounts(records, start, &mut output.account_results);
+                self.ledger.create_accounts(records, start, &mut output.account_results);
                 self.advance(start, records.len());
             }
             Body::CreateTransfers(records) => {
-                self.ledger
-                    .create_transfers(records, start, pool, &mut output.transfer_results);
+                self.ledger.create_transfers(records, start, pool, &mut output.transfer_results);
                 self.advance(start, records.len());
             }
             Body::LookupAccounts(_) | Body::LookupTransfers(_) => return self.read(frame, output),
@@ -167,22 +152,15 @@ impl StateMachine {
             Body::LookupAccounts(ids) => {
                 output.accounts.clear();
                 let found = ids.iter().filter_map(|id| self.ledger.account(id.get()));
-                output
-                    .accounts
-                    .extend(found.map(|account| account.to_record()));
+                output.accounts.extend(found.map(|account| account.to_record()));
             }
             Body::LookupTransfers(ids) => {
                 output.transfers.clear();
                 let found = ids.iter().filter_map(|id| self.ledger.transfer(id.get()));
-                output
-                    .transfers
-                    .extend(found.map(|transfer| transfer.to_record()));
+                output.transfers.extend(found.map(|transfer| transfer.to_record()));
             }
             Body::Kv(commands) => {
-                if commands
-                    .iter()
-                    .any(|command| !matches!(command, KvCommand::Range(_)))
-                {
+                if commands.iter().any(|command| !matches!(command, KvCommand::Range(_))) {
                     return Err(ApplyError::NotARead(frame.kind()));
                 }
                 output.kv.clear();

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PublicKeyData,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -150,10 +150,7 @@ pub struct ClusterCa {
 impl fmt::Debug for ClusterCa {
     // The signing key stays out of logs.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("ClusterCa")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        formatter.debug_struct("ClusterCa").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -176,14 +173,11 @@ impl ClusterCa {
     /// that the key belongs to the certificate.
     pub fn from_pem(certificate_pem: &str, key_pem: &str) -> Result<ClusterCa, CertError> {
         let what = "CA certificate";
-        let certificate_der = CertificateDer::from_pem_slice(certificate_pem.as_bytes())
-            .map_err(|error| pem_error(what, error))?;
-        let key = KeyPair::from_pem(key_pem).map_err(|error| CertError::Pem {
-            what: "CA key",
-            reason: error.to_string(),
-        })?;
-        let fields =
-            der::certificate_fields(&certificate_der).ok_or(CertError::NotACertificate { what })?;
+        let certificate_der =
+            CertificateDer::from_pem_slice(certificate_pem.as_bytes()).map_err(|error| pem_error(what, error))?;
+        let key =
+            KeyPair::from_pem(key_pem).map_err(|error| CertError::Pem { what: "CA key", reason: error.to_string() })?;
+        let fields = der::certificate_fields(&certificate_der).ok_or(CertError::NotACertificate { what })?;
         if fields.subject_public_key_info != key.subject_public_key_info().as_slice() {
             return Err(CertError::KeyMismatch { what: "CA" });
         }
@@ -234,12 +228,7 @@ impl ClusterCa {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let certificate = node_params(node_id, hosts)?.signed_by(&key, &self.issuer)?;
         self.check_issued(certificate.der())?;
-        Ok(NodeIdentity::new(
-            node_id,
-            certificate.pem(),
-            certificate.der().clone(),
-            key.serialize_pem(),
-        ))
+        Ok(NodeIdentity::new(node_id, certificate.pem(), certificate.der().clone(), key.serialize_pem()))
     }
 
     /// The CA's name (its subject common name).
@@ -263,10 +252,8 @@ impl ClusterCa {
     fn check_issued(&self, issued: &[u8]) -> Result<(), CertError> {
         let what = "issued certificate";
         let issued = der::certificate_fields(issued).ok_or(CertError::NotACertificate { what })?;
-        let ca =
-            der::certificate_fields(&self.certificate_der).ok_or(CertError::NotACertificate {
-                what: "CA certificate",
-            })?;
+        let ca = der::certificate_fields(&self.certificate_der)
+            .ok_or(CertError::NotACertificate { what: "CA certificate" })?;
         if issued.issuer != ca.subject {
             return Err(CertError::IssuerMismatch);
         }
@@ -275,10 +262,7 @@ impl ClusterCa {
 }
 
 pub(crate) fn pem_error(what: &'static str, error: rustls::pki_types::pem::Error) -> CertError {
-    CertError::Pem {
-        what,
-        reason: error.to_string(),
-    }
+    CertError::Pem { what, reason: error.to_string() }
 }
 
 fn validate_name(name: &str) -> Result<(), CertError> {
@@ -292,20 +276,14 @@ fn validate_name(name: &str) -> Result<(), CertError> {
         None
     };
     match reason {
-        Some(reason) => Err(CertError::InvalidName {
-            name: name.to_string(),
-            reason,
-        }),
+        Some(reason) => Err(CertError::InvalidName { name: name.to_string(), reason }),
         None => Ok(()),
     }
 }
 
 fn validate_hosts(hosts: &[String]) -> Result<(), CertError> {
     if hosts.len() > HOSTS_MAX {
-        return Err(CertError::TooManyHosts {
-            count: hosts.len(),
-            max: HOSTS_MAX,
-        });
+        return Err(CertError::TooManyHosts { count: hosts.len(), max: HOSTS_MAX });
     }
     for host in hosts {
         let reason = if host.is_empty() {
@@ -319,10 +297,7 @@ fn validate_hosts(hosts: &[String]) -> Result<(), CertError> {
             None
         };
         if let Some(reason) = reason {
-            return Err(CertError::InvalidHost {
-                host: host.clone(),
-                reason,
-            });
+            return Err(CertError::InvalidHost { host: host.clone(), reason });
         }
     }
     Ok(())
@@ -334,11 +309,7 @@ fn ca_params(name: &str) -> CertificateParams {
     params.distinguished_name.push(DnType::CommonName, name);
     // Path length 0: the CA signs node certificates, never other CAs.
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     set_validity(&mut params, CA_VALIDITY_YEARS);
     params
 }
@@ -348,16 +319,11 @@ fn node_params(node_id: u64, hosts: &[String]) -> Result<CertificateParams, Cert
     names.push(node_identity::server_name(node_id));
     let mut params = CertificateParams::new(names)?;
     params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, node_identity::common_name(node_id));
+    params.distinguished_name.push(DnType::CommonName, node_identity::common_name(node_id));
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     // Every node is both a server (it is called) and a client (it calls).
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
     set_validity(&mut params, NODE_VALIDITY_YEARS);
     Ok(params)
@@ -374,9 +340,7 @@ fn set_validity(params: &mut CertificateParams, years: i32) {
 /// The current year, give or take a day; [`set_validity`] has a year of slack.
 fn current_year() -> i32 {
     const SECONDS_PER_YEAR: u64 = 31_556_952;
-    let seconds = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
     1970 + i32::try_from(seconds / SECONDS_PER_YEAR).unwrap_or(0)
 }
 

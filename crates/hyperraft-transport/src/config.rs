@@ -77,9 +77,7 @@ pub enum ConfigError {
         field: &'static str,
     },
     /// `inbound_bytes_max` cannot hold even one largest message.
-    #[error(
-        "inbound_bytes_max ({inbound_bytes_max}) is below message_bytes_max ({message_bytes_max})"
-    )]
+    #[error("inbound_bytes_max ({inbound_bytes_max}) is below message_bytes_max ({message_bytes_max})")]
     InboundBelowMessage {
         /// The configured inbound budget.
         inbound_bytes_max: usize,
@@ -127,9 +125,7 @@ impl TransportConfig {
             });
         }
         if self.idle_timeout.as_millis() > IDLE_TIMEOUT_MS_LIMIT {
-            return Err(ConfigError::IdleTimeoutTooLarge {
-                idle_timeout: self.idle_timeout,
-            });
+            return Err(ConfigError::IdleTimeoutTooLarge { idle_timeout: self.idle_timeout });
         }
         if self.keep_alive_interval >= self.idle_timeout {
             return Err(ConfigError::KeepAliveNotBelowIdle {

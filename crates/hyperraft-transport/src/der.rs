@@ -59,21 +59,12 @@ fn read_element(input: &[u8]) -> Option<(Element<'_>, &[u8])> {
             return None;
         }
         let (length_bytes, rest) = after_first.split_at_checked(count)?;
-        let length = length_bytes
-            .iter()
-            .fold(0usize, |length, &byte| (length << 8) | usize::from(byte));
+        let length = length_bytes.iter().fold(0usize, |length, &byte| (length << 8) | usize::from(byte));
         (length, rest)
     };
     let (value, rest) = after_length.split_at_checked(length)?;
     let encoding = &input[..input.len() - rest.len()];
-    Some((
-        Element {
-            tag,
-            value,
-            encoding,
-        },
-        rest,
-    ))
+    Some((Element { tag, value, encoding }, rest))
 }
 
 /// Like [`read_element`], but only accepts the given tag.

@@ -48,8 +48,7 @@ struct Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        self.endpoint
-            .close(CloseCode::Shutdown.code(), b"transport dropped");
+        self.endpoint.close(CloseCode::Shutdown.code(), b"transport dropped");
         if let Some(task) = lock(&self.accept_task).take() {
             task.abort();
         }
@@ -66,10 +65,8 @@ impl Transport {
         config: TransportConfig,
     ) -> Result<Transport, TransportError> {
         config.validate()?;
-        let runtime = Handle::try_current().map_err(|error| TransportError::Bind {
-            address,
-            source: std::io::Error::other(error),
-        })?;
+        let runtime = Handle::try_current()
+            .map_err(|error| TransportError::Bind { address, source: std::io::Error::other(error) })?;
         let server_config = quic_server_config(&identity, &config)?;
         let mut endpoint = quinn::Endpoint::server(server_config, address)
             .map_err(|source| TransportError::Bind { address, source })?;
@@ -113,13 +110,7 @@ impl Transport {
     /// once per node and clone the result rather than calling it per
     /// request.
     pub fn peer(&self, node_id: u64, address: SocketAddr) -> Peer {
-        Peer::new(
-            node_id,
-            address,
-            self.shared.endpoint.clone(),
-            &self.shared.config,
-            self.shared.faults.clone(),
-        )
+        Peer::new(node_id, address, self.shared.endpoint.clone(), &self.shared.config, self.shared.faults.clone())
     }
 
     /// This node's id, from its certificate.
@@ -158,9 +149,7 @@ impl Transport {
     /// until peers have been notified. Calls afterwards fail with
     /// [`TransportError::Closed`].
     pub async fn close(&self) {
-        self.shared
-            .endpoint
-            .close(CloseCode::Shutdown.code(), b"transport closed");
+        self.shared.endpoint.close(CloseCode::Shutdown.code(), b"transport closed");
         self.shared.endpoint.wait_idle().await;
         if let Some(task) = lock(&self.shared.accept_task).take() {
             // The loop has ended (accept yields nothing once closed); this
@@ -176,26 +165,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn quic_server_config(
-    identity: &TlsIdentity,
-    config: &TransportConfig,
-) -> Result<quinn::ServerConfig, TransportError> {
-    let tls =
-        QuicServerConfig::try_from(Arc::new(identity.server_config()?)).map_err(TlsError::from)?;
+fn quic_server_config(identity: &TlsIdentity, config: &TransportConfig) -> Result<quinn::ServerConfig, TransportError> {
+    let tls = QuicServerConfig::try_from(Arc::new(identity.server_config()?)).map_err(TlsError::from)?;
     let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(tls));
-    server_config.transport_config(quic_transport_config(
-        config,
-        config.concurrent_streams_max,
-    )?);
+    server_config.transport_config(quic_transport_config(config, config.concurrent_streams_max)?);
     Ok(server_config)
 }
 
-fn quic_client_config(
-    identity: &TlsIdentity,
-    config: &TransportConfig,
-) -> Result<quinn::ClientConfig, TransportError> {
-    let tls =
-        QuicClientConfig::try_from(Arc::new(identity.client_config()?)).map_err(TlsError::from)?;
+fn quic_client_config(identity: &TlsIdentity, config: &TransportConfig) -> Result<quinn::ClientConfig, TransportError> {
+    let tls = QuicClientConfig::try_from(Arc::new(identity.client_config()?)).map_err(TlsError::from)?;
     let mut client_config = quinn::ClientConfig::new(Arc::new(tls));
     // Only callers open streams: a server opening one towards a caller
     // would never be read, so callers grant servers no stream credit.
@@ -207,11 +185,8 @@ fn quic_transport_config(
     config: &TransportConfig,
     incoming_streams_max: u32,
 ) -> Result<Arc<quinn::TransportConfig>, TransportError> {
-    let idle_timeout = IdleTimeout::try_from(config.idle_timeout).map_err(|_| {
-        ConfigError::IdleTimeoutTooLarge {
-            idle_timeout: config.idle_timeout,
-        }
-    })?;
+    let idle_timeout = IdleTimeout::try_from(config.idle_timeout)
+        .map_err(|_| ConfigError::IdleTimeoutTooLarge { idle_timeout: config.idle_timeout })?;
     // Bytes a peer may have sent that this side has not read yet, over the
     // whole connection. quinn's default is unbounded; reads stall only while
     // a request waits for inbound budget, so the same budget bounds this.

@@ -156,9 +156,7 @@ pub enum TransportError {
     },
     /// The response announced a body larger than local `message_bytes_max`;
     /// it was not read.
-    #[error(
-        "node {node_id}: response of {bytes} bytes exceeds message_bytes_max of {bytes_max} bytes"
-    )]
+    #[error("node {node_id}: response of {bytes} bytes exceeds message_bytes_max of {bytes_max} bytes")]
     ResponseTooLarge {
         /// The peer.
         node_id: u64,

@@ -30,9 +30,7 @@ pub struct FaultSwitch {
 impl FaultSwitch {
     /// A switch that works (`enabled`) or refuses every change.
     pub fn new(enabled: bool) -> FaultSwitch {
-        FaultSwitch {
-            partitioned: enabled.then(Arc::default),
-        }
+        FaultSwitch { partitioned: enabled.then(Arc::default) }
     }
 
     /// Whether fault injection is enabled.
@@ -42,10 +40,7 @@ impl FaultSwitch {
 
     /// Partitions this node from `node_id` (`true`) or heals it (`false`).
     pub fn set_partitioned(&self, node_id: u64, partitioned: bool) -> Result<(), TransportError> {
-        let set = self
-            .partitioned
-            .as_ref()
-            .ok_or(TransportError::FaultsDisabled)?;
+        let set = self.partitioned.as_ref().ok_or(TransportError::FaultsDisabled)?;
         // A panic elsewhere while holding the lock cannot leave the set
         // half-updated (inserts and removes are atomic), so poison is moot.
         let mut set = set.lock().unwrap_or_else(PoisonError::into_inner);
@@ -54,9 +49,7 @@ impl FaultSwitch {
             return Ok(());
         }
         if set.len() >= PARTITIONED_PEERS_MAX && !set.contains(&node_id) {
-            return Err(TransportError::PartitionTableFull {
-                peers_max: PARTITIONED_PEERS_MAX,
-            });
+            return Err(TransportError::PartitionTableFull { peers_max: PARTITIONED_PEERS_MAX });
         }
         set.insert(node_id);
         Ok(())
@@ -66,10 +59,7 @@ impl FaultSwitch {
     pub fn is_partitioned(&self, node_id: u64) -> bool {
         match &self.partitioned {
             None => false,
-            Some(set) => set
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&node_id),
+            Some(set) => set.lock().unwrap_or_else(PoisonError::into_inner).contains(&node_id),
         }
     }
 }

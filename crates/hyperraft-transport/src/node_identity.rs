@@ -43,9 +43,7 @@ pub fn node_id_of_certificate(certificate: &[u8]) -> Result<u64, CertError> {
     let what = "node certificate";
     let fields = der::certificate_fields(certificate).ok_or(CertError::NotACertificate { what })?;
     let name = der::common_name(fields.subject).ok_or(CertError::MissingCommonName { what })?;
-    parse_common_name(name).ok_or_else(|| CertError::NotANodeCertificate {
-        common_name: name.to_string(),
-    })
+    parse_common_name(name).ok_or_else(|| CertError::NotANodeCertificate { common_name: name.to_string() })
 }
 
 /// Whether `host` falls under the reserved `.hyperraft` domain.
@@ -66,10 +64,7 @@ pub struct NodeIdentity {
 impl fmt::Debug for NodeIdentity {
     // The private key stays out of logs.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("NodeIdentity")
-            .field("node_id", &self.node_id)
-            .finish_non_exhaustive()
+        formatter.debug_struct("NodeIdentity").field("node_id", &self.node_id).finish_non_exhaustive()
     }
 }
 
@@ -80,12 +75,7 @@ impl NodeIdentity {
         certificate_der: CertificateDer<'static>,
         key_pem: String,
     ) -> NodeIdentity {
-        NodeIdentity {
-            node_id,
-            certificate_pem,
-            certificate_der,
-            key_pem,
-        }
+        NodeIdentity { node_id, certificate_pem, certificate_der, key_pem }
     }
 
     /// Rebuilds an identity from PEM texts, reading the node id from the
@@ -94,23 +84,14 @@ impl NodeIdentity {
         let certificate_der = CertificateDer::from_pem_slice(certificate_pem.as_bytes())
             .map_err(|error| pem_error("node certificate", error))?;
         let node_id = node_id_of_certificate(&certificate_der)?;
-        let key = KeyPair::from_pem(key_pem).map_err(|error| CertError::Pem {
-            what: "node key",
-            reason: error.to_string(),
-        })?;
+        let key = KeyPair::from_pem(key_pem)
+            .map_err(|error| CertError::Pem { what: "node key", reason: error.to_string() })?;
         let fields =
-            der::certificate_fields(&certificate_der).ok_or(CertError::NotACertificate {
-                what: "node certificate",
-            })?;
+            der::certificate_fields(&certificate_der).ok_or(CertError::NotACertificate { what: "node certificate" })?;
         if fields.subject_public_key_info != key.subject_public_key_info().as_slice() {
             return Err(CertError::KeyMismatch { what: "node" });
         }
-        Ok(NodeIdentity::new(
-            node_id,
-            certificate_pem.to_string(),
-            certificate_der,
-            key_pem.to_string(),
-        ))
+        Ok(NodeIdentity::new(node_id, certificate_pem.to_string(), certificate_der, key_pem.to_string()))
     }
 
     /// Loads `node-{id}.pem` and `node-{id}.key` from `directory`, checking
@@ -122,10 +103,7 @@ impl NodeIdentity {
         let key_pem = pem_file::read_bounded(&key_path)?;
         let identity = NodeIdentity::from_pem(&certificate_pem, &key_pem)?;
         if identity.node_id != node_id {
-            return Err(CertError::NodeIdMismatch {
-                expected: node_id,
-                found: identity.node_id,
-            });
+            return Err(CertError::NodeIdMismatch { expected: node_id, found: identity.node_id });
         }
         Ok(identity)
     }

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use quinn::{
-    ConnectError, Connection, ConnectionError, RecvStream, SendStream, TransportErrorCode, VarInt,
-    WriteError,
+    ConnectError, Connection, ConnectionError, RecvStream, SendStream, TransportErrorCode, VarInt, WriteError,
 };
 
 use crate::config::TransportConfig;
@@ -85,26 +84,18 @@ impl Peer {
     /// Sends `request` and waits for the response, bounded by the
     /// configured `call_timeout`.
     pub async fn call(&self, request: Bytes) -> Result<Bytes, TransportError> {
-        self.call_with_timeout(request, self.shared.call_timeout)
-            .await
+        self.call_with_timeout(request, self.shared.call_timeout).await
     }
 
     /// Sends `request` and waits at most `timeout` for the response.
-    pub async fn call_with_timeout(
-        &self,
-        request: Bytes,
-        timeout: Duration,
-    ) -> Result<Bytes, TransportError> {
+    pub async fn call_with_timeout(&self, request: Bytes, timeout: Duration) -> Result<Bytes, TransportError> {
         let node_id = self.shared.node_id;
         if self.shared.faults.is_partitioned(node_id) {
             return Err(TransportError::Partitioned { node_id });
         }
         let bytes_max = self.shared.message_bytes_max;
         if request.len() > bytes_max as usize {
-            return Err(TransportError::MessageTooLarge {
-                bytes: request.len(),
-                bytes_max,
-            });
+            return Err(TransportError::MessageTooLarge { bytes: request.len(), bytes_max });
         }
         match tokio::time::timeout(timeout, self.exchange(request)).await {
             Ok(result) => result,
@@ -130,8 +121,7 @@ impl Peer {
         match stream_io::write_message(&mut send, &header, request).await {
             Ok(()) => {}
             // The server stopped reading; its response says why.
-            Err(WriteError::Stopped(code))
-                if StreamCode::from_code(code) == Some(StreamCode::Refused) => {}
+            Err(WriteError::Stopped(code)) if StreamCode::from_code(code) == Some(StreamCode::Refused) => {}
             Err(error) => return Err(self.write_failed(error)),
         }
         self.read_response(&mut recv).await
@@ -148,10 +138,7 @@ impl Peer {
         // The failed connection carried nothing of this call yet, so one
         // retry on a fresh connection cannot deliver the request twice.
         let connection = self.connection().await?;
-        connection
-            .open_bi()
-            .await
-            .map_err(|error| connection_error(self.shared.node_id, error))
+        connection.open_bi().await.map_err(|error| connection_error(self.shared.node_id, error))
     }
 
     /// The live connection, opening one if there is none.
@@ -171,56 +158,37 @@ impl Peer {
 
     fn live_connection(&self) -> Option<Connection> {
         let slot = lock(&self.shared.connection);
-        slot.as_ref()
-            .filter(|connection| connection.close_reason().is_none())
-            .cloned()
+        slot.as_ref().filter(|connection| connection.close_reason().is_none()).cloned()
     }
 
     async fn connect_new(&self) -> Result<Connection, TransportError> {
         let shared = &self.shared;
         let node_id = shared.node_id;
-        let connecting = shared
-            .endpoint
-            .connect(shared.address, &shared.server_name)
-            .map_err(|source| match source {
+        let connecting =
+            shared.endpoint.connect(shared.address, &shared.server_name).map_err(|source| match source {
                 ConnectError::EndpointStopping => TransportError::Closed,
                 source => TransportError::Connect { node_id, source },
             })?;
         match tokio::time::timeout(shared.connect_timeout, connecting).await {
             Ok(Ok(connection)) => Ok(connection),
             Ok(Err(error)) => Err(connection_error(node_id, error)),
-            Err(_) => Err(TransportError::Timeout {
-                node_id,
-                timeout: shared.connect_timeout,
-            }),
+            Err(_) => Err(TransportError::Timeout { node_id, timeout: shared.connect_timeout }),
         }
     }
 
     async fn read_response(&self, recv: &mut RecvStream) -> Result<Bytes, TransportError> {
         let node_id = self.shared.node_id;
-        let header = stream_io::read_header::<RESPONSE_HEADER_BYTES>(recv)
-            .await
-            .map_err(|failure| self.read_failed(failure))?;
-        let (status, length) =
-            framing::decode_response_header(header).map_err(|_| TransportError::Protocol {
-                node_id,
-                reason: "unknown response status",
-            })?;
+        let header =
+            stream_io::read_header::<RESPONSE_HEADER_BYTES>(recv).await.map_err(|failure| self.read_failed(failure))?;
+        let (status, length) = framing::decode_response_header(header)
+            .map_err(|_| TransportError::Protocol { node_id, reason: "unknown response status" })?;
         let bytes_max = self.shared.message_bytes_max;
         if length > bytes_max {
             let _ = recv.stop(StreamCode::ResponseRefused.code());
-            return Err(TransportError::ResponseTooLarge {
-                node_id,
-                bytes: length,
-                bytes_max,
-            });
+            return Err(TransportError::ResponseTooLarge { node_id, bytes: length, bytes_max });
         }
-        let body = stream_io::read_body(recv, length as usize)
-            .await
-            .map_err(|failure| self.read_failed(failure))?;
-        stream_io::read_finish(recv)
-            .await
-            .map_err(|failure| self.read_failed(failure))?;
+        let body = stream_io::read_body(recv, length as usize).await.map_err(|failure| self.read_failed(failure))?;
+        stream_io::read_finish(recv).await.map_err(|failure| self.read_failed(failure))?;
         outcome(node_id, status, body)
     }
 
@@ -228,21 +196,16 @@ impl Peer {
         let node_id = self.shared.node_id;
         match failure {
             ReadFailure::Stream(quinn::ReadError::Reset(code)) => stream_reset(node_id, code),
-            ReadFailure::Stream(quinn::ReadError::ConnectionLost(error)) => {
-                connection_error(node_id, error)
+            ReadFailure::Stream(quinn::ReadError::ConnectionLost(error)) => connection_error(node_id, error),
+            ReadFailure::Stream(_) => {
+                TransportError::Protocol { node_id, reason: "response stream closed unexpectedly" }
             }
-            ReadFailure::Stream(_) => TransportError::Protocol {
-                node_id,
-                reason: "response stream closed unexpectedly",
-            },
-            ReadFailure::FinishedEarly => TransportError::Protocol {
-                node_id,
-                reason: "response ended before its announced length",
-            },
-            ReadFailure::TrailingBytes => TransportError::Protocol {
-                node_id,
-                reason: "response has bytes after its announced length",
-            },
+            ReadFailure::FinishedEarly => {
+                TransportError::Protocol { node_id, reason: "response ended before its announced length" }
+            }
+            ReadFailure::TrailingBytes => {
+                TransportError::Protocol { node_id, reason: "response has bytes after its announced length" }
+            }
         }
     }
 
@@ -251,10 +214,9 @@ impl Peer {
         match error {
             WriteError::Stopped(code) => stream_reset(node_id, code),
             WriteError::ConnectionLost(error) => connection_error(node_id, error),
-            WriteError::ClosedStream | WriteError::ZeroRttRejected => TransportError::Protocol {
-                node_id,
-                reason: "request stream closed unexpectedly",
-            },
+            WriteError::ClosedStream | WriteError::ZeroRttRejected => {
+                TransportError::Protocol { node_id, reason: "request stream closed unexpectedly" }
+            }
         }
     }
 }
@@ -263,14 +225,8 @@ impl Peer {
 fn outcome(node_id: u64, status: Status, body: Bytes) -> Result<Bytes, TransportError> {
     match status {
         Status::Ok => Ok(body),
-        Status::HandlerError => Err(TransportError::Remote {
-            node_id,
-            error: RemoteError::new(message_text(&body)),
-        }),
-        Status::Refused => Err(TransportError::Refused {
-            node_id,
-            reason: message_text(&body),
-        }),
+        Status::HandlerError => Err(TransportError::Remote { node_id, error: RemoteError::new(message_text(&body)) }),
+        Status::Refused => Err(TransportError::Refused { node_id, reason: message_text(&body) }),
     }
 }
 
@@ -298,9 +254,7 @@ fn stream_reset(node_id: u64, code: VarInt) -> TransportError {
 fn connection_error(node_id: u64, error: ConnectionError) -> TransportError {
     let handshake = |reason: String| TransportError::Handshake { node_id, reason };
     match error {
-        ConnectionError::TransportError(error) if is_crypto(error.code) => {
-            handshake(error.to_string())
-        }
+        ConnectionError::TransportError(error) if is_crypto(error.code) => handshake(error.to_string()),
         ConnectionError::ConnectionClosed(close) if is_crypto(close.error_code) => {
             handshake(format!("rejected by peer: {close}"))
         }

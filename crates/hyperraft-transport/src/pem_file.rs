@@ -28,22 +28,14 @@ pub(crate) fn create_directory(directory: &Path) -> Result<(), CertError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(directory).map_err(|source| CertError::Io {
-        path: directory.to_path_buf(),
-        source,
-    })
+    builder.create(directory).map_err(|source| CertError::Io { path: directory.to_path_buf(), source })
 }
 
 /// Writes `contents` to a file that must not exist yet, and syncs it.
 pub(crate) fn write_new(path: &Path, contents: &str, secrecy: Secrecy) -> Result<(), CertError> {
     let io_error = |source: io::Error| match source.kind() {
-        io::ErrorKind::AlreadyExists => CertError::Exists {
-            path: path.to_path_buf(),
-        },
-        _ => CertError::Io {
-            path: path.to_path_buf(),
-            source,
-        },
+        io::ErrorKind::AlreadyExists => CertError::Exists { path: path.to_path_buf() },
+        _ => CertError::Io { path: path.to_path_buf(), source },
     };
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -64,20 +56,12 @@ pub(crate) fn write_new(path: &Path, contents: &str, secrecy: Secrecy) -> Result
 
 /// Reads a PEM file as text, refusing files over [`PEM_FILE_BYTES_MAX`].
 pub(crate) fn read_bounded(path: &Path) -> Result<String, CertError> {
-    let io_error = |source: io::Error| CertError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io_error = |source: io::Error| CertError::Io { path: path.to_path_buf(), source };
     let file = File::open(path).map_err(io_error)?;
     let mut contents = String::new();
-    file.take(PEM_FILE_BYTES_MAX + 1)
-        .read_to_string(&mut contents)
-        .map_err(io_error)?;
+    file.take(PEM_FILE_BYTES_MAX + 1).read_to_string(&mut contents).map_err(io_error)?;
     if contents.len() as u64 > PEM_FILE_BYTES_MAX {
-        return Err(CertError::FileTooLarge {
-            path: path.to_path_buf(),
-            bytes_max: PEM_FILE_BYTES_MAX,
-        });
+        return Err(CertError::FileTooLarge { path: path.to_path_buf(), bytes_max: PEM_FILE_BYTES_MAX });
     }
     Ok(contents)
 }

@@ -53,11 +53,7 @@ pub(crate) async fn accept_loop(context: Arc<ServerContext>) {
 
 /// Completes the handshake, learns the peer's node id from its verified
 /// certificate, then serves its streams until the connection ends.
-async fn serve_connection(
-    context: Arc<ServerContext>,
-    incoming: Incoming,
-    _slot: OwnedSemaphorePermit,
-) {
+async fn serve_connection(context: Arc<ServerContext>, incoming: Incoming, _slot: OwnedSemaphorePermit) {
     let remote = incoming.remote_address();
     let connection = match tokio::time::timeout(context.connect_timeout, incoming).await {
         Ok(Ok(connection)) => connection,
@@ -76,10 +72,7 @@ async fn serve_connection(
         connection.close(CloseCode::NotANode.code(), b"certificate names no node");
         return;
     };
-    let peer = PeerInfo {
-        node_id,
-        address: remote,
-    };
+    let peer = PeerInfo { node_id, address: remote };
     loop {
         match connection.accept_bi().await {
             Ok((send, recv)) => {
@@ -102,12 +95,7 @@ fn peer_node_id(connection: &Connection) -> Option<u64> {
 }
 
 /// Answers the one request carried by a stream.
-async fn serve_stream(
-    context: Arc<ServerContext>,
-    peer: PeerInfo,
-    send: SendStream,
-    mut recv: RecvStream,
-) {
+async fn serve_stream(context: Arc<ServerContext>, peer: PeerInfo, send: SendStream, mut recv: RecvStream) {
     let response = ResponseStream { send: Some(send) };
     if context.faults.is_partitioned(peer.node_id) {
         let _ = recv.stop(StreamCode::Partitioned.code());
@@ -149,9 +137,7 @@ async fn read_request(
     context: &ServerContext,
     recv: &mut RecvStream,
 ) -> Result<(Bytes, OwnedSemaphorePermit), Refusal> {
-    let header = stream_io::read_header::<REQUEST_HEADER_BYTES>(recv)
-        .await
-        .map_err(refusal)?;
+    let header = stream_io::read_header::<REQUEST_HEADER_BYTES>(recv).await.map_err(refusal)?;
     let length = framing::decode_request_header(header);
     if length > context.message_bytes_max {
         return Err(Refusal::Respond(format!(
@@ -161,15 +147,8 @@ async fn read_request(
     }
     // `length` is at most message_bytes_max, which validation keeps at most
     // inbound_bytes_max, so this wait always ends once others finish.
-    let budget = context
-        .inbound_budget
-        .clone()
-        .acquire_many_owned(length)
-        .await
-        .map_err(|_| Refusal::Silent)?;
-    let body = stream_io::read_body(recv, length as usize)
-        .await
-        .map_err(refusal)?;
+    let budget = context.inbound_budget.clone().acquire_many_owned(length).await.map_err(|_| Refusal::Silent)?;
+    let body = stream_io::read_body(recv, length as usize).await.map_err(refusal)?;
     stream_io::read_finish(recv).await.map_err(refusal)?;
     Ok((body, budget))
 }
@@ -177,12 +156,8 @@ async fn read_request(
 fn refusal(failure: ReadFailure) -> Refusal {
     match failure {
         ReadFailure::Stream(_) => Refusal::Silent,
-        ReadFailure::FinishedEarly => {
-            Refusal::Respond("request ended before its announced length".to_string())
-        }
-        ReadFailure::TrailingBytes => {
-            Refusal::Respond("request has bytes after its announced length".to_string())
-        }
+        ReadFailure::FinishedEarly => Refusal::Respond("request ended before its announced length".to_string()),
+        ReadFailure::TrailingBytes => Refusal::Respond("request has bytes after its announced length".to_string()),
     }
 }
 
@@ -191,16 +166,11 @@ fn response_body(outcome: Result<Bytes, RemoteError>, bytes_max: u32) -> (Status
     match outcome {
         Ok(body) if body.len() <= bytes_max as usize => (Status::Ok, body),
         Ok(body) => {
-            let message = format!(
-                "handler response of {} bytes exceeds message_bytes_max of {bytes_max} bytes",
-                body.len()
-            );
+            let message =
+                format!("handler response of {} bytes exceeds message_bytes_max of {bytes_max} bytes", body.len());
             (Status::HandlerError, message_body(&message, bytes_max))
         }
-        Err(error) => (
-            Status::HandlerError,
-            message_body(error.message(), bytes_max),
-        ),
+        Err(error) => (Status::HandlerError, message_body(error.message(), bytes_max)),
     }
 }
 

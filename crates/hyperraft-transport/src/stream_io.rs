@@ -31,9 +31,7 @@ impl From<ReadExactError> for ReadFailure {
 }
 
 /// Reads a fixed-size header.
-pub(crate) async fn read_header<const BYTES: usize>(
-    recv: &mut RecvStream,
-) -> Result<[u8; BYTES], ReadFailure> {
+pub(crate) async fn read_header<const BYTES: usize>(recv: &mut RecvStream) -> Result<[u8; BYTES], ReadFailure> {
     let mut header = [0u8; BYTES];
     recv.read_exact(&mut header).await?;
     Ok(header)
@@ -47,20 +45,14 @@ pub(crate) async fn read_body(recv: &mut RecvStream, length: usize) -> Result<By
     if length == 0 {
         return Ok(Bytes::new());
     }
-    let first = recv
-        .read_chunk(length, true)
-        .await?
-        .ok_or(ReadFailure::FinishedEarly)?;
+    let first = recv.read_chunk(length, true).await?.ok_or(ReadFailure::FinishedEarly)?;
     if first.bytes.len() == length {
         return Ok(first.bytes);
     }
     let mut body = BytesMut::with_capacity(length);
     body.extend_from_slice(&first.bytes);
     while body.len() < length {
-        let chunk = recv
-            .read_chunk(length - body.len(), true)
-            .await?
-            .ok_or(ReadFailure::FinishedEarly)?;
+        let chunk = recv.read_chunk(length - body.len(), true).await?.ok_or(ReadFailure::FinishedEarly)?;
         body.extend_from_slice(&chunk.bytes);
     }
     debug_assert_eq!(body.len(), length);
@@ -78,11 +70,7 @@ pub(crate) async fn read_finish(recv: &mut RecvStream) -> Result<(), ReadFailure
 
 /// Writes a header and body and finishes the stream. The body is handed
 /// to quinn as is, without copying.
-pub(crate) async fn write_message(
-    send: &mut SendStream,
-    header: &[u8],
-    body: Bytes,
-) -> Result<(), WriteError> {
+pub(crate) async fn write_message(send: &mut SendStream, header: &[u8], body: Bytes) -> Result<(), WriteError> {
     send.write_all(header).await?;
     if !body.is_empty() {
         send.write_chunk(body).await?;

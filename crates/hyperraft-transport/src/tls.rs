@@ -78,10 +78,7 @@ pub struct TlsIdentity {
 impl fmt::Debug for TlsIdentity {
     // The private key stays out of logs.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("TlsIdentity")
-            .field("node_id", &self.node_id)
-            .finish_non_exhaustive()
+        formatter.debug_struct("TlsIdentity").field("node_id", &self.node_id).finish_non_exhaustive()
     }
 }
 
@@ -105,11 +102,7 @@ impl TlsIdentity {
     /// Builds an identity from PEM texts: the CA certificate, the node's
     /// certificate chain (leaf first) and its PKCS#8 key. Fails unless the
     /// node's certificate verifies under the CA as both server and client.
-    pub fn from_pem(
-        ca_certificate_pem: &str,
-        certificate_pem: &str,
-        key_pem: &str,
-    ) -> Result<TlsIdentity, TlsError> {
+    pub fn from_pem(ca_certificate_pem: &str, certificate_pem: &str, key_pem: &str) -> Result<TlsIdentity, TlsError> {
         let ca_certificate = CertificateDer::from_pem_slice(ca_certificate_pem.as_bytes())
             .map_err(|error| pem_error("CA certificate", error))?;
         let chain = CertificateDer::pem_slice_iter(certificate_pem.as_bytes())
@@ -117,14 +110,8 @@ impl TlsIdentity {
             .map_err(|error| pem_error("node certificate", error))?;
         let leaf = chain.first().ok_or(TlsError::MissingCertificate)?;
         let node_id = node_identity::node_id_of_certificate(leaf)?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-            .map_err(|error| pem_error("node key", error))?;
-        let identity = TlsIdentity {
-            node_id,
-            ca_certificate,
-            chain,
-            key,
-        };
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|error| pem_error("node key", error))?;
+        let identity = TlsIdentity { node_id, ca_certificate, chain, key };
         identity.check_trusted()?;
         // Building both configurations once surfaces a key that does not
         // match the certificate now rather than at the first handshake.
@@ -149,8 +136,7 @@ impl TlsIdentity {
     /// certificate signed by the cluster CA.
     pub fn server_config(&self) -> Result<ServerConfig, TlsError> {
         let provider = provider();
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(self.roots()?, provider.clone()).build()?;
+        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, provider.clone()).build()?;
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
@@ -180,16 +166,9 @@ impl TlsIdentity {
     /// named `node-{id}.hyperraft` and as a client.
     fn check_trusted(&self) -> Result<(), TlsError> {
         let provider = provider();
-        let (leaf, intermediates) = self
-            .chain
-            .split_first()
-            .ok_or(TlsError::MissingCertificate)?;
+        let (leaf, intermediates) = self.chain.split_first().ok_or(TlsError::MissingCertificate)?;
         let now = UnixTime::now();
-        let untrusted = |role, source| TlsError::Untrusted {
-            node_id: self.node_id,
-            role,
-            source,
-        };
+        let untrusted = |role, source| TlsError::Untrusted { node_id: self.node_id, role, source };
         let server_name = ServerName::try_from(node_identity::server_name(self.node_id))
             .map_err(|_| untrusted("server", rustls::Error::General("bad server name".into())))?;
         WebPkiServerVerifier::builder_with_provider(self.roots()?, provider.clone())

@@ -13,9 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hyperraft_wire::{
-    encode_records, Body, Frame, Kind, KvBatchWriter, KvCommand, Limits, PutView, TransferRecord,
-};
+use hyperraft_wire::{encode_records, Body, Frame, Kind, KvBatchWriter, KvCommand, Limits, PutView, TransferRecord};
 use serde::{Deserialize, Serialize};
 use zerocopy::byteorder::little_endian::{U128, U16, U32, U64};
 use zerocopy::{FromBytes, IntoBytes};
@@ -89,11 +87,8 @@ fn transfer_one(c: &mut Criterion) {
     let mut buffer = [0u8; size_of::<TransferRecord>()];
     group.bench_function("fixed_layout", |b| {
         b.iter(|| {
-            to_record(black_box(&plain))
-                .write_to(&mut buffer)
-                .expect("buffer is one record long");
-            let record =
-                TransferRecord::ref_from_bytes(black_box(&buffer[..])).expect("one record");
+            to_record(black_box(&plain)).write_to(&mut buffer).expect("buffer is one record long");
+            let record = TransferRecord::ref_from_bytes(black_box(&buffer[..])).expect("one record");
             from_record(record)
         })
     });
@@ -110,9 +105,7 @@ fn transfer_one(c: &mut Criterion) {
 
 fn transfer_frame(c: &mut Criterion) {
     const TRANSFERS: usize = 8192;
-    let records: Vec<TransferRecord> = (0..TRANSFERS as u128)
-        .map(|seed| to_record(&plain_transfer(seed)))
-        .collect();
+    let records: Vec<TransferRecord> = (0..TRANSFERS as u128).map(|seed| to_record(&plain_transfer(seed))).collect();
     let mut frame = Vec::new();
     encode_records(Kind::CreateTransfers, &records, &mut frame);
     let limits = Limits::default();
@@ -121,16 +114,13 @@ fn transfer_frame(c: &mut Criterion) {
     group.bench_function("decode_and_read_8192", |b| {
         b.iter(|| {
             let frame = Frame::decode(black_box(&frame), &limits).expect("valid frame");
-            let Body::CreateTransfers(transfers) = frame.body() else {
-                unreachable!("encoded as transfers")
-            };
+            let Body::CreateTransfers(transfers) = frame.body() else { unreachable!("encoded as transfers") };
             let mut checksum = 0u128;
             for transfer in transfers {
                 let plain = from_record(transfer);
                 checksum = checksum.wrapping_add(plain.amount ^ plain.id ^ plain.debit_account_id);
                 checksum ^= plain.credit_account_id ^ plain.user_data ^ u128::from(plain.timestamp);
-                checksum +=
-                    u128::from(plain.ledger) + u128::from(plain.code) + u128::from(plain.flags);
+                checksum += u128::from(plain.ledger) + u128::from(plain.code) + u128::from(plain.flags);
             }
             checksum
         })
@@ -145,12 +135,7 @@ fn kv_frame(c: &mut Criterion) {
     for index in 0..PUTS {
         let key = format!("key-{index:012}");
         let value = [index as u8; 64];
-        let put = PutView {
-            key: key.as_bytes(),
-            value: &value,
-            lease: 0,
-            prev_kv: false,
-        };
+        let put = PutView { key: key.as_bytes(), value: &value, lease: 0, prev_kv: false };
         writer.put(put).expect("within bounds");
     }
     writer.finish();
@@ -160,9 +145,7 @@ fn kv_frame(c: &mut Criterion) {
     group.bench_function("decode_and_iterate_1000_puts", |b| {
         b.iter(|| {
             let frame = Frame::decode(black_box(&frame), &limits).expect("valid frame");
-            let Body::Kv(commands) = frame.body() else {
-                unreachable!("encoded as key/value")
-            };
+            let Body::Kv(commands) = frame.body() else { unreachable!("encoded as key/value") };
             let mut total = 0usize;
             for command in commands {
                 if let KvCommand::Put(put) = command {

@@ -35,9 +35,7 @@ pub enum Kind {
 }
 
 /// The 24-byte frame header.
-#[derive(
-    FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq,
-)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C)]
 pub struct FrameHeader {
     /// Always [`MAGIC`].
@@ -69,10 +67,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            frame_bytes_max: 8 << 20,
-            count_max: 65_536,
-        }
+        Limits { frame_bytes_max: 8 << 20, count_max: 65_536 }
     }
 }
 
@@ -216,10 +211,7 @@ impl TryFrom<u16> for Kind {
     type Error = DecodeError;
 
     fn try_from(value: u16) -> Result<Kind, DecodeError> {
-        Kind::ALL
-            .into_iter()
-            .find(|kind| u16::from(*kind) == value)
-            .ok_or(DecodeError::UnknownKind { found: value })
+        Kind::ALL.into_iter().find(|kind| u16::from(*kind) == value).ok_or(DecodeError::UnknownKind { found: value })
     }
 }
 
@@ -265,46 +257,27 @@ impl<'a> Frame<'a> {
     /// Checks run cheapest-first and never trust a length before bounding
     /// it: header size, magic, version, header checksum, kind, frame size,
     /// count, body presence, body checksum, then the body's structure.
-    pub fn decode_prefix(
-        bytes: &'a [u8],
-        limits: &Limits,
-    ) -> Result<(Frame<'a>, usize), DecodeError> {
+    pub fn decode_prefix(bytes: &'a [u8], limits: &Limits) -> Result<(Frame<'a>, usize), DecodeError> {
         let (header, kind) = decode_header(bytes)?;
         let body_len = header.body_len.get();
         let frame_bytes = HEADER_BYTES as u64 + u64::from(body_len);
         if frame_bytes > u64::from(limits.frame_bytes_max) {
-            return Err(DecodeError::Oversize {
-                bytes: frame_bytes,
-                max: limits.frame_bytes_max,
-            });
+            return Err(DecodeError::Oversize { bytes: frame_bytes, max: limits.frame_bytes_max });
         }
         let count = header.count.get();
         if count > limits.count_max {
-            return Err(DecodeError::CountTooLarge {
-                count,
-                max: limits.count_max,
-            });
+            return Err(DecodeError::CountTooLarge { count, max: limits.count_max });
         }
         // Bounded by `frame_bytes_max` (a u32) above, so this fits a usize.
         let frame_bytes = HEADER_BYTES + body_len as usize;
         let body_bytes = bytes
             .get(HEADER_BYTES..frame_bytes)
-            .ok_or(DecodeError::Truncated {
-                needed: frame_bytes,
-                available: bytes.len(),
-            })?;
+            .ok_or(DecodeError::Truncated { needed: frame_bytes, available: bytes.len() })?;
         if crc32c::crc32c(body_bytes) != header.body_checksum.get() {
             return Err(DecodeError::BodyChecksumMismatch);
         }
         let body = view_body(kind, count, body_bytes)?;
-        Ok((
-            Frame {
-                header,
-                body_bytes,
-                body,
-            },
-            frame_bytes,
-        ))
+        Ok((Frame { header, body_bytes, body }, frame_bytes))
     }
 
     /// What the body holds.
@@ -342,19 +315,13 @@ impl<'a> Frame<'a> {
 
 /// Validates the fixed-size header fields that need no limits.
 fn decode_header(bytes: &[u8]) -> Result<(&FrameHeader, Kind), DecodeError> {
-    let (header, _) = FrameHeader::ref_from_prefix(bytes).map_err(|_| DecodeError::Truncated {
-        needed: HEADER_BYTES,
-        available: bytes.len(),
-    })?;
+    let (header, _) = FrameHeader::ref_from_prefix(bytes)
+        .map_err(|_| DecodeError::Truncated { needed: HEADER_BYTES, available: bytes.len() })?;
     if header.magic.get() != MAGIC {
-        return Err(DecodeError::BadMagic {
-            found: header.magic.get(),
-        });
+        return Err(DecodeError::BadMagic { found: header.magic.get() });
     }
     if header.version.get() != VERSION {
-        return Err(DecodeError::UnsupportedVersion {
-            found: header.version.get(),
-        });
+        return Err(DecodeError::UnsupportedVersion { found: header.version.get() });
     }
     if header_checksum(header) != header.header_checksum.get() {
         return Err(DecodeError::HeaderChecksumMismatch);
@@ -376,10 +343,9 @@ fn view_body(kind: Kind, count: u32, body: &[u8]) -> Result<Body<'_>, DecodeErro
         Kind::LookupAccounts => Body::LookupAccounts(view_records(count, body)?),
         Kind::LookupTransfers => Body::LookupTransfers(view_records(count, body)?),
         Kind::Results => Body::Results(view_records(count, body)?),
-        Kind::Kv => Body::Kv(
-            KvCommands::validate(body, count)
-                .map_err(|(index, reason)| DecodeError::Kv { index, reason })?,
-        ),
+        Kind::Kv => {
+            Body::Kv(KvCommands::validate(body, count).map_err(|(index, reason)| DecodeError::Kv { index, reason })?)
+        }
     })
 }
 
@@ -389,11 +355,7 @@ where
     T: FromBytes + KnownLayout + Immutable,
 {
     let record_bytes = size_of::<T>();
-    let mismatch = DecodeError::CountMismatch {
-        count,
-        body_len: body.len() as u32,
-        record_bytes: record_bytes as u32,
-    };
+    let mismatch = DecodeError::CountMismatch { count, body_len: body.len() as u32, record_bytes: record_bytes as u32 };
     if body.len() as u64 != u64::from(count) * record_bytes as u64 {
         return Err(mismatch);
     }
@@ -461,11 +423,7 @@ pub fn encode_frame(kind: Kind, count: u32, body: &[u8], out: &mut Vec<u8>) {
 /// If `kind` is [`Kind::Kv`] or its records are not the size of `T`, or if
 /// there are more than `u32::MAX` records: all are caller bugs.
 pub fn encode_records<T: IntoBytes + Immutable>(kind: Kind, records: &[T], out: &mut Vec<u8>) {
-    assert_eq!(
-        kind.record_bytes(),
-        Some(size_of::<T>()),
-        "record type does not match {kind:?}"
-    );
+    assert_eq!(kind.record_bytes(), Some(size_of::<T>()), "record type does not match {kind:?}");
     let count = u32::try_from(records.len()).expect("more than u32::MAX records");
     encode_frame(kind, count, records.as_bytes(), out);
 }
@@ -476,10 +434,7 @@ pub fn encode_records<T: IntoBytes + Immutable>(kind: Kind, records: &[T], out: 
 ///
 /// If `kind` is not a lookup kind or there are more than `u32::MAX` ids.
 pub fn encode_ids(kind: Kind, ids: &[u128], out: &mut Vec<u8>) {
-    assert!(
-        matches!(kind, Kind::LookupAccounts | Kind::LookupTransfers),
-        "{kind:?} is not a lookup kind"
-    );
+    assert!(matches!(kind, Kind::LookupAccounts | Kind::LookupTransfers), "{kind:?} is not a lookup kind");
     let count = u32::try_from(ids.len()).expect("more than u32::MAX ids");
     let start = begin_frame(out, size_of_val(ids));
     for id in ids {

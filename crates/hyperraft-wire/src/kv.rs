@@ -205,26 +205,17 @@ pub struct TxnView<'a> {
 impl<'a> TxnView<'a> {
     /// The compares, in order.
     pub fn compares(&self) -> CompareIter<'a> {
-        CompareIter {
-            rest: self.compares,
-            remaining: self.compare_count,
-        }
+        CompareIter { rest: self.compares, remaining: self.compare_count }
     }
 
     /// The operations run when every compare holds.
     pub fn success(&self) -> OpIter<'a> {
-        OpIter {
-            rest: self.success,
-            remaining: self.success_count,
-        }
+        OpIter { rest: self.success, remaining: self.success_count }
     }
 
     /// The operations run when some compare fails.
     pub fn failure(&self) -> OpIter<'a> {
-        OpIter {
-            rest: self.failure,
-            remaining: self.failure_count,
-        }
+        OpIter { rest: self.failure, remaining: self.failure_count }
     }
 
     /// Number of compares (at most [`TXN_OPS_MAX`]).
@@ -281,10 +272,7 @@ pub struct KvCommands<'a> {
 impl<'a> KvCommands<'a> {
     /// Walks `body` and checks that it holds exactly `count` valid commands.
     /// On failure returns the index of the offending command and why.
-    pub(crate) fn validate(
-        body: &'a [u8],
-        count: u32,
-    ) -> Result<KvCommands<'a>, (u32, KvDecodeError)> {
+    pub(crate) fn validate(body: &'a [u8], count: u32) -> Result<KvCommands<'a>, (u32, KvDecodeError)> {
         let mut rest = body;
         for index in 0..count {
             let (_, after) = decode::command(rest).map_err(|reason| (index, reason))?;
@@ -309,10 +297,7 @@ impl<'a> KvCommands<'a> {
     /// The commands, in order.
     #[inline]
     pub fn iter(&self) -> KvIter<'a> {
-        KvIter {
-            rest: self.body,
-            remaining: self.count,
-        }
+        KvIter { rest: self.body, remaining: self.count }
     }
 }
 
@@ -405,10 +390,7 @@ impl<'a> Iterator for CompareIter<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (
-            usize::from(self.remaining),
-            Some(usize::from(self.remaining)),
-        )
+        (usize::from(self.remaining), Some(usize::from(self.remaining)))
     }
 }
 
@@ -434,10 +416,7 @@ impl<'a> Iterator for OpIter<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (
-            usize::from(self.remaining),
-            Some(usize::from(self.remaining)),
-        )
+        (usize::from(self.remaining), Some(usize::from(self.remaining)))
     }
 }
 

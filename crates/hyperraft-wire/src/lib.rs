@@ -20,11 +20,10 @@ pub mod kv;
 pub mod records;
 
 pub use frame::{
-    encode_frame, encode_ids, encode_records, Body, DecodeError, EncodeError, Frame, FrameHeader,
-    Kind, Limits,
+    encode_frame, encode_ids, encode_records, Body, DecodeError, EncodeError, Frame, FrameHeader, Kind, Limits,
 };
 pub use kv::{
-    Compare, CompareIter, CompareOp, CompareTarget, DeleteView, KvBatchWriter, KvCommand,
-    KvCommands, KvDecodeError, KvIter, KvOp, OpIter, PutView, RangeView, TxnView,
+    Compare, CompareIter, CompareOp, CompareTarget, DeleteView, KvBatchWriter, KvCommand, KvCommands, KvDecodeError,
+    KvIter, KvOp, OpIter, PutView, RangeView, TxnView,
 };
 pub use records::{account_flags, transfer_flags, AccountRecord, ResultRecord, TransferRecord};

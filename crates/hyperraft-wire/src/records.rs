@@ -24,19 +24,7 @@ pub mod transfer_flags {
 }
 
 /// An account: 80 bytes on the wire.
-#[derive(
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Default,
-)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[repr(C)]
 pub struct AccountRecord {
     /// Unique account id.
@@ -58,19 +46,7 @@ pub struct AccountRecord {
 }
 
 /// A transfer: 96 bytes on the wire.
-#[derive(
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Default,
-)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[repr(C)]
 pub struct TransferRecord {
     /// Unique transfer id.
@@ -94,19 +70,7 @@ pub struct TransferRecord {
 }
 
 /// One per-item result of a create batch: 8 bytes.
-#[derive(
-    FromBytes,
-    IntoBytes,
-    KnownLayout,
-    Immutable,
-    Unaligned,
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Default,
-)]
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[repr(C)]
 pub struct ResultRecord {
     /// Position of the item in its create batch, from 0.

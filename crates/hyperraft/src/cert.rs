@@ -49,14 +49,9 @@ pub fn run(args: &CertArgs) -> anyhow::Result<()> {
             ca.save(dir)?;
             println!("created the cluster CA in {}", dir.display());
         }
-        CertCommand::Issue {
-            dir,
-            node_id,
-            hosts,
-        } => {
+        CertCommand::Issue { dir, node_id, hosts } => {
             anyhow::ensure!(*node_id != 0, "--node-id must not be 0");
-            let ca = ClusterCa::load(dir)
-                .with_context(|| format!("load the CA from {}", dir.display()))?;
+            let ca = ClusterCa::load(dir).with_context(|| format!("load the CA from {}", dir.display()))?;
             let identity: NodeIdentity = ca.issue_node(*node_id, hosts)?;
             identity.save(dir)?;
             println!(

@@ -29,14 +29,8 @@ struct WriterReport {
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     ensure!(matches!(args.nodes, 1 | 3 | 5), "--nodes must be 1, 3 or 5");
-    ensure!(
-        (1..=4096).contains(&args.clients),
-        "--clients must be in 1..=4096"
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the runtime")?;
+    ensure!((1..=4096).contains(&args.clients), "--clients must be in 1..=4096");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
     let root = std::env::temp_dir().join(format!("hyperraft-bench-{}", std::process::id()));
     let result = runtime.block_on(drive(args, &root));
     std::fs::remove_dir_all(&root).ok();
@@ -44,18 +38,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn drive(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<()> {
-    let mut cluster =
-        EmbeddedCluster::new(root, args.nodes, RaftTuning::default(), args.apply_threads)?;
+    let mut cluster = EmbeddedCluster::new(root, args.nodes, RaftTuning::default(), args.apply_threads)?;
     cluster.start_all().await?;
     let patience = Duration::from_secs(30);
     let leader = cluster.leader(patience).await?;
     let mut frames = Vec::new();
     hyperraft_load::account_frames(args.accounts, 8192, &mut frames);
     for frame in &frames {
-        cluster
-            .write(frame, patience)
-            .await
-            .context("create the accounts")?;
+        cluster.write(frame, patience).await.context("create the accounts")?;
     }
     let before = cluster.node(leader).batcher_stats();
     let started = Instant::now();
@@ -65,29 +55,13 @@ async fn drive(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<()> {
         let writer = cluster.node(leader).writer();
         let generator = TransferGenerator::new(args.accounts, args.skew, args.seed + client as u64)
             .with_first_id(((client as u128) << 48) + 1);
-        let interval = args
-            .rate
-            .map(|rate| Duration::from_secs_f64(args.clients as f64 / rate));
-        writers.spawn(write_loop(
-            writer,
-            generator,
-            args.batch(),
-            started + duration,
-            interval,
-        ));
+        let interval = args.rate.map(|rate| Duration::from_secs_f64(args.clients as f64 / rate));
+        writers.spawn(write_loop(writer, generator, args.batch(), started + duration, interval));
     }
-    let mut total = WriterReport {
-        latency_us: histogram(),
-        committed: 0,
-        failed_items: 0,
-        failed_requests: 0,
-    };
+    let mut total = WriterReport { latency_us: histogram(), committed: 0, failed_items: 0, failed_requests: 0 };
     while let Some(report) = writers.join_next().await {
         let report = report.context("a writer panicked")?;
-        total
-            .latency_us
-            .add(&report.latency_us)
-            .expect("same histogram bounds");
+        total.latency_us.add(&report.latency_us).expect("same histogram bounds");
         total.committed += report.committed;
         total.failed_items += report.failed_items;
         total.failed_requests += report.failed_requests;
@@ -96,13 +70,7 @@ async fn drive(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<()> {
     let after = cluster.node(leader).batcher_stats();
     cluster.converged(patience).await?;
     cluster.shutdown().await?;
-    print_report(
-        args,
-        &total,
-        elapsed,
-        after.proposals - before.proposals,
-        after.requests - before.requests,
-    );
+    print_report(args, &total, elapsed, after.proposals - before.proposals, after.requests - before.requests);
     Ok(())
 }
 
@@ -117,12 +85,7 @@ async fn write_loop(
     deadline: Instant,
     interval: Option<Duration>,
 ) -> WriterReport {
-    let mut report = WriterReport {
-        latency_us: histogram(),
-        committed: 0,
-        failed_items: 0,
-        failed_requests: 0,
-    };
+    let mut report = WriterReport { latency_us: histogram(), committed: 0, failed_items: 0, failed_requests: 0 };
     let mut frame = Vec::new();
     let mut scheduled = Instant::now();
     while Instant::now() < deadline {
@@ -149,13 +112,7 @@ async fn write_loop(
     report
 }
 
-fn print_report(
-    args: &BenchArgs,
-    report: &WriterReport,
-    elapsed: f64,
-    entries: u64,
-    requests: u64,
-) {
+fn print_report(args: &BenchArgs, report: &WriterReport, elapsed: f64, entries: u64, requests: u64) {
     let latency = &report.latency_us;
     let ms = |quantile: f64| latency.value_at_quantile(quantile) as f64 / 1000.0;
     let tps = report.committed as f64 / elapsed;
@@ -175,14 +132,9 @@ fn print_report(
         args.nodes,
         args.clients,
         args.batch(),
-        args.rate.map_or("closed loop".to_string(), |rate| format!(
-            "open loop at {rate} requests/s"
-        ))
+        args.rate.map_or("closed loop".to_string(), |rate| format!("open loop at {rate} requests/s"))
     );
-    println!(
-        "  committed      {} transfers in {elapsed:.2} s = {tps:.0} transfers/s",
-        report.committed
-    );
+    println!("  committed      {} transfers in {elapsed:.2} s = {tps:.0} transfers/s", report.committed);
     println!("  raft entries   {entries} = {:.0}/s, {items_per_entry:.1} transfers and {requests_per_entry:.2} requests per entry", entries as f64 / elapsed);
     println!(
         "  latency        p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
@@ -192,8 +144,5 @@ fn print_report(
         ms(0.999),
         latency.max() as f64 / 1000.0
     );
-    println!(
-        "  errors         {} failed transfers, {} failed requests",
-        report.failed_items, report.failed_requests
-    );
+    println!("  errors         {} failed transfers, {} failed requests", report.failed_items, report.failed_requests);
 }

@@ -86,12 +86,8 @@ enum Generator {
 impl Generator {
     fn new(args: &BenchArgs) -> Generator {
         match args.workload {
-            Workload::Transfers => {
-                Generator::Transfers(TransferGenerator::new(args.accounts, args.skew, args.seed))
-            }
-            Workload::KvPut => {
-                Generator::Puts(PutGenerator::new(args.accounts, args.skew, 64, args.seed))
-            }
+            Workload::Transfers => Generator::Transfers(TransferGenerator::new(args.accounts, args.skew, args.seed)),
+            Workload::KvPut => Generator::Puts(PutGenerator::new(args.accounts, args.skew, 64, args.seed)),
         }
     }
 
@@ -124,32 +120,19 @@ impl Report {
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.cluster {
-        ensure!(
-            matches!(args.workload, Workload::Transfers),
-            "--cluster runs the transfers workload"
-        );
+        ensure!(matches!(args.workload, Workload::Transfers), "--cluster runs the transfers workload");
         return crate::cluster_bench::run(args);
     }
     if !args.engine_only {
         bail!("choose what to measure: `hyperraft bench --engine-only` or `hyperraft bench --cluster`");
     }
     ensure!(args.accounts >= 2, "--accounts must be at least 2");
-    ensure!(
-        (1..=65_536).contains(&args.batch()),
-        "--batch must be in 1..=65536"
-    );
-    ensure!(
-        args.duration > 0.0 && args.duration <= 3600.0,
-        "--duration must be in (0, 3600] seconds"
-    );
-    ensure!(
-        !args.threads.is_empty(),
-        "--threads needs at least one count"
-    );
+    ensure!((1..=65_536).contains(&args.batch()), "--batch must be in 1..=65536");
+    ensure!(args.duration > 0.0 && args.duration <= 3600.0, "--duration must be in (0, 3600] seconds");
+    ensure!(!args.threads.is_empty(), "--threads needs at least one count");
     let mut reports = Vec::new();
     for &threads in &args.threads {
-        let report =
-            run_one(args, threads).with_context(|| format!("run with {threads} apply threads"))?;
+        let report = run_one(args, threads).with_context(|| format!("run with {threads} apply threads"))?;
         print_report(args, &report, reports.first());
         reports.push(report);
     }
@@ -178,13 +161,8 @@ fn run_one(args: &BenchArgs, threads: NonZeroUsize) -> anyhow::Result<Report> {
         }
     }
     let mut generator = Generator::new(args);
-    let mut report = Report {
-        threads: threads.get(),
-        applied: 0,
-        failed: 0,
-        applying: Duration::ZERO,
-        batch_micros: Vec::new(),
-    };
+    let mut report =
+        Report { threads: threads.get(), applied: 0, failed: 0, applying: Duration::ZERO, batch_micros: Vec::new() };
     let mut frame = Vec::new();
     while report.applying < duration {
         generator.next_frame(args.batch(), &mut frame);
@@ -198,20 +176,12 @@ fn run_one(args: &BenchArgs, threads: NonZeroUsize) -> anyhow::Result<Report> {
         report.applied += args.batch() as u64 - failed;
     }
     let (debits, credits) = state.ledger().totals();
-    ensure!(
-        debits == credits,
-        "ledger out of balance after the run: {debits} != {credits}"
-    );
+    ensure!(debits == credits, "ledger out of balance after the run: {debits} != {credits}");
     report.batch_micros.sort_by(f64::total_cmp);
     Ok(report)
 }
 
-fn apply(
-    state: &mut StateMachine,
-    frame: &[u8],
-    timestamp: &mut u64,
-    output: &mut BatchOutput,
-) -> anyhow::Result<()> {
+fn apply(state: &mut StateMachine, frame: &[u8], timestamp: &mut u64, output: &mut BatchOutput) -> anyhow::Result<()> {
     let frame = Frame::decode(frame, &Limits::default())?;
     state.apply(&frame, *timestamp, output)?;
     *timestamp += u64::from(frame.count());
@@ -220,16 +190,8 @@ fn apply(
 
 fn count_failed(workload: Workload, output: &BatchOutput) -> u64 {
     match workload {
-        Workload::Transfers => output
-            .transfer_results
-            .iter()
-            .filter(|result| !result.is_ok())
-            .count() as u64,
-        Workload::KvPut => output
-            .kv
-            .iter()
-            .filter(|response| matches!(response, KvResponse::Error(_)))
-            .count() as u64,
+        Workload::Transfers => output.transfer_results.iter().filter(|result| !result.is_ok()).count() as u64,
+        Workload::KvPut => output.kv.iter().filter(|response| matches!(response, KvResponse::Error(_))).count() as u64,
     }
 }
 

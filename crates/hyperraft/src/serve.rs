@@ -35,10 +35,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         config.data_dir = data_dir.clone();
     }
     config.validate()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
     runtime.block_on(serve(config))
 }
 

@@ -17,50 +17,31 @@ async fn with_accounts(cluster: &Cluster) -> TransferGenerator {
     hyperraft_load::account_frames(ACCOUNTS, 1000, &mut frames);
     for frame in &frames {
         let response = cluster.write(frame).await;
-        assert!(
-            matches!(&response, BatchResponse::Codes(codes) if codes.iter().all(|c| *c == 0)),
-            "{response:?}"
-        );
+        assert!(matches!(&response, BatchResponse::Codes(codes) if codes.iter().all(|c| *c == 0)), "{response:?}");
     }
     TransferGenerator::new(ACCOUNTS, Skew::Uniform, 1)
 }
 
 /// Writes `batches` transfer frames; returns the ids of the acknowledged transfers.
-async fn write_transfers(
-    cluster: &Cluster,
-    generator: &mut TransferGenerator,
-    batches: usize,
-) -> Vec<u128> {
+async fn write_transfers(cluster: &Cluster, generator: &mut TransferGenerator, batches: usize) -> Vec<u128> {
     let mut acknowledged = Vec::new();
     let mut frame = Vec::new();
     for _ in 0..batches {
         generator.next_frame(50, &mut frame);
         let response = cluster.write(&frame).await;
-        let BatchResponse::Codes(codes) = response else {
-            panic!("unexpected response {response:?}")
-        };
+        let BatchResponse::Codes(codes) = response else { panic!("unexpected response {response:?}") };
         let decoded = Frame::decode(&frame, &Limits::default()).unwrap();
-        let hyperraft_wire::Body::CreateTransfers(records) = decoded.body() else {
-            unreachable!()
-        };
+        let hyperraft_wire::Body::CreateTransfers(records) = decoded.body() else { unreachable!() };
         assert_eq!(codes.len(), records.len());
         acknowledged.extend(
-            records
-                .iter()
-                .zip(&codes)
-                .filter(|(_, code)| **code == 0)
-                .map(|(r, _): (&TransferRecord, _)| r.id.get()),
+            records.iter().zip(&codes).filter(|(_, code)| **code == 0).map(|(r, _): (&TransferRecord, _)| r.id.get()),
         );
     }
     acknowledged
 }
 
 fn missing(cluster: &Cluster, node: u64, ids: &[u128]) -> usize {
-    cluster.node(node).state().read(|state| {
-        ids.iter()
-            .filter(|id| state.ledger().transfer(**id).is_none())
-            .count()
-    })
+    cluster.node(node).state().read(|state| ids.iter().filter(|id| state.ledger().transfer(**id).is_none()).count())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,17 +55,11 @@ async fn three_nodes_elect_a_leader_and_agree_on_ledger_and_kv_state() {
     let mut frame = Vec::new();
     for _ in 0..5 {
         puts.next_frame(40, &mut frame);
-        assert!(
-            matches!(cluster.write(&frame).await, BatchResponse::Kv(results) if results.len() == 40)
-        );
+        assert!(matches!(cluster.write(&frame).await, BatchResponse::Kv(results) if results.len() == 40));
     }
     cluster.converged().await;
     for node in [1, 2, 3] {
-        assert_eq!(
-            missing(&cluster, node, &acknowledged),
-            0,
-            "node {node} lacks acknowledged transfers"
-        );
+        assert_eq!(missing(&cluster, node, &acknowledged), 0, "node {node} lacks acknowledged transfers");
         assert!(cluster.node(node).state().read(|state| state.kv().len()) > 0);
     }
     cluster.shutdown().await;
@@ -105,22 +80,14 @@ async fn when_the_leader_stops_a_new_one_is_elected_and_no_acknowledged_write_is
     assert_eq!(missing(&cluster, new, &acknowledged), 0);
     cluster.start(old).await;
     cluster.converged().await;
-    assert_eq!(
-        missing(&cluster, old, &acknowledged),
-        0,
-        "the old leader did not catch up"
-    );
+    assert_eq!(missing(&cluster, old, &acknowledged), 0, "the old leader did not catch up");
     cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_follower_catches_up_through_the_log_and_through_a_snapshot() {
     // Proves catch-up both ways: a short outage replays the log; a long one (log purged behind a snapshot) installs the snapshot.
-    let raft = hyperraft_node::RaftTuning {
-        snapshot_after_entries: 8,
-        entries_kept_after_snapshot: 0,
-        ..fast_raft()
-    };
+    let raft = hyperraft_node::RaftTuning { snapshot_after_entries: 8, entries_kept_after_snapshot: 0, ..fast_raft() };
     let mut cluster = Cluster::new(3, raft);
     cluster.start_all().await;
     let mut transfers = with_accounts(&cluster).await;
@@ -135,18 +102,12 @@ async fn a_restarted_follower_catches_up_through_the_log_and_through_a_snapshot(
     cluster.stop(follower).await;
     acknowledged.extend(write_transfers(&cluster, &mut transfers, 40).await);
     let purged = cluster.node(leader).metrics().purged;
-    assert!(
-        purged.is_some(),
-        "the leader should have purged its log behind a snapshot"
-    );
+    assert!(purged.is_some(), "the leader should have purged its log behind a snapshot");
     cluster.start(follower).await;
     cluster.converged().await;
     assert_eq!(missing(&cluster, follower, &acknowledged), 0);
     let snapshot = cluster.node(follower).metrics().snapshot;
-    assert!(
-        snapshot.is_some(),
-        "the follower should hold the installed snapshot"
-    );
+    assert!(snapshot.is_some(), "the follower should hold the installed snapshot");
     cluster.shutdown().await;
 }
 
@@ -158,44 +119,21 @@ async fn a_fourth_node_joins_then_a_node_is_removed() {
     let mut transfers = with_accounts(&cluster).await;
     let mut acknowledged = write_transfers(&cluster, &mut transfers, 3).await;
     let addr = free_loopback_addr().unwrap();
-    let config = cluster
-        .config(4, addr, Default::default(), fast_raft(), 2)
-        .unwrap();
+    let config = cluster.config(4, addr, Default::default(), fast_raft(), 2).unwrap();
     cluster.set_config(config);
     cluster.start(4).await;
     let leader = cluster.leader().await;
-    cluster
-        .node(leader)
-        .add_node(4, addr, PATIENCE)
-        .await
-        .expect("add node 4");
+    cluster.node(leader).add_node(4, addr, PATIENCE).await.expect("add node 4");
     cluster.converged().await;
-    let voters: Vec<u64> = cluster
-        .node(leader)
-        .metrics()
-        .membership_config
-        .voter_ids()
-        .collect();
+    let voters: Vec<u64> = cluster.node(leader).metrics().membership_config.voter_ids().collect();
     assert_eq!(voters, [1, 2, 3, 4]);
     let removed = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    cluster
-        .node(leader)
-        .remove_node(removed)
-        .await
-        .expect("remove a node");
+    cluster.node(leader).remove_node(removed).await.expect("remove a node");
     cluster.stop(removed).await;
     acknowledged.extend(write_transfers(&cluster, &mut transfers, 3).await);
     cluster.converged().await;
-    let voters: Vec<u64> = cluster
-        .node(leader)
-        .metrics()
-        .membership_config
-        .voter_ids()
-        .collect();
-    assert!(
-        !voters.contains(&removed) && voters.len() == 3,
-        "{voters:?}"
-    );
+    let voters: Vec<u64> = cluster.node(leader).metrics().membership_config.voter_ids().collect();
+    assert!(!voters.contains(&removed) && voters.len() == 3, "{voters:?}");
     assert_eq!(missing(&cluster, 4, &acknowledged), 0);
     cluster.shutdown().await;
 }
@@ -209,17 +147,11 @@ async fn a_node_with_a_certificate_from_another_ca_cannot_join() {
     write_transfers(&cluster, &mut transfers, 2).await;
     let impostor_ca = hyperraft_transport::ClusterCa::generate("impostor").unwrap();
     let addr = free_loopback_addr().unwrap();
-    let mut config = cluster
-        .config(4, addr, Default::default(), fast_raft(), 2)
-        .unwrap();
+    let mut config = cluster.config(4, addr, Default::default(), fast_raft(), 2).unwrap();
     let certs = cluster.dir.path().join("impostor");
     std::fs::create_dir_all(&certs).unwrap();
     impostor_ca.save(&certs).unwrap();
-    impostor_ca
-        .issue_node(4, &["127.0.0.1".to_string()])
-        .unwrap()
-        .save(&certs)
-        .unwrap();
+    impostor_ca.issue_node(4, &["127.0.0.1".to_string()]).unwrap().save(&certs).unwrap();
     config.tls = hyperraft_node::TlsPaths {
         ca_cert: certs.join("ca.pem"),
         node_cert: certs.join("node-4.pem"),
@@ -228,20 +160,11 @@ async fn a_node_with_a_certificate_from_another_ca_cannot_join() {
     cluster.set_config(config);
     cluster.start(4).await;
     let leader = cluster.leader().await;
-    let joined = cluster
-        .node(leader)
-        .add_node(4, addr, Duration::from_secs(3))
-        .await;
+    let joined = cluster.node(leader).add_node(4, addr, Duration::from_secs(3)).await;
     assert!(joined.is_err(), "a foreign node was added");
-    assert!(
-        cluster.node(4).state().last_applied().is_none(),
-        "the foreign node received entries"
-    );
+    assert!(cluster.node(4).state().last_applied().is_none(), "the foreign node received entries");
     let members = cluster.node(leader).metrics().membership_config;
-    assert!(
-        !members.membership().nodes().any(|(id, _)| *id == 4),
-        "the foreign node stayed a member"
-    );
+    assert!(!members.membership().nodes().any(|(id, _)| *id == 4), "the foreign node stayed a member");
     write_transfers(&cluster, &mut transfers, 2).await;
     cluster.shutdown().await;
 }
@@ -255,16 +178,8 @@ async fn leadership_moves_to_the_chosen_node_and_writes_continue() {
     let mut acknowledged = write_transfers(&cluster, &mut transfers, 3).await;
     for _ in 0..2 {
         let leader = cluster.leader().await;
-        let target = [1, 2, 3]
-            .into_iter()
-            .rev()
-            .find(|id| *id != leader)
-            .unwrap();
-        cluster
-            .node(leader)
-            .transfer_leader(target, Duration::from_secs(5))
-            .await
-            .expect("transfer");
+        let target = [1, 2, 3].into_iter().rev().find(|id| *id != leader).unwrap();
+        cluster.node(leader).transfer_leader(target, Duration::from_secs(5)).await.expect("transfer");
         assert_eq!(cluster.leader().await, target);
         acknowledged.extend(write_transfers(&cluster, &mut transfers, 3).await);
     }

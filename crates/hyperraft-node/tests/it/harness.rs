@@ -68,17 +68,11 @@ impl Cluster {
     }
 
     pub async fn write(&self, frame: &[u8]) -> BatchResponse {
-        self.inner
-            .write(frame, PATIENCE)
-            .await
-            .expect("write committed")
+        self.inner.write(frame, PATIENCE).await.expect("write committed")
     }
 
     pub async fn converged(&self) -> u64 {
-        self.inner
-            .converged(PATIENCE)
-            .await
-            .expect("nodes converge")
+        self.inner.converged(PATIENCE).await.expect("nodes converge")
     }
 
     pub async fn shutdown(self) {

@@ -54,9 +54,7 @@ impl LogConfig {
             return Err(LogError::Config("segment_bytes_max must be positive"));
         }
         if (self.record_bytes_max as usize) <= HEADER_BYTES {
-            return Err(LogError::Config(
-                "record_bytes_max must exceed the 24-byte record header",
-            ));
+            return Err(LogError::Config("record_bytes_max must exceed the 24-byte record header"));
         }
         if self.queue_depth_max == 0 || self.queue_depth_max > QUEUE_DEPTH_LIMIT {
             return Err(LogError::Config("queue_depth_max must be in 1..=65536"));

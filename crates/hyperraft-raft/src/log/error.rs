@@ -23,11 +23,7 @@ pub enum LogError {
     /// last, or followed by valid records. The log refuses to open (or a read
     /// fails) rather than skip it.
     #[error("corrupt log segment {segment} at byte offset {offset}: {reason}")]
-    Corrupt {
-        segment: PathBuf,
-        offset: u64,
-        reason: &'static str,
-    },
+    Corrupt { segment: PathBuf, offset: u64, reason: &'static str },
 
     /// A metadata file (vote, purged) does not match its checksum or does
     /// not decode. These are replaced atomically, so this is real damage.
@@ -41,11 +37,7 @@ pub enum LogError {
     /// Entries are missing between two indexes: between segments, or between
     /// the purged log id and the first entry on disk.
     #[error("log has a hole: expected index {expected}, found {found} in {segment}")]
-    Gap {
-        segment: PathBuf,
-        expected: u64,
-        found: u64,
-    },
+    Gap { segment: PathBuf, expected: u64, found: u64 },
 
     /// One entry encodes to more than `record_bytes_max`; nothing was appended.
     #[error("log entry {index} encodes to {bytes} bytes, over record_bytes_max {max}")]
@@ -75,9 +67,6 @@ pub enum LogError {
 
 impl LogError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Self::Io {
-            path: path.into(),
-            source,
-        }
+        Self::Io { path: path.into(), source }
     }
 }

@@ -168,12 +168,7 @@ impl LogIndex {
         let id = self.segment_id_next;
         self.segment_id_next += 1;
         let path = Arc::from(path.into_boxed_path());
-        self.segments.push_back(Segment {
-            id,
-            first_index,
-            bytes,
-            path,
-        });
+        self.segments.push_back(Segment { id, first_index, bytes, path });
         id
     }
 
@@ -190,11 +185,7 @@ impl LogIndex {
     /// Places encoded records (laid out back to back in one buffer) at the
     /// end of the log and caches their entries. Returns the buffer's pieces
     /// per segment. The caller checked that the records continue the log.
-    pub(crate) fn append(
-        &mut self,
-        heads: &[RecordHead],
-        entries: Vec<Entry<TypeConfig>>,
-    ) -> Vec<Chunk> {
+    pub(crate) fn append(&mut self, heads: &[RecordHead], entries: Vec<Entry<TypeConfig>>) -> Vec<Chunk> {
         assert_eq!(heads.len(), entries.len(), "one head per entry");
         if let (None, Some(first)) = (self.last_index(), heads.first()) {
             self.first_index = first.index;
@@ -242,10 +233,7 @@ impl LogIndex {
             let path = segment_path(&self.dir, next_index);
             self.push_segment(next_index, path, 0);
         }
-        let tail = self
-            .segments
-            .back_mut()
-            .expect("a tail segment after rolling");
+        let tail = self.segments.back_mut().expect("a tail segment after rolling");
         let offset = tail.bytes;
         tail.bytes += u64::from(len);
         (tail.clone(), roll, offset)
@@ -283,33 +271,21 @@ impl LogIndex {
             delete.push(tail.path.clone());
             self.segments.pop_back();
         }
-        let tail = self
-            .segments
-            .back_mut()
-            .expect("the truncated entry's segment is present");
-        assert_eq!(
-            tail.id, first_removed.segment_id,
-            "entry's segment is the tail"
-        );
+        let tail = self.segments.back_mut().expect("the truncated entry's segment is present");
+        assert_eq!(tail.id, first_removed.segment_id, "entry's segment is the tail");
         if first_removed.offset == 0 {
             delete.push(tail.path.clone());
             self.segments.pop_back();
             return TruncatePlan { delete, cut: None };
         }
         tail.bytes = first_removed.offset;
-        TruncatePlan {
-            delete,
-            cut: Some((tail.path.clone(), first_removed.offset)),
-        }
+        TruncatePlan { delete, cut: Some((tail.path.clone(), first_removed.offset)) }
     }
 
     /// Forgets the entries up to `purged` (inclusive) and plans to delete the
     /// segments that hold nothing else; `None` if already purged that far.
     pub(crate) fn purge(&mut self, purged: LogId<NodeId>) -> Option<PurgePlan> {
-        if self
-            .purged
-            .is_some_and(|previous| previous.index >= purged.index)
-        {
+        if self.purged.is_some_and(|previous| previous.index >= purged.index) {
             return None;
         }
         self.purged = Some(purged);
@@ -323,10 +299,7 @@ impl LogIndex {
         self.first_index = self.first_index.max(keep_from);
         let mut delete = Vec::new();
         while self.purgeable_front_segment(keep_from) {
-            let segment = self
-                .segments
-                .pop_front()
-                .expect("checked by purgeable_front_segment");
+            let segment = self.segments.pop_front().expect("checked by purgeable_front_segment");
             delete.push(segment.path);
         }
         Some(PurgePlan { purged, delete })
@@ -349,10 +322,7 @@ impl LogIndex {
         if epoch != self.epoch {
             return;
         }
-        self.durable_index = Some(
-            self.durable_index
-                .map_or(index, |durable| durable.max(index)),
-        );
+        self.durable_index = Some(self.durable_index.map_or(index, |durable| durable.max(index)));
         self.evict();
     }
 
@@ -444,9 +414,7 @@ impl LogIndex {
             return false;
         }
         let slot = self.slots[(index - self.first_index) as usize];
-        slot.segment_id == read.segment_id
-            && slot.offset == read.offset
-            && log_id(&slot, index) == read.log_id
+        slot.segment_id == read.segment_id && slot.offset == read.offset && log_id(&slot, index) == read.log_id
     }
 
     #[cfg(test)]
@@ -456,21 +424,12 @@ impl LogIndex {
 
     #[cfg(test)]
     pub(crate) fn segment_first_indexes(&self) -> Vec<u64> {
-        self.segments
-            .iter()
-            .map(|segment| segment.first_index)
-            .collect()
+        self.segments.iter().map(|segment| segment.first_index).collect()
     }
 }
 
 fn slot(head: RecordHead, segment_id: u64, offset: u64) -> Slot {
-    Slot {
-        term: head.term,
-        node_id: head.node_id,
-        segment_id,
-        offset,
-        len: head.len,
-    }
+    Slot { term: head.term, node_id: head.node_id, segment_id, offset, len: head.len }
 }
 
 fn log_id(slot: &Slot, index: u64) -> LogId<NodeId> {

@@ -20,11 +20,7 @@ pub(crate) struct MetaPaths {
 
 impl MetaPaths {
     pub(crate) fn new(dir: &Path) -> Self {
-        Self {
-            vote: dir.join("vote.meta"),
-            purged: dir.join("purged.meta"),
-            committed: dir.join("committed.meta"),
-        }
+        Self { vote: dir.join("vote.meta"), purged: dir.join("purged.meta"), committed: dir.join("committed.meta") }
     }
 }
 
@@ -60,9 +56,7 @@ pub(crate) fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LogErr
     };
     match decode(&bytes) {
         Some(value) => Ok(Some(value)),
-        None => Err(LogError::CorruptMeta {
-            path: path.to_owned(),
-        }),
+        None => Err(LogError::CorruptMeta { path: path.to_owned() }),
     }
 }
 
@@ -88,10 +82,7 @@ pub(crate) fn replace(path: &Path, bytes: &[u8], durability: Durability) -> io::
     drop(file);
     fs::rename(&temporary, path)?;
     if durability == Durability::Synced {
-        sync_directory(
-            path.parent()
-                .expect("metadata files live in the log directory"),
-        )?;
+        sync_directory(path.parent().expect("metadata files live in the log directory"))?;
     }
     Ok(())
 }

@@ -39,22 +39,13 @@ impl Clone for LogReader {
 
 impl LogReader {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            shared,
-            file: None,
-            scratch: Vec::new(),
-        }
+        Self { shared, file: None, scratch: Vec::new() }
     }
 
     /// The present entries with indexes in `[start, end)`, stopping before
     /// `bytes_max` record bytes but always returning the first one. Entries
     /// purged or not yet appended are simply absent.
-    pub fn read(
-        &mut self,
-        start: u64,
-        end: u64,
-        bytes_max: u64,
-    ) -> Result<Vec<Entry<TypeConfig>>, LogError> {
+    pub fn read(&mut self, start: u64, end: u64, bytes_max: u64) -> Result<Vec<Entry<TypeConfig>>, LogError> {
         let mut attempts = 0;
         loop {
             let sources = self.shared.index().plan_read(start, end, bytes_max);
@@ -98,19 +89,14 @@ impl LogReader {
     }
 
     /// Reads consecutive records of one segment with one pread.
-    fn read_run(
-        &mut self,
-        run: &[Source],
-        entries: &mut Vec<Entry<TypeConfig>>,
-    ) -> Result<(), LogError> {
+    fn read_run(&mut self, run: &[Source], entries: &mut Vec<Entry<TypeConfig>>) -> Result<(), LogError> {
         let first = disk(&run[0]);
         let last = disk(&run[run.len() - 1]);
         let bytes = (last.offset + u64::from(last.len) - first.offset) as usize;
         self.scratch.resize(bytes, 0);
         let file = open_segment(&mut self.file, first)?;
         let io_error = |error| LogError::io(first.path.to_path_buf(), error);
-        file.read_exact_at(&mut self.scratch[..bytes], first.offset)
-            .map_err(io_error)?;
+        file.read_exact_at(&mut self.scratch[..bytes], first.offset).map_err(io_error)?;
         for source in run {
             let read = disk(source);
             let start = (read.offset - first.offset) as usize;
@@ -149,36 +135,19 @@ fn disk(source: &Source) -> &DiskRead {
 }
 
 /// The file of a segment, reusing the handle of the last one read.
-fn open_segment<'a>(
-    cached: &'a mut Option<(u64, File)>,
-    read: &DiskRead,
-) -> Result<&'a File, LogError> {
-    if cached
-        .as_ref()
-        .is_some_and(|(id, _)| *id == read.segment_id)
-    {
+fn open_segment<'a>(cached: &'a mut Option<(u64, File)>, read: &DiskRead) -> Result<&'a File, LogError> {
+    if cached.as_ref().is_some_and(|(id, _)| *id == read.segment_id) {
         return Ok(&cached.as_ref().expect("checked above").1);
     }
-    let file =
-        File::open(&read.path).map_err(|error| LogError::io(read.path.to_path_buf(), error))?;
+    let file = File::open(&read.path).map_err(|error| LogError::io(read.path.to_path_buf(), error))?;
     Ok(&cached.insert((read.segment_id, file)).1)
 }
 
 /// Checks one record against what the index says it holds, and decodes it.
 fn decode(record: &[u8], read: &DiskRead) -> Result<Entry<TypeConfig>, LogError> {
-    let corrupt = |reason| LogError::Corrupt {
-        segment: read.path.to_path_buf(),
-        offset: read.offset,
-        reason,
-    };
+    let corrupt = |reason| LogError::Corrupt { segment: read.path.to_path_buf(), offset: read.offset, reason };
     let parsed = record::parse(record);
-    let Parsed::Valid {
-        index,
-        term,
-        payload,
-        record_bytes,
-    } = parsed
-    else {
+    let Parsed::Valid { index, term, payload, record_bytes } = parsed else {
         return Err(corrupt(parsed.damage()));
     };
     if index != read.log_id.index || term != read.log_id.leader_id.term {

@@ -43,11 +43,7 @@ pub(crate) fn encode(
     let record_bytes = buffer.len() - start;
     if record_bytes > record_bytes_max as usize {
         buffer.truncate(start);
-        return Err(LogError::RecordTooLarge {
-            index,
-            bytes: record_bytes as u64,
-            max: record_bytes_max,
-        });
+        return Err(LogError::RecordTooLarge { index, bytes: record_bytes as u64, max: record_bytes_max });
     }
     let record = &mut buffer[start..];
     let len = (record_bytes - PREFIX_BYTES) as u32;
@@ -56,12 +52,7 @@ pub(crate) fn encode(
     let crc = crc32c::crc32c(&record[PREFIX_BYTES..]);
     record[0..4].copy_from_slice(&len.to_le_bytes());
     record[4..8].copy_from_slice(&crc.to_le_bytes());
-    Ok(RecordHead {
-        index,
-        term,
-        node_id: entry.log_id.leader_id.node_id,
-        len: record_bytes as u32,
-    })
+    Ok(RecordHead { index, term, node_id: entry.log_id.leader_id.node_id, len: record_bytes as u32 })
 }
 
 /// The outcome of reading one record from the start of a byte slice.
@@ -130,9 +121,7 @@ pub(crate) fn peek_index(bytes: &[u8]) -> Option<u64> {
 /// struct's fields in order with no framing, and `log_id` is `Entry`'s first
 /// field, so recovery learns the node id without decoding whole entries.
 pub(crate) fn decode_log_id(payload: &[u8]) -> Option<LogId<NodeId>> {
-    postcard::take_from_bytes::<LogId<NodeId>>(payload)
-        .ok()
-        .map(|(log_id, _rest)| log_id)
+    postcard::take_from_bytes::<LogId<NodeId>>(payload).ok().map(|(log_id, _rest)| log_id)
 }
 
 /// Decodes a whole payload; trailing bytes make it invalid.

@@ -46,11 +46,7 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
         last = ?index.last_index(),
         "opened log"
     );
-    Ok(Recovered {
-        index,
-        vote,
-        committed,
-    })
+    Ok(Recovered { index, vote, committed })
 }
 
 /// The committed log id is replaced without fsync (see the module doc), so
@@ -78,10 +74,7 @@ fn drop_purged_segments(
     let Some(keep_from) = keep_from else {
         return Ok(segments);
     };
-    let purged = segments
-        .windows(2)
-        .take_while(|pair| pair[1].0 <= keep_from)
-        .count();
+    let purged = segments.windows(2).take_while(|pair| pair[1].0 <= keep_from).count();
     for (_, path) in segments.drain(..purged) {
         tracing::info!(segment = %path.display(), "deleting segment left by an interrupted purge");
         segment::remove(&path).map_err(|error| LogError::io(&path, error))?;
@@ -99,8 +92,7 @@ fn scan_segments(segments: Vec<(u64, PathBuf)>) -> Result<Vec<LoadedSegment>, Lo
     for (position, (first_index, path)) in segments.into_iter().enumerate() {
         bytes.clear();
         let mut file = File::open(&path).map_err(|error| LogError::io(&path, error))?;
-        file.read_to_end(&mut bytes)
-            .map_err(|error| LogError::io(&path, error))?;
+        file.read_to_end(&mut bytes).map_err(|error| LogError::io(&path, error))?;
         let is_last = position + 1 == count;
         let segment = scan_one(first_index, path, &bytes, is_last)?;
         check_follows(loaded.last(), &segment)?;
@@ -109,59 +101,36 @@ fn scan_segments(segments: Vec<(u64, PathBuf)>) -> Result<Vec<LoadedSegment>, Lo
     Ok(loaded)
 }
 
-fn scan_one(
-    first_index: u64,
-    path: PathBuf,
-    bytes: &[u8],
-    is_last: bool,
-) -> Result<LoadedSegment, LogError> {
+fn scan_one(first_index: u64, path: PathBuf, bytes: &[u8], is_last: bool) -> Result<LoadedSegment, LogError> {
     let (records, end) = match segment::scan(bytes, first_index) {
         Ok(scanned) => scanned,
         Err(fault) => return Err(corrupt(&path, fault.offset, fault.reason)),
     };
     let valid_bytes = match end {
         ScanEnd::Clean => bytes.len() as u64,
-        ScanEnd::Damaged {
-            offset,
-            reason,
-            valid_after,
-        } => {
+        ScanEnd::Damaged { offset, reason, valid_after } => {
             if !is_last {
                 return Err(corrupt(&path, offset, reason));
             }
             if valid_after {
-                return Err(corrupt(
-                    &path,
-                    offset,
-                    "damaged record followed by valid records",
-                ));
+                return Err(corrupt(&path, offset, "damaged record followed by valid records"));
             }
             tracing::warn!(segment = %path.display(), offset, reason, "cutting torn tail of the log");
             cut(&path, offset)?;
             offset
         }
     };
-    Ok(LoadedSegment {
-        first_index,
-        path,
-        bytes: valid_bytes,
-        records,
-    })
+    Ok(LoadedSegment { first_index, path, bytes: valid_bytes, records })
 }
 
 fn corrupt(path: &Path, offset: u64, reason: &'static str) -> LogError {
-    LogError::Corrupt {
-        segment: path.to_owned(),
-        offset,
-        reason,
-    }
+    LogError::Corrupt { segment: path.to_owned(), offset, reason }
 }
 
 fn cut(path: &Path, offset: u64) -> Result<(), LogError> {
     let file = OpenOptions::new().write(true).open(path);
     let file = file.map_err(|error| LogError::io(path, error))?;
-    file.set_len(offset)
-        .map_err(|error| LogError::io(path, error))?;
+    file.set_len(offset).map_err(|error| LogError::io(path, error))?;
     file.sync_data().map_err(|error| LogError::io(path, error))
 }
 
@@ -177,11 +146,7 @@ fn check_follows(previous: Option<&LoadedSegment>, next: &LoadedSegment) -> Resu
     };
     let expected = last.head.index + 1;
     if next.first_index != expected {
-        return Err(LogError::Gap {
-            segment: next.path.clone(),
-            expected,
-            found: next.first_index,
-        });
+        return Err(LogError::Gap { segment: next.path.clone(), expected, found: next.first_index });
     }
     Ok(())
 }
@@ -189,11 +154,7 @@ fn check_follows(previous: Option<&LoadedSegment>, next: &LoadedSegment) -> Resu
 /// Puts the records at or above `keep_from` (the index after the purged
 /// one) into the index. Segments with nothing to keep are deleted: an empty
 /// tail, or segments a purge had not yet removed when the process stopped.
-fn load(
-    index: &mut LogIndex,
-    segments: Vec<LoadedSegment>,
-    keep_from: Option<u64>,
-) -> Result<(), LogError> {
+fn load(index: &mut LogIndex, segments: Vec<LoadedSegment>, keep_from: Option<u64>) -> Result<(), LogError> {
     let keep = |record: &&ScannedRecord| keep_from.is_none_or(|from| record.head.index >= from);
     let mut deleted = false;
     for segment in segments {
@@ -210,11 +171,7 @@ fn load(
     }
     if let (Some(expected), Some(found)) = (keep_from, index.first_present_index()) {
         if found != expected {
-            return Err(LogError::Gap {
-                segment: index.dir().to_owned(),
-                expected,
-                found,
-            });
+            return Err(LogError::Gap { segment: index.dir().to_owned(), expected, found });
         }
     }
     if deleted {

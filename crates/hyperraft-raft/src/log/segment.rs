@@ -34,16 +34,11 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError>
 }
 
 fn parse_name(path: &Path) -> Result<u64, LogError> {
-    let stem = path
-        .file_stem()
-        .and_then(|stem| stem.to_str())
-        .unwrap_or("");
+    let stem = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or("");
     let digits = stem.len() == INDEX_DIGITS && stem.bytes().all(|byte| byte.is_ascii_digit());
     match stem.parse::<u64>() {
         Ok(first_index) if digits => Ok(first_index),
-        _ => Err(LogError::SegmentName {
-            path: path.to_owned(),
-        }),
+        _ => Err(LogError::SegmentName { path: path.to_owned() }),
     }
 }
 
@@ -62,11 +57,7 @@ pub(crate) enum ScanEnd {
     /// The record at `offset` is damaged. `valid_after` says whether a valid
     /// record of a later index starts somewhere after it, which makes the
     /// damage corruption rather than a torn tail.
-    Damaged {
-        offset: u64,
-        reason: &'static str,
-        valid_after: bool,
-    },
+    Damaged { offset: u64, reason: &'static str, valid_after: bool },
 }
 
 /// A fault no crash explains: a record whose checksum matches but which is
@@ -78,22 +69,13 @@ pub(crate) struct ScanFault {
 }
 
 /// Reads the records of one segment, which must start at `first_index`.
-pub(crate) fn scan(
-    bytes: &[u8],
-    first_index: u64,
-) -> Result<(Vec<ScannedRecord>, ScanEnd), ScanFault> {
+pub(crate) fn scan(bytes: &[u8], first_index: u64) -> Result<(Vec<ScannedRecord>, ScanEnd), ScanFault> {
     let mut records = Vec::new();
     let mut offset = 0usize;
     let mut expected = first_index;
     while offset < bytes.len() {
         let parsed = record::parse(&bytes[offset..]);
-        let Parsed::Valid {
-            index,
-            term,
-            payload,
-            record_bytes,
-        } = parsed
-        else {
+        let Parsed::Valid { index, term, payload, record_bytes } = parsed else {
             let end = ScanEnd::Damaged {
                 offset: offset as u64,
                 reason: parsed.damage(),
@@ -101,10 +83,7 @@ pub(crate) fn scan(
             };
             return Ok((records, end));
         };
-        let fault = |reason| ScanFault {
-            offset: offset as u64,
-            reason,
-        };
+        let fault = |reason| ScanFault { offset: offset as u64, reason };
         if index != expected {
             return Err(fault("record index out of sequence"));
         }
@@ -112,16 +91,8 @@ pub(crate) fn scan(
         if log_id.index != index || log_id.leader_id.term != term {
             return Err(fault("payload log id does not match the record header"));
         }
-        let head = RecordHead {
-            index,
-            term,
-            node_id: log_id.leader_id.node_id,
-            len: record_bytes as u32,
-        };
-        records.push(ScannedRecord {
-            head,
-            offset: offset as u64,
-        });
+        let head = RecordHead { index, term, node_id: log_id.leader_id.node_id, len: record_bytes as u32 };
+        records.push(ScannedRecord { head, offset: offset as u64 });
         offset += record_bytes;
         expected += 1;
     }
@@ -136,8 +107,7 @@ fn valid_record_after(bytes: &[u8], from: usize, expected: u64) -> bool {
     let last_start = bytes.len().saturating_sub(HEADER_BYTES);
     (from..=last_start).any(|start| {
         let candidate = &bytes[start..];
-        let plausible = record::peek_index(candidate)
-            .is_some_and(|index| index >= expected && index <= index_limit);
+        let plausible = record::peek_index(candidate).is_some_and(|index| index >= expected && index <= index_limit);
         plausible && matches!(record::parse(candidate), Parsed::Valid { .. })
     })
 }

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::thread;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{
-    AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote,
-};
+use openraft::{AnyError, Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::config::LogConfig;
@@ -65,16 +63,11 @@ impl LogStore {
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, LogError> {
         config.validate()?;
         let recovered = recovery::recover(dir, &config)?;
-        let shared = Arc::new(Shared::new(
-            dir.to_owned(),
-            recovered.index,
-            config.read_bytes_max,
-        ));
+        let shared = Arc::new(Shared::new(dir.to_owned(), recovered.index, config.read_bytes_max));
         let (sender, receiver) = mpsc::channel(config.queue_depth_max);
         let writer = writer::spawn(shared.clone(), receiver, config.queue_depth_max)
             .map_err(|error| LogError::io(dir, error))?;
-        let budget_units_max =
-            (config.queue_bytes_max / BUDGET_UNIT_BYTES).min(u64::from(u32::MAX)) as u32;
+        let budget_units_max = (config.queue_bytes_max / BUDGET_UNIT_BYTES).min(u64::from(u32::MAX)) as u32;
         Ok(Self {
             reader: LogReader::new(shared.clone()),
             shared,
@@ -109,8 +102,7 @@ impl LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>>,
     {
         let (sender, receiver) = oneshot::channel();
-        self.submit(entries.into_iter().collect(), Flushed::Receipt(sender))
-            .await?;
+        self.submit(entries.into_iter().collect(), Flushed::Receipt(sender)).await?;
         Ok(AppendReceipt { receiver })
     }
 
@@ -132,20 +124,13 @@ impl LogStore {
     /// The purged log id and the last log id, without a runtime.
     pub fn log_state(&self) -> LogState<TypeConfig> {
         let index = self.shared.index();
-        LogState {
-            last_purged_log_id: index.purged(),
-            last_log_id: index.last_log_id(),
-        }
+        LogState { last_purged_log_id: index.purged(), last_log_id: index.last_log_id() }
     }
 
     /// Encodes and plans an append, then queues it. Every step that can fail
     /// or wait comes before the index changes, so an error or a cancelled
     /// call leaves the log as it was.
-    async fn submit(
-        &mut self,
-        mut entries: Vec<Entry<TypeConfig>>,
-        flushed: Flushed,
-    ) -> Result<(), LogError> {
+    async fn submit(&mut self, mut entries: Vec<Entry<TypeConfig>>, flushed: Flushed) -> Result<(), LogError> {
         if let Some(purged) = self.shared.index().purged() {
             entries.retain(|entry| entry.log_id.index > purged.index);
         }
@@ -160,10 +145,7 @@ impl LogStore {
         self.check_continues(heads.first())?;
         let budget = self.reserve_budget(buffer.len()).await?;
         let sender = self.sender.as_ref().ok_or(LogError::WriterStopped)?;
-        let permit = sender
-            .reserve()
-            .await
-            .map_err(|_| LogError::WriterStopped)?;
+        let permit = sender.reserve().await.map_err(|_| LogError::WriterStopped)?;
         let (chunks, epoch) = {
             let mut index = self.shared.index_mut();
             (index.append(&heads, entries), index.epoch())
@@ -185,10 +167,7 @@ impl LogStore {
             return Ok(());
         };
         if first.index != expected {
-            return Err(LogError::NotContiguous {
-                expected,
-                got: first.index,
-            });
+            return Err(LogError::NotContiguous { expected, got: first.index });
         }
         Ok(())
     }
@@ -196,19 +175,14 @@ impl LogStore {
     /// Waits for room for `bytes` in the writer queue. One append larger
     /// than the whole budget waits for the queue to empty, then goes alone.
     async fn reserve_budget(&self, bytes: usize) -> Result<OwnedSemaphorePermit, LogError> {
-        let units = (bytes as u64)
-            .div_ceil(BUDGET_UNIT_BYTES)
-            .clamp(1, u64::from(self.budget_units_max));
+        let units = (bytes as u64).div_ceil(BUDGET_UNIT_BYTES).clamp(1, u64::from(self.budget_units_max));
         let budget = self.budget.clone().acquire_many_owned(units as u32).await;
         budget.map_err(|_| LogError::WriterStopped)
     }
 
     async fn truncate_from(&mut self, index: u64) -> Result<(), LogError> {
         let sender = self.sender.as_ref().ok_or(LogError::WriterStopped)?;
-        let permit = sender
-            .reserve()
-            .await
-            .map_err(|_| LogError::WriterStopped)?;
+        let permit = sender.reserve().await.map_err(|_| LogError::WriterStopped)?;
         let Some(plan) = self.shared.index_mut().truncate(index) else {
             return Ok(());
         };
@@ -220,29 +194,18 @@ impl LogStore {
     async fn purge_upto(&mut self, log_id: LogId<NodeId>) -> Result<(), LogError> {
         let purged_meta = meta::encode(&log_id);
         let sender = self.sender.as_ref().ok_or(LogError::WriterStopped)?;
-        let permit = sender
-            .reserve()
-            .await
-            .map_err(|_| LogError::WriterStopped)?;
+        let permit = sender.reserve().await.map_err(|_| LogError::WriterStopped)?;
         let Some(plan) = self.shared.index_mut().purge(log_id) else {
             return Ok(());
         };
         let (reply, done) = oneshot::channel();
-        permit.send(WriteOp::Purge {
-            plan,
-            meta: purged_meta,
-            reply,
-        });
+        permit.send(WriteOp::Purge { plan, meta: purged_meta, reply });
         wait(done).await
     }
 
     async fn write_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), LogError> {
         let (reply, done) = oneshot::channel();
-        self.send(WriteOp::SaveVote {
-            meta: meta::encode(vote),
-            reply,
-        })
-        .await?;
+        self.send(WriteOp::SaveVote { meta: meta::encode(vote), reply }).await?;
         wait(done).await?;
         self.vote = Some(*vote);
         Ok(())
@@ -261,9 +224,7 @@ impl LogStore {
         let (release, released) = std::sync::mpsc::channel();
         let (paused, is_paused) = oneshot::channel();
         let pause = writer::Pause { paused, released };
-        self.send(WriteOp::Pause(pause))
-            .await
-            .expect("writer running");
+        self.send(WriteOp::Pause(pause)).await.expect("writer running");
         is_paused.await.expect("writer reports the pause");
         release
     }
@@ -279,10 +240,7 @@ fn encode_all(
         if let Some(previous) = heads.last() {
             let expected = previous.index + 1;
             if entry.log_id.index != expected {
-                return Err(LogError::NotContiguous {
-                    expected,
-                    got: entry.log_id.index,
-                });
+                return Err(LogError::NotContiguous { expected, got: entry.log_id.index });
             }
         }
         heads.push(record::encode(buffer, entry, record_bytes_max)?);
@@ -354,15 +312,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// Queues the write and returns without waiting: openraft calls this on
     /// every commit from its main loop, and the value is only a hint (see the
     /// module documentation), so it must not cost a sync round trip.
-    async fn save_committed(
-        &mut self,
-        committed: Option<LogId<NodeId>>,
-    ) -> Result<(), StorageError<NodeId>> {
-        self.send(WriteOp::SaveCommitted {
-            meta: meta::encode(&committed),
-        })
-        .await
-        .map_err(write_error)?;
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+        self.send(WriteOp::SaveCommitted { meta: meta::encode(&committed) }).await.map_err(write_error)?;
         self.committed = committed;
         Ok(())
     }
@@ -374,19 +325,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// Returns once the entries are readable; `callback` runs once they are
     /// synced. Entries at or below the purged id are skipped, as in
     /// [`LogStore::submit_append`].
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let entries = entries.into_iter().collect();
-        self.submit(entries, Flushed::Raft(callback))
-            .await
-            .map_err(write_error)
+        self.submit(entries, Flushed::Raft(callback)).await.map_err(write_error)
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {

@@ -18,16 +18,8 @@ fn log_id(term: u64, index: u64) -> LogId<u64> {
 }
 
 fn entry(term: u64, index: u64, frame_bytes: usize) -> Entry<TypeConfig> {
-    let frame = (0..frame_bytes)
-        .map(|byte| (byte as u64 ^ index) as u8)
-        .collect();
-    Entry {
-        log_id: log_id(term, index),
-        payload: EntryPayload::Normal(Batch {
-            timestamp_ns: index * 7,
-            frame,
-        }),
-    }
+    let frame = (0..frame_bytes).map(|byte| (byte as u64 ^ index) as u8).collect();
+    Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(Batch { timestamp_ns: index * 7, frame }) }
 }
 
 /// Encodes records for indexes `first..first + count` back to back.
@@ -83,17 +75,7 @@ fn encode_refuses_an_oversized_record_and_leaves_the_buffer() {
     // refused record leaves no bytes behind.
     let mut buffer = vec![1, 2, 3];
     let error = record::encode(&mut buffer, &entry(1, 9, 1000), 500).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            super::LogError::RecordTooLarge {
-                index: 9,
-                max: 500,
-                ..
-            }
-        ),
-        "{error}"
-    );
+    assert!(matches!(error, super::LogError::RecordTooLarge { index: 9, max: 500, .. }), "{error}");
     assert_eq!(buffer, vec![1, 2, 3]);
 }
 
@@ -104,10 +86,7 @@ fn scan_reads_a_clean_segment() {
     let (bytes, heads) = segment_bytes(10, 4, 50);
     let (records, end) = segment::scan(&bytes, 10).unwrap();
     assert_eq!(end, ScanEnd::Clean);
-    assert_eq!(
-        records.iter().map(|record| record.head).collect::<Vec<_>>(),
-        heads
-    );
+    assert_eq!(records.iter().map(|record| record.head).collect::<Vec<_>>(), heads);
     assert_eq!(records[1].offset, u64::from(heads[0].len));
 }
 
@@ -120,10 +99,7 @@ fn scan_calls_a_cut_last_record_a_torn_tail() {
     let (records, end) = segment::scan(&bytes[..cut], 0).unwrap();
     assert_eq!(records.len(), 2);
     let offset = u64::from(heads[0].len + heads[1].len);
-    assert!(
-        matches!(end, ScanEnd::Damaged { offset: at, valid_after: false, .. } if at == offset),
-        "{end:?}"
-    );
+    assert!(matches!(end, ScanEnd::Damaged { offset: at, valid_after: false, .. } if at == offset), "{end:?}");
 }
 
 #[test]
@@ -136,16 +112,7 @@ fn scan_sees_valid_records_after_a_damaged_one() {
     bytes[second..second + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     let (records, end) = segment::scan(&bytes, 0).unwrap();
     assert_eq!(records.len(), 1);
-    assert!(
-        matches!(
-            end,
-            ScanEnd::Damaged {
-                valid_after: true,
-                ..
-            }
-        ),
-        "{end:?}"
-    );
+    assert!(matches!(end, ScanEnd::Damaged { valid_after: true, .. }), "{end:?}");
 }
 
 #[test]
@@ -158,24 +125,13 @@ fn scan_faults_on_an_index_out_of_sequence() {
 }
 
 fn index_with(segment_bytes_max: u64, cache_bytes_max: u64) -> LogIndex {
-    let config = LogConfig {
-        segment_bytes_max,
-        cache_bytes_max,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { segment_bytes_max, cache_bytes_max, ..LogConfig::default() };
     LogIndex::new(PathBuf::from("/nonexistent"), &config, None)
 }
 
-fn append_to(
-    index: &mut LogIndex,
-    first: u64,
-    count: u64,
-    frame_bytes: usize,
-) -> Vec<super::index::Chunk> {
+fn append_to(index: &mut LogIndex, first: u64, count: u64, frame_bytes: usize) -> Vec<super::index::Chunk> {
     let (_, heads) = segment_bytes(first, count, frame_bytes);
-    let entries = (first..first + count)
-        .map(|at| entry(2, at, frame_bytes))
-        .collect();
+    let entries = (first..first + count).map(|at| entry(2, at, frame_bytes)).collect();
     index.append(&heads, entries)
 }
 
@@ -186,16 +142,10 @@ fn index_rolls_segments_and_splits_chunks() {
     let mut index = index_with(250, u64::MAX);
     let chunks = append_to(&mut index, 0, 4, 60);
     let record_len = chunks[0].buffer_end / 2;
-    assert!(
-        record_len * 2 <= 250 && record_len * 3 > 250,
-        "record length {record_len} suits the test"
-    );
+    assert!(record_len * 2 <= 250 && record_len * 3 > 250, "record length {record_len} suits the test");
     assert_eq!(chunks.len(), 2);
     assert!(chunks[0].create && chunks[1].create);
-    assert_eq!(
-        (chunks[1].offset, chunks[1].buffer_start),
-        (0, 2 * record_len)
-    );
+    assert_eq!((chunks[1].offset, chunks[1].buffer_start), (0, 2 * record_len));
     assert_eq!(index.segment_first_indexes(), vec![0, 2]);
 }
 
@@ -207,15 +157,8 @@ fn index_truncate_deletes_newer_segments_and_cuts_one() {
     append_to(&mut index, 0, 7, 60);
     assert_eq!(index.segment_first_indexes(), vec![0, 2, 4, 6]);
     let plan = index.truncate(3).unwrap();
-    let deleted: Vec<_> = plan
-        .delete
-        .iter()
-        .map(|path| path.file_name().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        deleted,
-        ["00000000000000000006.log", "00000000000000000004.log"]
-    );
+    let deleted: Vec<_> = plan.delete.iter().map(|path| path.file_name().unwrap().to_owned()).collect();
+    assert_eq!(deleted, ["00000000000000000006.log", "00000000000000000004.log"]);
     let (cut_path, cut_offset) = plan.cut.unwrap();
     assert!(cut_path.ends_with("00000000000000000002.log"));
     assert!(cut_offset > 0);
@@ -230,17 +173,10 @@ fn index_purge_deletes_only_whole_segments() {
     let mut index = index_with(250, u64::MAX);
     append_to(&mut index, 0, 7, 60);
     let plan = index.purge(log_id(2, 4)).unwrap();
-    assert_eq!(
-        plan.delete.len(),
-        2,
-        "segments 0 and 2 hold only entries <= 4"
-    );
+    assert_eq!(plan.delete.len(), 2, "segments 0 and 2 hold only entries <= 4");
     assert_eq!(index.segment_first_indexes(), vec![4, 6]);
     assert_eq!(index.first_present_index(), Some(5));
-    assert!(
-        index.plan_read(0, 5, u64::MAX).is_empty(),
-        "purged entries are not served"
-    );
+    assert!(index.plan_read(0, 5, u64::MAX).is_empty(), "purged entries are not served");
     let everything = index.purge(log_id(2, 20)).unwrap();
     assert_eq!(everything.delete.len(), 2);
     assert_eq!((index.last_index(), index.next_index()), (None, Some(21)));
@@ -256,10 +192,7 @@ fn cache_keeps_unsynced_entries_and_evicts_synced_ones() {
     index.mark_durable(index.epoch(), 2);
     assert_eq!(index.cached_len(), 2, "entries 0..=2 synced and evicted");
     let sources = index.plan_read(0, 5, u64::MAX);
-    let cached = sources
-        .iter()
-        .filter(|source| matches!(source, Source::Cached(_)))
-        .count();
+    let cached = sources.iter().filter(|source| matches!(source, Source::Cached(_))).count();
     assert_eq!(cached, 2);
 }
 

@@ -167,9 +167,7 @@ pub(crate) fn spawn(
         committed: None,
         failure: None,
     };
-    thread::Builder::new()
-        .name("hyperraft-log-writer".into())
-        .spawn(move || writer.run())
+    thread::Builder::new().name("hyperraft-log-writer".into()).spawn(move || writer.run())
 }
 
 struct OpenSegment {
@@ -186,10 +184,7 @@ struct Failure {
 
 impl Failure {
     fn to_error(&self) -> io::Error {
-        io::Error::new(
-            self.kind,
-            format!("log writer failed earlier: {}", self.message),
-        )
+        io::Error::new(self.kind, format!("log writer failed earlier: {}", self.message))
     }
 }
 
@@ -259,10 +254,7 @@ impl Writer {
         let result = work(self);
         if let Err(error) = &result {
             tracing::error!(%error, "log writer failed; refusing all later writes");
-            let failure = Failure {
-                kind: error.kind(),
-                message: error.to_string(),
-            };
+            let failure = Failure { kind: error.kind(), message: error.to_string() };
             for flushed in self.pending.drain(..) {
                 flushed.complete(Err(failure.to_error()));
             }
@@ -273,15 +265,7 @@ impl Writer {
     }
 
     fn append(&mut self, append: AppendOp) {
-        let AppendOp {
-            buffer,
-            chunks,
-            entries,
-            last_index,
-            epoch,
-            flushed,
-            budget,
-        } = append;
+        let AppendOp { buffer, chunks, entries, last_index, epoch, flushed, budget } = append;
         let result = self.attempt(|writer| writer.write_chunks(&buffer, &chunks));
         drop(budget);
         let bytes = buffer.len() as u64;
@@ -303,9 +287,7 @@ impl Writer {
     fn write_chunks(&mut self, buffer: &[u8], chunks: &[Chunk]) -> io::Result<()> {
         for chunk in chunks {
             let segment = self.segment_for(chunk)?;
-            segment
-                .file
-                .write_all_at(&buffer[chunk.buffer_start..chunk.buffer_end], chunk.offset)?;
+            segment.file.write_all_at(&buffer[chunk.buffer_start..chunk.buffer_end], chunk.offset)?;
             segment.dirty = true;
         }
         Ok(())
@@ -316,30 +298,19 @@ impl Writer {
     /// unsynced records: recovery relies on that to call damage in an older
     /// segment corruption.
     fn segment_for(&mut self, chunk: &Chunk) -> io::Result<&mut OpenSegment> {
-        if self
-            .open
-            .as_ref()
-            .is_some_and(|open| open.id == chunk.segment_id)
-        {
+        if self.open.as_ref().is_some_and(|open| open.id == chunk.segment_id) {
             return Ok(self.open.as_mut().expect("checked above"));
         }
         self.sync_open()?;
         let file = if chunk.create {
-            let file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&chunk.path)?;
+            let file = OpenOptions::new().write(true).create_new(true).open(&chunk.path)?;
             meta::sync_directory(&self.shared.dir)?;
             Counters::add(&self.shared.counters.directory_syncs, 1);
             file
         } else {
             OpenOptions::new().write(true).open(&chunk.path)?
         };
-        let open = OpenSegment {
-            id: chunk.segment_id,
-            file,
-            dirty: false,
-        };
+        let open = OpenSegment { id: chunk.segment_id, file, dirty: false };
         Ok(self.open.insert(open))
     }
 

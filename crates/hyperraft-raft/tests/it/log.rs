@@ -10,9 +10,7 @@ use hyperraft_raft::{Batch, TypeConfig};
 use hyperraft_state::StateConfig;
 use openraft::storage::RaftLogStorage;
 use openraft::testing::{StoreBuilder, Suite};
-use openraft::{
-    CommittedLeaderId, Entry, EntryPayload, LeaderId, LogId, RaftLogReader, StorageError, Vote,
-};
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LeaderId, LogId, RaftLogReader, StorageError, Vote};
 use proptest::prelude::*;
 use tempfile::TempDir;
 
@@ -21,43 +19,23 @@ fn log_id(term: u64, index: u64) -> LogId<u64> {
 }
 
 fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
-    let frame = (0..100)
-        .map(|byte: u64| (byte ^ index ^ term) as u8)
-        .collect();
-    Entry {
-        log_id: log_id(term, index),
-        payload: EntryPayload::Normal(Batch {
-            timestamp_ns: index,
-            frame,
-        }),
-    }
+    let frame = (0..100).map(|byte: u64| (byte ^ index ^ term) as u8).collect();
+    Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(Batch { timestamp_ns: index, frame }) }
 }
 
 /// Segments of a few records each, so rolls and purges happen in small tests.
 fn small_segments() -> LogConfig {
-    LogConfig {
-        segment_bytes_max: 400,
-        ..LogConfig::default()
-    }
+    LogConfig { segment_bytes_max: 400, ..LogConfig::default() }
 }
 
 async fn append(store: &mut LogStore, term: u64, indexes: std::ops::Range<u64>) {
     let entries = indexes.map(|index| entry(term, index));
-    store
-        .submit_append(entries)
-        .await
-        .unwrap()
-        .flushed()
-        .await
-        .unwrap();
+    store.submit_append(entries).await.unwrap().flushed().await.unwrap();
 }
 
 async fn read_all(store: &mut LogStore) -> Vec<(u64, u64)> {
     let entries = store.try_get_log_entries(..).await.unwrap();
-    entries
-        .iter()
-        .map(|entry| (entry.log_id.index, entry.log_id.leader_id.term))
-        .collect()
+    entries.iter().map(|entry| (entry.log_id.index, entry.log_id.leader_id.term)).collect()
 }
 
 fn segment_names(dir: &Path) -> Vec<String> {
@@ -89,8 +67,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for FreshSto
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<u64>> {
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = LogStore::open(&dir.path().join("log"), LogConfig::default()).expect("log opens");
-        let state = StateMachineStore::open(&dir.path().join("state"), StateConfig::default())
-            .expect("state machine opens");
+        let state =
+            StateMachineStore::open(&dir.path().join("state"), StateConfig::default()).expect("state machine opens");
         Ok((dir, log, state))
     }
 }
@@ -139,22 +117,10 @@ async fn torn_tail_is_cut_and_earlier_entries_survive() {
     }
     let path = segment(dir.path(), 0);
     let length = fs::metadata(&path).unwrap().len();
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(length - 10)
-        .unwrap();
+    OpenOptions::new().write(true).open(&path).unwrap().set_len(length - 10).unwrap();
     let mut store = LogStore::open(dir.path(), LogConfig::default()).unwrap();
-    assert_eq!(
-        read_all(&mut store).await,
-        (0..4).map(|index| (index, 1)).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        fs::metadata(&path).unwrap().len(),
-        length / 5 * 4,
-        "cut at the torn record"
-    );
+    assert_eq!(read_all(&mut store).await, (0..4).map(|index| (index, 1)).collect::<Vec<_>>());
+    assert_eq!(fs::metadata(&path).unwrap().len(), length / 5 * 4, "cut at the torn record");
     append(&mut store, 2, 4..5).await;
     drop(store);
     let mut store = LogStore::open(dir.path(), LogConfig::default()).unwrap();
@@ -188,13 +154,9 @@ async fn damage_followed_by_valid_records_is_an_error() {
     let path = segment(dir.path(), 0);
     let record_bytes = fs::metadata(&path).unwrap().len() / 5;
     flip_byte(&path, record_bytes * 3 - 40);
-    let error = LogStore::open(dir.path(), LogConfig::default())
-        .err()
-        .expect("open refuses");
+    let error = LogStore::open(dir.path(), LogConfig::default()).err().expect("open refuses");
     match error {
-        LogError::Corrupt {
-            segment, offset, ..
-        } => {
+        LogError::Corrupt { segment, offset, .. } => {
             assert_eq!(segment, path);
             assert_eq!(offset, record_bytes * 2);
         }
@@ -214,9 +176,7 @@ async fn damage_in_an_older_segment_is_an_error() {
     let names = segment_names(dir.path());
     assert!(names.len() >= 3, "{names:?}");
     flip_byte(&dir.path().join(&names[0]), 3);
-    let error = LogStore::open(dir.path(), small_segments())
-        .err()
-        .expect("open refuses");
+    let error = LogStore::open(dir.path(), small_segments()).err().expect("open refuses");
     assert!(matches!(error, LogError::Corrupt { .. }), "{error}");
 }
 
@@ -230,9 +190,7 @@ async fn missing_middle_segment_is_a_gap() {
     }
     let names = segment_names(dir.path());
     fs::remove_file(dir.path().join(&names[1])).unwrap();
-    let error = LogStore::open(dir.path(), small_segments())
-        .err()
-        .expect("open refuses");
+    let error = LogStore::open(dir.path(), small_segments()).err().expect("open refuses");
     assert!(matches!(error, LogError::Gap { .. }), "{error}");
 }
 
@@ -245,35 +203,17 @@ async fn segments_roll_and_purge_removes_only_whole_segments() {
     let mut store = LogStore::open(dir.path(), small_segments()).unwrap();
     append(&mut store, 1, 0..10).await;
     let names = segment_names(dir.path());
-    let firsts: Vec<u64> = names
-        .iter()
-        .map(|name| name[..20].parse().unwrap())
-        .collect();
+    let firsts: Vec<u64> = names.iter().map(|name| name[..20].parse().unwrap()).collect();
     assert!(firsts.len() >= 3 && firsts[0] == 0, "{firsts:?}");
     let purge_at = firsts[1];
     store.purge(log_id(1, purge_at)).await.unwrap();
-    assert_eq!(
-        segment_names(dir.path()),
-        names[1..],
-        "only the first segment is whole below"
-    );
+    assert_eq!(segment_names(dir.path()), names[1..], "only the first segment is whole below");
     assert_eq!(read_all(&mut store).await.first(), Some(&(purge_at + 1, 1)));
-    assert!(store
-        .try_get_log_entries(0..=purge_at)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(store.try_get_log_entries(0..=purge_at).await.unwrap().is_empty());
     drop(store);
     let mut store = LogStore::open(dir.path(), small_segments()).unwrap();
-    assert_eq!(
-        store.log_state().last_purged_log_id,
-        Some(log_id(1, purge_at))
-    );
-    assert!(store
-        .try_get_log_entries(purge_at..=purge_at)
-        .await
-        .unwrap()
-        .is_empty());
+    assert_eq!(store.log_state().last_purged_log_id, Some(log_id(1, purge_at)));
+    assert!(store.try_get_log_entries(purge_at..=purge_at).await.unwrap().is_empty());
     assert_eq!(read_all(&mut store).await.len() as u64, 9 - purge_at);
 }
 
@@ -317,23 +257,13 @@ async fn oversized_record_is_refused_and_nothing_is_appended() {
     // Proves a batch holding one record over record_bytes_max fails as a
     // whole with RecordTooLarge and leaves the log unchanged and usable.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        record_bytes_max: 150,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { record_bytes_max: 150, ..LogConfig::default() };
     let mut store = LogStore::open(dir.path(), config).unwrap();
     append(&mut store, 1, 0..2).await;
     let mut large = entry(1, 3);
-    large.payload = EntryPayload::Normal(Batch {
-        timestamp_ns: 0,
-        frame: vec![7; 500],
-    });
+    large.payload = EntryPayload::Normal(Batch { timestamp_ns: 0, frame: vec![7; 500] });
     let result = store.submit_append([entry(1, 2), large]).await;
-    assert!(
-        matches!(result, Err(LogError::RecordTooLarge { index: 3, .. })),
-        "{:?}",
-        result.err()
-    );
+    assert!(matches!(result, Err(LogError::RecordTooLarge { index: 3, .. })), "{:?}", result.err());
     assert_eq!(store.log_state().last_log_id, Some(log_id(1, 1)));
     append(&mut store, 1, 2..3).await;
     assert_eq!(read_all(&mut store).await.len(), 3);
@@ -347,17 +277,7 @@ async fn append_that_leaves_a_hole_is_refused() {
     let mut store = LogStore::open(dir.path(), LogConfig::default()).unwrap();
     append(&mut store, 1, 0..3).await;
     let result = store.submit_append([entry(1, 4)]).await;
-    assert!(
-        matches!(
-            result,
-            Err(LogError::NotContiguous {
-                expected: 3,
-                got: 4
-            })
-        ),
-        "{:?}",
-        result.err()
-    );
+    assert!(matches!(result, Err(LogError::NotContiguous { expected: 3, got: 4 })), "{:?}", result.err());
     assert_eq!(store.log_state().last_log_id, Some(log_id(1, 2)));
 }
 
@@ -380,23 +300,14 @@ async fn limited_read_stops_at_the_byte_bound() {
     // Proves limited_get_log_entries honours read_bytes_max but always
     // returns at least one entry.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        read_bytes_max: 300,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { read_bytes_max: 300, ..LogConfig::default() };
     let mut store = LogStore::open(dir.path(), config).unwrap();
     append(&mut store, 1, 0..10).await;
     let entries = store.limited_get_log_entries(0, 10).await.unwrap();
     assert_eq!(entries.len(), 2, "records of ~130 bytes, 300 allowed");
     let mut reader = store.get_log_reader().await;
-    assert_eq!(
-        reader.limited_get_log_entries(5, 10).await.unwrap().len(),
-        2
-    );
-    assert_eq!(
-        reader.limited_get_log_entries(9, 10).await.unwrap().len(),
-        1
-    );
+    assert_eq!(reader.limited_get_log_entries(5, 10).await.unwrap().len(), 2);
+    assert_eq!(reader.limited_get_log_entries(9, 10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -404,10 +315,7 @@ async fn reads_come_from_disk_once_the_cache_is_spent() {
     // Proves entries evicted from the cache are read back from the segment
     // files intact, through a reader that outlives later appends.
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        cache_bytes_max: 0,
-        ..small_segments()
-    };
+    let config = LogConfig { cache_bytes_max: 0, ..small_segments() };
     let mut store = LogStore::open(dir.path(), config).unwrap();
     let mut reader = store.get_log_reader().await;
     append(&mut store, 1, 0..20).await;
@@ -462,11 +370,7 @@ struct Model {
 
 impl Model {
     fn next_index(&self) -> u64 {
-        self.entries
-            .last()
-            .map(|last| last.0 + 1)
-            .or(self.purged.map(|purged| purged + 1))
-            .unwrap_or(0)
+        self.entries.last().map(|last| last.0 + 1).or(self.purged.map(|purged| purged + 1)).unwrap_or(0)
     }
 }
 
@@ -477,15 +381,10 @@ async fn run_step(store: &mut Option<LogStore>, dir: &Path, model: &mut Model, s
             model.term += 1;
             let first = model.next_index();
             append(log, model.term, first..first + count).await;
-            model
-                .entries
-                .extend((first..first + count).map(|index| (index, model.term)));
+            model.entries.extend((first..first + count).map(|index| (index, model.term)));
         }
         Step::Truncate { back } => {
-            let at = model
-                .next_index()
-                .saturating_sub(back)
-                .max(model.purged.map_or(0, |purged| purged + 1));
+            let at = model.next_index().saturating_sub(back).max(model.purged.map_or(0, |purged| purged + 1));
             log.truncate(log_id(0, at)).await.unwrap();
             model.entries.retain(|entry| entry.0 < at);
         }

@@ -45,23 +45,12 @@ pub(crate) fn apply_op(
     }
 }
 
-fn apply_put(
-    keyspace: &mut Keyspace<'_>,
-    put: &PutView<'_>,
-    revision: u64,
-    events: &mut Vec<Event>,
-) -> KvResponse {
+fn apply_put(keyspace: &mut Keyspace<'_>, put: &PutView<'_>, revision: u64, events: &mut Vec<Event>) -> KvResponse {
     if keyspace.keys_room() == 0 && keyspace.reader().get(put.key).is_none() {
-        return KvResponse::Error(KvError::StoreFull {
-            keys_max: keyspace.keys_max(),
-        });
+        return KvResponse::Error(KvError::StoreFull { keys_max: keyspace.keys_max() });
     }
     let event = keyspace.put(put.key, put.value, put.lease, revision);
-    let prev = if put.prev_kv {
-        event.prev.clone()
-    } else {
-        None
-    };
+    let prev = if put.prev_kv { event.prev.clone() } else { None };
     events.push(event);
     KvResponse::Put { revision, prev }
 }
@@ -73,24 +62,13 @@ fn apply_delete(
     events: &mut Vec<Event>,
 ) -> KvResponse {
     let events_before = events.len();
-    let deleted = keyspace.delete_range(
-        KeyRange::new(delete.key, delete.range_end),
-        revision,
-        events,
-    );
+    let deleted = keyspace.delete_range(KeyRange::new(delete.key, delete.range_end), revision, events);
     let prev = if delete.prev_kv {
-        events[events_before..]
-            .iter()
-            .filter_map(|event| event.prev.clone())
-            .collect()
+        events[events_before..].iter().filter_map(|event| event.prev.clone()).collect()
     } else {
         Vec::new()
     };
-    KvResponse::DeleteRange {
-        revision: if deleted > 0 { revision } else { 0 },
-        deleted,
-        prev,
-    }
+    KvResponse::DeleteRange { revision: if deleted > 0 { revision } else { 0 }, deleted, prev }
 }
 
 /// Answers a read (etcd `Range`): keys in order, at most `limit` of them;
@@ -99,34 +77,14 @@ fn apply_delete(
 pub(crate) fn read_range(reader: &Reader<'_>, view: &RangeView<'_>, revision: u64) -> KvResponse {
     let range = KeyRange::new(view.key, view.range_end);
     if view.count_only {
-        return KvResponse::Range {
-            revision,
-            kvs: Vec::new(),
-            count: reader.count(range),
-            more: false,
-        };
+        return KvResponse::Range { revision, kvs: Vec::new(), count: reader.count(range), more: false };
     }
-    let limit = if view.limit == 0 {
-        usize::MAX
-    } else {
-        view.limit as usize
-    };
+    let limit = if view.limit == 0 { usize::MAX } else { view.limit as usize };
     let pairs = reader.iter(range).take(limit);
-    let kvs: Vec<_> = pairs
-        .map(|(key, entry)| entry.to_key_value(key, !view.keys_only))
-        .collect();
+    let kvs: Vec<_> = pairs.map(|(key, entry)| entry.to_key_value(key, !view.keys_only)).collect();
     // Without a limit every match was collected; counting again would
     // only repeat the scan.
-    let count = if kvs.len() < limit {
-        kvs.len() as u64
-    } else {
-        reader.count(range)
-    };
+    let count = if kvs.len() < limit { kvs.len() as u64 } else { reader.count(range) };
     let more = (kvs.len() as u64) < count;
-    KvResponse::Range {
-        revision,
-        kvs,
-        count,
-        more,
-    }
+    KvResponse::Range { revision, kvs, count, more }
 }

@@ -13,9 +13,6 @@ pub struct KvConfig {
 
 impl Default for KvConfig {
     fn default() -> Self {
-        KvConfig {
-            keys_max: 1_000_000,
-            history_events_max: 100_000,
-        }
+        KvConfig { keys_max: 1_000_000, history_events_max: 100_000 }
     }
 }

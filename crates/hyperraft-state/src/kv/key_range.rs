@@ -49,9 +49,7 @@ impl<'a> KeyRange<'a> {
         match *self {
             KeyRange::Single(key) => Some((Bound::Included(key), Bound::Included(key))),
             KeyRange::From(start) => Some((Bound::Included(start), Bound::Unbounded)),
-            KeyRange::Between(start, end) if start < end => {
-                Some((Bound::Included(start), Bound::Excluded(end)))
-            }
+            KeyRange::Between(start, end) if start < end => Some((Bound::Included(start), Bound::Excluded(end))),
             KeyRange::Between(..) => None,
         }
     }

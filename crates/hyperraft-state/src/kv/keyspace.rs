@@ -25,13 +25,7 @@ impl<'s> Keyspace<'s> {
         let len = Reader::new(shards, 0).len();
         assert!(len <= keys_max, "the store holds more keys than its limit");
         let keys_room = keys_max - len;
-        Keyspace {
-            shards,
-            first: 0,
-            keys_room,
-            keys_max,
-            spares,
-        }
+        Keyspace { shards, first: 0, keys_room, keys_max, spares }
     }
 
     /// A view over the one shard at `index`, for a lane.
@@ -39,20 +33,9 @@ impl<'s> Keyspace<'s> {
     /// The lane's room is unbounded: a segment only runs in lanes when the
     /// store has room for every put in it (see `Lanes`), so no put in a lane
     /// can meet the bound and a lane needs no other lane's count.
-    pub(crate) fn lane(
-        shard: &'s mut Shard,
-        index: usize,
-        keys_max: usize,
-        spares: &'s mut Spares,
-    ) -> Self {
+    pub(crate) fn lane(shard: &'s mut Shard, index: usize, keys_max: usize, spares: &'s mut Spares) -> Self {
         let shards = std::slice::from_mut(shard);
-        Keyspace {
-            shards,
-            first: index,
-            keys_room: usize::MAX,
-            keys_max,
-            spares,
-        }
+        Keyspace { shards, first: index, keys_room: usize::MAX, keys_max, spares }
     }
 
     /// Read access to the same shards.
@@ -83,12 +66,7 @@ impl<'s> Keyspace<'s> {
 
     /// Deletes every live key in `range` in key order, appending one event
     /// per deleted key; returns how many were deleted.
-    pub(crate) fn delete_range(
-        &mut self,
-        range: KeyRange<'_>,
-        revision: u64,
-        events: &mut Vec<Event>,
-    ) -> u64 {
+    pub(crate) fn delete_range(&mut self, range: KeyRange<'_>, revision: u64, events: &mut Vec<Event>) -> u64 {
         let events_before = events.len();
         if let Some(key) = range.single() {
             let slot = self.slot(key);
@@ -111,15 +89,9 @@ impl<'s> Keyspace<'s> {
     /// Position in `shards` of the shard that owns `key`.
     fn slot(&self, key: &[u8]) -> usize {
         let index = shard_of(key);
-        assert!(
-            index >= self.first,
-            "key routed to a lane that does not own it"
-        );
+        assert!(index >= self.first, "key routed to a lane that does not own it");
         let slot = index - self.first;
-        assert!(
-            slot < self.shards.len(),
-            "key routed to a lane that does not own it"
-        );
+        assert!(slot < self.shards.len(), "key routed to a lane that does not own it");
         slot
     }
 }

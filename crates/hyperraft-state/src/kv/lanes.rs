@@ -29,10 +29,7 @@ pub struct LaneTuning {
 
 impl Default for LaneTuning {
     fn default() -> Self {
-        LaneTuning {
-            segment_commands_min: 64,
-            lane_share_max_percent: 75,
-        }
+        LaneTuning { segment_commands_min: 64, lane_share_max_percent: 75 }
     }
 }
 
@@ -70,10 +67,7 @@ impl Lanes {
         pool: &rayon::ThreadPool,
         results: &mut Vec<KvResponse>,
     ) {
-        assert!(
-            u32::try_from(commands.len()).is_ok(),
-            "batch positions must fit in u32"
-        );
+        assert!(u32::try_from(commands.len()).is_ok(), "batch positions must fit in u32");
         let base = state.revision;
         self.routes.clear();
         self.routes.extend(commands.iter().map(Route::of));
@@ -125,26 +119,17 @@ impl Lanes {
         }
         let mut puts = 0usize;
         for lane in &mut self.lanes {
-            assert!(
-                lane.responses.is_empty(),
-                "a lane kept responses of an earlier round"
-            );
-            assert!(
-                lane.events.is_empty(),
-                "a lane kept events of an earlier round"
-            );
+            assert!(lane.responses.is_empty(), "a lane kept responses of an earlier round");
+            assert!(lane.events.is_empty(), "a lane kept events of an earlier round");
             lane.positions.clear();
         }
         for position in segment.clone() {
             let route = self.routes[position];
             puts += usize::from(route.puts);
-            self.lanes[usize::from(route.lane)]
-                .positions
-                .push(position as u32);
+            self.lanes[usize::from(route.lane)].positions.push(position as u32);
         }
         let largest = self.lanes.iter().map(|lane| lane.positions.len()).max();
-        let balanced =
-            largest.unwrap_or(0) * 100 <= segment.len() * self.tuning.lane_share_max_percent;
+        let balanced = largest.unwrap_or(0) * 100 <= segment.len() * self.tuning.lane_share_max_percent;
         let has_room = state.len().saturating_add(puts) <= state.config.keys_max;
         balanced && has_room
     }
@@ -153,28 +138,15 @@ impl Lanes {
     /// route of each position names the lane holding its output. Events
     /// the history drops give their buffers to the lane whose event
     /// pushed them out.
-    fn merge(
-        &mut self,
-        state: &mut State,
-        base: u64,
-        segment: Range<usize>,
-        results: &mut Vec<KvResponse>,
-    ) {
-        let mut outputs = self.lanes.each_mut().map(|lane| {
-            (
-                lane.responses.drain(..),
-                lane.events.drain(..).peekable(),
-                &mut lane.spares,
-            )
-        });
+    fn merge(&mut self, state: &mut State, base: u64, segment: Range<usize>, results: &mut Vec<KvResponse>) {
+        let mut outputs = self
+            .lanes
+            .each_mut()
+            .map(|lane| (lane.responses.drain(..), lane.events.drain(..).peekable(), &mut lane.spares));
         for position in segment {
             let lane = usize::from(self.routes[position].lane);
             let (responses, events, spares) = &mut outputs[lane];
-            results.push(
-                responses
-                    .next()
-                    .expect("a lane answered every command it was given"),
-            );
+            results.push(responses.next().expect("a lane answered every command it was given"));
             let revision = revision_at(base, position);
             while let Some(event) = events.next_if(|event| event.revision() == revision) {
                 if let Some(dropped) = state.history.push(event) {
@@ -183,44 +155,21 @@ impl Lanes {
             }
         }
         for (responses, events, _) in &mut outputs {
-            assert!(
-                responses.next().is_none(),
-                "a lane answered a command it was not given"
-            );
-            assert!(
-                events.next().is_none(),
-                "a lane made an event out of revision order"
-            );
+            assert!(responses.next().is_none(), "a lane answered a command it was not given");
+            assert!(events.next().is_none(), "a lane made an event out of revision order");
         }
     }
 }
 
 impl Lane {
     /// Applies this lane's commands, in batch order, to its own shard.
-    fn run(
-        &mut self,
-        shard: &mut Shard,
-        index: usize,
-        commands: &[KvCommand<'_>],
-        base: u64,
-        keys_max: usize,
-    ) {
-        let Lane {
-            positions,
-            responses,
-            events,
-            spares,
-        } = self;
+    fn run(&mut self, shard: &mut Shard, index: usize, commands: &[KvCommand<'_>], base: u64, keys_max: usize) {
+        let Lane { positions, responses, events, spares } = self;
         let mut keyspace = Keyspace::lane(shard, index, keys_max, spares);
         for &position in positions.iter() {
             let position = position as usize;
             let revision = revision_at(base, position);
-            responses.push(command::apply(
-                &mut keyspace,
-                &commands[position],
-                revision,
-                events,
-            ));
+            responses.push(command::apply(&mut keyspace, &commands[position], revision, events));
         }
     }
 }

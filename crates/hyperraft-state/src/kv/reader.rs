@@ -21,20 +21,14 @@ impl<'s> Reader<'s> {
     /// A view over `shards`, of which the first has index `first`.
     pub(crate) fn new(shards: &'s [Shard], first: usize) -> Self {
         assert!(!shards.is_empty(), "a reader needs a shard");
-        assert!(
-            first + shards.len() <= SHARDS,
-            "shard indexes past the last shard"
-        );
+        assert!(first + shards.len() <= SHARDS, "shard indexes past the last shard");
         Reader { shards, first }
     }
 
     /// The shard that owns `key`.
     pub(crate) fn shard(&self, key: &[u8]) -> &'s Shard {
         let index = shard_of(key);
-        assert!(
-            index >= self.first,
-            "key routed to a lane that does not own it"
-        );
+        assert!(index >= self.first, "key routed to a lane that does not own it");
         let shards: &'s [Shard] = self.shards;
         match shards.get(index - self.first) {
             Some(shard) => shard,
@@ -56,10 +50,7 @@ impl<'s> Reader<'s> {
             return 0;
         };
         self.assert_whole();
-        let counts = self
-            .shards
-            .iter()
-            .map(|shard| shard.map.range::<[u8], _>(bounds).count());
+        let counts = self.shards.iter().map(|shard| shard.map.range::<[u8], _>(bounds).count());
         counts.map(|count| count as u64).sum()
     }
 
@@ -87,11 +78,7 @@ impl<'s> Reader<'s> {
     }
 
     fn assert_whole(&self) {
-        assert_eq!(
-            self.shards.len(),
-            SHARDS,
-            "a multi-key range must be routed as a barrier"
-        );
+        assert_eq!(self.shards.len(), SHARDS, "a multi-key range must be routed as a barrier");
     }
 }
 

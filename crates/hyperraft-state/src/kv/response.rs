@@ -70,10 +70,7 @@ impl KvResponse {
         if *revision == 0 {
             *revision = *current;
         } else {
-            assert!(
-                *revision > *current,
-                "write revisions must increase within a batch"
-            );
+            assert!(*revision > *current, "write revisions must increase within a batch");
             *current = *revision;
         }
         let settled = *revision;

@@ -23,18 +23,9 @@ impl Route {
     /// Routes `command` by the shards of every key it names.
     pub(crate) fn of(command: &KvCommand<'_>) -> Route {
         match command {
-            KvCommand::Put(put) => Route {
-                lane: lane_of(put.key),
-                puts: 1,
-            },
-            KvCommand::DeleteRange(delete) => Route {
-                lane: single_lane(delete.key, delete.range_end),
-                puts: 0,
-            },
-            KvCommand::Range(range) => Route {
-                lane: single_lane(range.key, range.range_end),
-                puts: 0,
-            },
+            KvCommand::Put(put) => Route { lane: lane_of(put.key), puts: 1 },
+            KvCommand::DeleteRange(delete) => Route { lane: single_lane(delete.key, delete.range_end), puts: 0 },
+            KvCommand::Range(range) => Route { lane: single_lane(range.key, range.range_end), puts: 0 },
             KvCommand::Txn(txn) => route_txn(txn),
         }
     }
@@ -84,10 +75,6 @@ fn route_txn(txn: &TxnView<'_>) -> Route {
         };
         barrier |= next == Route::BARRIER || join(next) == Route::BARRIER;
     }
-    let lane = if barrier {
-        Route::BARRIER
-    } else {
-        lane.unwrap_or(0)
-    };
+    let lane = if barrier { Route::BARRIER } else { lane.unwrap_or(0) };
     Route { lane, puts }
 }

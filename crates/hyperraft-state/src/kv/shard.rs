@@ -37,11 +37,7 @@ impl Entry {
     pub(crate) fn to_key_value(&self, key: &[u8], with_value: bool) -> KeyValue {
         KeyValue {
             key: key.to_vec(),
-            value: if with_value {
-                self.value.clone()
-            } else {
-                Vec::new()
-            },
+            value: if with_value { self.value.clone() } else { Vec::new() },
             create_revision: self.create_revision,
             mod_revision: self.mod_revision,
             version: self.version,
@@ -84,19 +80,9 @@ impl Shard {
     /// Creates or updates `key` at `revision`; returns the event, whose
     /// `prev` holds the old pair (its value buffer moved, not copied).
     /// Every new buffer comes from `spares` when one is there.
-    pub(crate) fn put(
-        &mut self,
-        key: &[u8],
-        value: &[u8],
-        lease: u64,
-        revision: u64,
-        spares: &mut Spares,
-    ) -> Event {
+    pub(crate) fn put(&mut self, key: &[u8], value: &[u8], lease: u64, revision: u64, spares: &mut Spares) -> Event {
         if let Some(entry) = self.map.get_mut(key) {
-            assert!(
-                entry.mod_revision < revision,
-                "a put must advance the key's revision"
-            );
+            assert!(entry.mod_revision < revision, "a put must advance the key's revision");
             let prev = KeyValue {
                 key: spares.key(key),
                 value: std::mem::replace(&mut entry.value, spares.value(value)),
@@ -109,35 +95,17 @@ impl Shard {
             entry.version += 1;
             entry.lease = lease;
             let kv = entry.to_event_key_value(key, spares);
-            return Event {
-                kind: EventKind::Put,
-                kv,
-                prev: Some(prev),
-            };
+            return Event { kind: EventKind::Put, kv, prev: Some(prev) };
         }
-        let entry = Entry {
-            value: spares.value(value),
-            create_revision: revision,
-            mod_revision: revision,
-            version: 1,
-            lease,
-        };
+        let entry =
+            Entry { value: spares.value(value), create_revision: revision, mod_revision: revision, version: 1, lease };
         let kv = entry.to_event_key_value(key, spares);
         self.map.insert(spares.key(key), entry);
-        Event {
-            kind: EventKind::Put,
-            kv,
-            prev: None,
-        }
+        Event { kind: EventKind::Put, kv, prev: None }
     }
 
     /// Removes `key` at `revision`; returns the delete event, if it existed.
-    pub(crate) fn delete(
-        &mut self,
-        key: &[u8],
-        revision: u64,
-        spares: &mut Spares,
-    ) -> Option<Event> {
+    pub(crate) fn delete(&mut self, key: &[u8], revision: u64, spares: &mut Spares) -> Option<Event> {
         let (stored_key, entry) = self.map.remove_entry(key)?;
         Some(delete_event(spares.key(key), stored_key, entry, revision))
     }
@@ -150,18 +118,7 @@ impl Shard {
 }
 
 fn delete_event(key: Vec<u8>, stored_key: Vec<u8>, entry: Entry, revision: u64) -> Event {
-    assert!(
-        entry.mod_revision < revision,
-        "a delete must follow the key's last write"
-    );
-    let kv = KeyValue {
-        key,
-        mod_revision: revision,
-        ..KeyValue::default()
-    };
-    Event {
-        kind: EventKind::Delete,
-        kv,
-        prev: Some(entry.into_key_value(stored_key)),
-    }
+    assert!(entry.mod_revision < revision, "a delete must follow the key's last write");
+    let kv = KeyValue { key, mod_revision: revision, ..KeyValue::default() };
+    Event { kind: EventKind::Delete, kv, prev: Some(entry.into_key_value(stored_key)) }
 }

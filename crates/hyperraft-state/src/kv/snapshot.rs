@@ -116,12 +116,7 @@ pub(crate) fn encode(state: &State, out: &mut Vec<u8>) {
     out.extend_from_slice(&(state.len() as u64).to_le_bytes());
     for (key, entry) in state.reader().iter(KeyRange::From(&[])) {
         let (create, modified) = (entry.create_revision, entry.mod_revision);
-        encode_pair(
-            out,
-            key,
-            &entry.value,
-            [create, modified, entry.version, entry.lease],
-        );
+        encode_pair(out, key, &entry.value, [create, modified, entry.version, entry.lease]);
     }
     let events = state.history.events();
     out.extend_from_slice(&(events.len() as u64).to_le_bytes());
@@ -144,12 +139,7 @@ pub(crate) fn encode(state: &State, out: &mut Vec<u8>) {
 }
 
 fn encode_key_value(out: &mut Vec<u8>, kv: &KeyValue) {
-    encode_pair(
-        out,
-        &kv.key,
-        &kv.value,
-        [kv.create_revision, kv.mod_revision, kv.version, kv.lease],
-    );
+    encode_pair(out, &kv.key, &kv.value, [kv.create_revision, kv.mod_revision, kv.version, kv.lease]);
 }
 
 fn encode_pair(out: &mut Vec<u8>, key: &[u8], value: &[u8], numbers: [u64; 4]) {
@@ -165,10 +155,7 @@ fn encode_pair(out: &mut Vec<u8>, key: &[u8], value: &[u8], numbers: [u64; 4]) {
 
 /// Validates `bytes` as one snapshot and rebuilds the state it holds.
 pub(crate) fn decode(bytes: &[u8], config: KvConfig) -> Result<State, KvSnapshotError> {
-    let mut input = Input {
-        bytes: check_envelope(bytes)?,
-        offset: 0,
-    };
+    let mut input = Input { bytes: check_envelope(bytes)?, offset: 0 };
     input.u32()?; // The magic, checked by `check_envelope`.
     let version = input.u16()?;
     if version != SNAPSHOT_VERSION {
@@ -177,22 +164,13 @@ pub(crate) fn decode(bytes: &[u8], config: KvConfig) -> Result<State, KvSnapshot
     let revision = input.u64()?;
     let compacted_revision = input.u64()?;
     if revision > REVISION_MAX {
-        return Err(KvSnapshotError::InvalidRevision {
-            reason: "revision above 2^63 - 1",
-        });
+        return Err(KvSnapshotError::InvalidRevision { reason: "revision above 2^63 - 1" });
     }
     if compacted_revision > revision {
-        return Err(KvSnapshotError::InvalidRevision {
-            reason: "compacted revision above the revision",
-        });
+        return Err(KvSnapshotError::InvalidRevision { reason: "compacted revision above the revision" });
     }
     let shards = decode_keys(&mut input, config.keys_max, revision)?;
-    let events = decode_events(
-        &mut input,
-        config.history_events_max,
-        compacted_revision,
-        revision,
-    )?;
+    let events = decode_events(&mut input, config.history_events_max, compacted_revision, revision)?;
     let extra = input.bytes.len() - input.offset;
     if extra > 0 {
         return Err(KvSnapshotError::TrailingBytes { extra });
@@ -204,20 +182,14 @@ pub(crate) fn decode(bytes: &[u8], config: KvConfig) -> Result<State, KvSnapshot
 /// Checks the magic and the checksum; returns the bytes they cover.
 fn check_envelope(bytes: &[u8]) -> Result<&[u8], KvSnapshotError> {
     let Some((magic, _)) = bytes.split_first_chunk::<4>() else {
-        return Err(KvSnapshotError::Truncated {
-            offset: 0,
-            needed: 4,
-        });
+        return Err(KvSnapshotError::Truncated { offset: 0, needed: 4 });
     };
     let found = u32::from_le_bytes(*magic);
     if found != MAGIC {
         return Err(KvSnapshotError::BadMagic { found });
     }
     let Some((body, checksum)) = bytes.split_last_chunk::<CHECKSUM_BYTES>() else {
-        return Err(KvSnapshotError::Truncated {
-            offset: 0,
-            needed: CHECKSUM_BYTES,
-        });
+        return Err(KvSnapshotError::Truncated { offset: 0, needed: CHECKSUM_BYTES });
     };
     if body.len() < 4 || crc32c::crc32c(body) != u32::from_le_bytes(*checksum) {
         return Err(KvSnapshotError::ChecksumMismatch);
@@ -225,17 +197,10 @@ fn check_envelope(bytes: &[u8]) -> Result<&[u8], KvSnapshotError> {
     Ok(body)
 }
 
-fn decode_keys(
-    input: &mut Input<'_>,
-    keys_max: usize,
-    revision: u64,
-) -> Result<[Shard; SHARDS], KvSnapshotError> {
+fn decode_keys(input: &mut Input<'_>, keys_max: usize, revision: u64) -> Result<[Shard; SHARDS], KvSnapshotError> {
     let count = input.u64()?;
     if count > keys_max as u64 {
-        return Err(KvSnapshotError::TooManyKeys {
-            count,
-            max: keys_max,
-        });
+        return Err(KvSnapshotError::TooManyKeys { count, max: keys_max });
     }
     let mut sorted: [Vec<(Vec<u8>, Entry)>; SHARDS] = Default::default();
     let mut previous_key: Option<Vec<u8>> = None;
@@ -243,10 +208,7 @@ fn decode_keys(
         let kv = input.key_value()?;
         let invalid = |reason| KvSnapshotError::InvalidKey { index, reason };
         check_live(&kv, revision).map_err(invalid)?;
-        if previous_key
-            .as_ref()
-            .is_some_and(|previous| *previous >= kv.key)
-        {
+        if previous_key.as_ref().is_some_and(|previous| *previous >= kv.key) {
             return Err(invalid("keys are not strictly increasing"));
         }
         previous_key = Some(kv.key.clone());
@@ -260,9 +222,7 @@ fn decode_keys(
         sorted[shard_of(&kv.key)].push((kv.key, entry));
     }
     // Each shard's pairs arrive sorted, so building its map is linear.
-    Ok(sorted.map(|pairs| Shard {
-        map: BTreeMap::from_iter(pairs),
-    }))
+    Ok(sorted.map(|pairs| Shard { map: BTreeMap::from_iter(pairs) }))
 }
 
 fn decode_events(
@@ -273,10 +233,7 @@ fn decode_events(
 ) -> Result<VecDeque<Event>, KvSnapshotError> {
     let count = input.u64()?;
     if count > events_max as u64 {
-        return Err(KvSnapshotError::TooManyEvents {
-            count,
-            max: events_max,
-        });
+        return Err(KvSnapshotError::TooManyEvents { count, max: events_max });
     }
     let mut events = VecDeque::new();
     let mut previous_revision = compacted_revision + 1;
@@ -285,9 +242,7 @@ fn decode_events(
         let invalid = |reason| KvSnapshotError::InvalidEvent { index, reason };
         check_event(&event, revision).map_err(invalid)?;
         if event.revision() < previous_revision {
-            return Err(invalid(
-                "events are not in revision order after the compacted revision",
-            ));
+            return Err(invalid("events are not in revision order after the compacted revision"));
         }
         previous_revision = event.revision();
         events.push_back(event);
@@ -305,11 +260,7 @@ fn decode_event(input: &mut Input<'_>) -> Result<Event, DecodeEventError> {
     let prev = match input.u8()? {
         0 => None,
         1 => Some(input.key_value()?),
-        _ => {
-            return Err(DecodeEventError::Invalid(
-                "previous-pair flag is neither 0 nor 1",
-            ))
-        }
+        _ => return Err(DecodeEventError::Invalid("previous-pair flag is neither 0 nor 1")),
     };
     Ok(Event { kind, kv, prev })
 }
@@ -367,9 +318,7 @@ fn check_event(event: &Event, revision: u64) -> Result<(), &'static str> {
         EventKind::Put => check_live(kv, revision)?,
         EventKind::Delete => {
             check_key(&kv.key)?;
-            let zero = [kv.create_revision, kv.version, kv.lease]
-                .iter()
-                .all(|number| *number == 0);
+            let zero = [kv.create_revision, kv.version, kv.lease].iter().all(|number| *number == 0);
             if !kv.value.is_empty() || !zero || kv.mod_revision == 0 || kv.mod_revision > revision {
                 return Err("a delete event holds only its key and a revision up to the store's");
             }
@@ -393,8 +342,7 @@ fn check_prev(event: &Event) -> Result<(), &'static str> {
     if prev.key != kv.key || prev.mod_revision >= kv.mod_revision {
         return Err("the previous pair is another key or not older than the event");
     }
-    let continues = prev.create_revision == kv.create_revision
-        && prev.version.checked_add(1) == Some(kv.version);
+    let continues = prev.create_revision == kv.create_revision && prev.version.checked_add(1) == Some(kv.version);
     if event.kind == EventKind::Put && !continues {
         return Err("a put must continue the previous pair's creation and version");
     }
@@ -409,10 +357,7 @@ struct Input<'b> {
 
 impl<'b> Input<'b> {
     fn take(&mut self, needed: usize) -> Result<&'b [u8], KvSnapshotError> {
-        let truncated = KvSnapshotError::Truncated {
-            offset: self.offset,
-            needed,
-        };
+        let truncated = KvSnapshotError::Truncated { offset: self.offset, needed };
         let end = self.offset.checked_add(needed).ok_or(truncated.clone())?;
         let taken = self.bytes.get(self.offset..end).ok_or(truncated)?;
         self.offset = end;
@@ -448,15 +393,7 @@ impl<'b> Input<'b> {
     fn key_value(&mut self) -> Result<KeyValue, KvSnapshotError> {
         let key = self.bytes_with_length()?;
         let value = self.bytes_with_length()?;
-        let [create_revision, mod_revision, version, lease] =
-            [self.u64()?, self.u64()?, self.u64()?, self.u64()?];
-        Ok(KeyValue {
-            key,
-            value,
-            create_revision,
-            mod_revision,
-            version,
-            lease,
-        })
+        let [create_revision, mod_revision, version, lease] = [self.u64()?, self.u64()?, self.u64()?, self.u64()?];
+        Ok(KeyValue { key, value, create_revision, mod_revision, version, lease })
     }
 }

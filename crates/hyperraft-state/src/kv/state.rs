@@ -32,21 +32,9 @@ impl State {
     }
 
     /// A store from a snapshot's validated parts.
-    pub(crate) fn from_parts(
-        config: KvConfig,
-        shards: [Shard; SHARDS],
-        revision: u64,
-        history: History,
-    ) -> Self {
+    pub(crate) fn from_parts(config: KvConfig, shards: [Shard; SHARDS], revision: u64, history: History) -> Self {
         let (events, spares) = (Vec::new(), Spares::default());
-        State {
-            config,
-            shards,
-            revision,
-            history,
-            events,
-            spares,
-        }
+        State { config, shards, revision, history, events, spares }
     }
 
     /// Read access to every shard.
@@ -88,15 +76,9 @@ impl State {
         for response in responses {
             response.settle_revision(&mut current);
         }
-        assert!(
-            current >= self.revision,
-            "the store revision never goes back"
-        );
+        assert!(current >= self.revision, "the store revision never goes back");
         self.revision = current;
-        assert!(
-            self.len() <= self.config.keys_max,
-            "the store holds more keys than its limit"
-        );
+        assert!(self.len() <= self.config.keys_max, "the store holds more keys than its limit");
     }
 }
 
@@ -104,6 +86,5 @@ impl State {
 /// revision `base`: known from the position alone, so lanes need no
 /// other lane's outcome.
 pub(crate) fn revision_at(base: u64, position: usize) -> u64 {
-    base.checked_add(position as u64 + 1)
-        .expect("revision overflow")
+    base.checked_add(position as u64 + 1).expect("revision overflow")
 }

@@ -23,9 +23,7 @@ pub(crate) fn apply_txn(
         return KvResponse::Error(KvError::TxnDuplicateKey);
     }
     let reader = keyspace.reader();
-    let succeeded = txn
-        .compares()
-        .all(|compare| compare_holds(&reader, &compare));
+    let succeeded = txn.compares().all(|compare| compare_holds(&reader, &compare));
     if let Err(error) = check_room(keyspace, branch(txn, succeeded)) {
         return KvResponse::Error(error);
     }
@@ -35,21 +33,14 @@ pub(crate) fn apply_txn(
         responses.push(apply_op(keyspace, &op, revision, events));
     }
     let wrote = events.len() > events_before;
-    KvResponse::Txn {
-        revision: if wrote { revision } else { 0 },
-        succeeded,
-        responses,
-    }
+    KvResponse::Txn { revision: if wrote { revision } else { 0 }, succeeded, responses }
 }
 
 /// The operations of the branch chosen by `succeeded`, as one iterator type.
 fn branch<'a>(txn: &TxnView<'a>, succeeded: bool) -> impl Iterator<Item = KvOp<'a>> + 'a {
     let success = succeeded.then(|| txn.success());
     let failure = (!succeeded).then(|| txn.failure());
-    success
-        .into_iter()
-        .flatten()
-        .chain(failure.into_iter().flatten())
+    success.into_iter().flatten().chain(failure.into_iter().flatten())
 }
 
 /// etcd's compare: a missing key has version, revisions and lease 0, and
@@ -60,15 +51,9 @@ pub(crate) fn compare_holds(reader: &Reader<'_>, compare: &Compare<'_>) -> bool 
     let ordering = match (compare.target, entry) {
         (CompareTarget::Value(_), None) => return false,
         (CompareTarget::Value(value), Some(entry)) => entry.value.as_slice().cmp(value),
-        (CompareTarget::Version(version), _) => {
-            entry.map_or(0, |entry| entry.version).cmp(&version)
-        }
-        (CompareTarget::CreateRevision(revision), _) => entry
-            .map_or(0, |entry| entry.create_revision)
-            .cmp(&revision),
-        (CompareTarget::ModRevision(revision), _) => {
-            entry.map_or(0, |entry| entry.mod_revision).cmp(&revision)
-        }
+        (CompareTarget::Version(version), _) => entry.map_or(0, |entry| entry.version).cmp(&version),
+        (CompareTarget::CreateRevision(revision), _) => entry.map_or(0, |entry| entry.create_revision).cmp(&revision),
+        (CompareTarget::ModRevision(revision), _) => entry.map_or(0, |entry| entry.mod_revision).cmp(&revision),
         (CompareTarget::Lease(lease), _) => entry.map_or(0, |entry| entry.lease).cmp(&lease),
     };
     match compare.op {
@@ -97,9 +82,7 @@ pub(crate) fn has_duplicate_key<'a, I: Iterator<Item = KvOp<'a>>>(ops: impl Fn()
         let KvOp::Put(put) = op else { return false };
         ops().enumerate().any(|(other_index, other)| match other {
             KvOp::Put(other) => other_index < index && other.key == put.key,
-            KvOp::DeleteRange(delete) => {
-                KeyRange::new(delete.key, delete.range_end).contains(put.key)
-            }
+            KvOp::DeleteRange(delete) => KeyRange::new(delete.key, delete.range_end).contains(put.key),
             KvOp::Range(_) => false,
         })
     })
@@ -109,10 +92,7 @@ pub(crate) fn has_duplicate_key<'a, I: Iterator<Item = KvOp<'a>>>(ops: impl Fn()
 /// left, replaying the key count through the branch without writing.
 /// The replay is exact because a valid branch never puts a key it also
 /// deletes, and never puts one key twice.
-fn check_room<'a>(
-    keyspace: &Keyspace<'_>,
-    ops: impl Iterator<Item = KvOp<'a>>,
-) -> Result<(), KvError> {
+fn check_room<'a>(keyspace: &Keyspace<'_>, ops: impl Iterator<Item = KvOp<'a>>) -> Result<(), KvError> {
     let mut keys_room = keyspace.keys_room();
     if keys_room >= TXN_OPS_MAX {
         return Ok(());
@@ -121,14 +101,11 @@ fn check_room<'a>(
     for op in ops {
         match op {
             KvOp::Put(put) if reader.get(put.key).is_none() => {
-                keys_room = keys_room.checked_sub(1).ok_or(KvError::StoreFull {
-                    keys_max: keyspace.keys_max(),
-                })?;
+                keys_room = keys_room.checked_sub(1).ok_or(KvError::StoreFull { keys_max: keyspace.keys_max() })?;
             }
             KvOp::DeleteRange(delete) => {
                 let deleted = reader.count(KeyRange::new(delete.key, delete.range_end));
-                keys_room =
-                    keys_room.saturating_add(usize::try_from(deleted).unwrap_or(usize::MAX));
+                keys_room = keys_room.saturating_add(usize::try_from(deleted).unwrap_or(usize::MAX));
             }
             KvOp::Put(_) | KvOp::Range(_) => {}
         }

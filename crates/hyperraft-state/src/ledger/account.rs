@@ -49,13 +49,11 @@ impl Account {
 
     /// Whether posting `amount` more debits would break this account's limit.
     pub fn debit_exceeds_limit(&self, debits_posted_new: u128) -> bool {
-        self.flags & account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS != 0
-            && debits_posted_new > self.credits_posted
+        self.flags & account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS != 0 && debits_posted_new > self.credits_posted
     }
 
     /// Whether posting `amount` more credits would break this account's limit.
     pub fn credit_exceeds_limit(&self, credits_posted_new: u128) -> bool {
-        self.flags & account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS != 0
-            && credits_posted_new > self.debits_posted
+        self.flags & account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS != 0 && credits_posted_new > self.debits_posted
     }
 }

@@ -81,14 +81,8 @@ pub(crate) fn transfer_balances(
     credit: &Account,
 ) -> Result<(u128, u128), CreateTransferResult> {
     use CreateTransferResult as R;
-    let debits_posted = debit
-        .debits_posted
-        .checked_add(request.amount)
-        .ok_or(R::OverflowsDebitsPosted)?;
-    let credits_posted = credit
-        .credits_posted
-        .checked_add(request.amount)
-        .ok_or(R::OverflowsCreditsPosted)?;
+    let debits_posted = debit.debits_posted.checked_add(request.amount).ok_or(R::OverflowsDebitsPosted)?;
+    let credits_posted = credit.credits_posted.checked_add(request.amount).ok_or(R::OverflowsCreditsPosted)?;
     if debit.debit_exceeds_limit(debits_posted) {
         return Err(R::ExceedsCredits);
     }
@@ -110,8 +104,7 @@ pub(crate) fn account_fields(request: &Account) -> CreateAccountResult {
     if request.id == 0 {
         return R::IdMustNotBeZero;
     }
-    let both_limits = account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS
-        | account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS;
+    let both_limits = account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS | account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS;
     if request.flags & both_limits == both_limits {
         return R::FlagsAreMutuallyExclusive;
     }

@@ -46,11 +46,7 @@ pub struct LedgerConfig {
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        LedgerConfig {
-            accounts_max: 10_000_000,
-            transfers_max: 100_000_000,
-            parallel: ParallelTuning::default(),
-        }
+        LedgerConfig { accounts_max: 10_000_000, transfers_max: 100_000_000, parallel: ParallelTuning::default() }
     }
 }
 
@@ -68,10 +64,7 @@ pub struct ParallelTuning {
 
 impl Default for ParallelTuning {
     fn default() -> Self {
-        ParallelTuning {
-            batch_min: 256,
-            level_width_min: 64,
-        }
+        ParallelTuning { batch_min: 256, level_width_min: 64 }
     }
 }
 
@@ -89,10 +82,7 @@ impl Ledger {
     /// `config.transfers_max` must be at most [`TRANSFERS_MAX_LIMIT`]
     /// (`StateMachine::new` checks it and reports a clear error).
     pub fn new(config: LedgerConfig) -> Ledger {
-        assert!(
-            config.transfers_max <= TRANSFERS_MAX_LIMIT,
-            "transfers_max over TRANSFERS_MAX_LIMIT"
-        );
+        assert!(config.transfers_max <= TRANSFERS_MAX_LIMIT, "transfers_max over TRANSFERS_MAX_LIMIT");
         Ledger {
             config,
             accounts: AccountStore::default(),
@@ -135,15 +125,9 @@ impl Ledger {
     /// Σ debits_posted and Σ credits_posted over all accounts (mod 2^128).
     /// Equal whenever the ledger is consistent.
     pub fn totals(&self) -> (u128, u128) {
-        self.accounts
-            .slots()
-            .iter()
-            .fold((0u128, 0u128), |(debits, credits), account| {
-                (
-                    debits.wrapping_add(account.debits_posted),
-                    credits.wrapping_add(account.credits_posted),
-                )
-            })
+        self.accounts.slots().iter().fold((0u128, 0u128), |(debits, credits), account| {
+            (debits.wrapping_add(account.debits_posted), credits.wrapping_add(account.credits_posted))
+        })
     }
 
     /// Creates accounts; item `i` gets timestamp `timestamp + i`.
@@ -205,9 +189,7 @@ impl Ledger {
         }
         let (debits, credits) = ledger.totals();
         if debits != credits {
-            return Err(format!(
-                "accounts out of balance: debits {debits} != credits {credits}"
-            ));
+            return Err(format!("accounts out of balance: debits {debits} != credits {credits}"));
         }
         Ok(ledger)
     }

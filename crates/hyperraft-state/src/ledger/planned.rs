@@ -122,9 +122,7 @@ impl Ledger {
         pool: Option<&rayon::ThreadPool>,
         results: &mut Vec<CreateTransferResult>,
     ) -> PlannedOutcome {
-        if self.transfers.len() + records.len() as u64 > self.config.transfers_max
-            || !self.plan.plan_units(records)
-        {
+        if self.transfers.len() + records.len() as u64 > self.config.transfers_max || !self.plan.plan_units(records) {
             return PlannedOutcome::Declined;
         }
         match pool {
@@ -176,12 +174,7 @@ impl PlanScratch {
             if end - start > CHAIN_PLANNED_MAX {
                 return false;
             }
-            self.units.push(Unit {
-                start: start as u32,
-                len: (end - start) as u32,
-                level: 0,
-                open,
-            });
+            self.units.push(Unit { start: start as u32, len: (end - start) as u32, level: 0, open });
             start = end;
         }
         true
@@ -196,12 +189,8 @@ impl PlanScratch {
         parallel: bool,
     ) {
         use rayon::prelude::*;
-        let unprepared = Prepared {
-            debit: NO_SLOT,
-            credit: NO_SLOT,
-            key: IdKey::default(),
-            early: CreateTransferResult::Ok,
-        };
+        let unprepared =
+            Prepared { debit: NO_SLOT, credit: NO_SLOT, key: IdKey::default(), early: CreateTransferResult::Ok };
         self.prepared.clear();
         self.prepared.resize(records.len(), unprepared);
         let prepare_chunk = |(prepared, records): (&mut [Prepared], &[TransferRecord])| {
@@ -210,10 +199,7 @@ impl PlanScratch {
             }
         };
         if parallel {
-            self.prepared
-                .par_chunks_mut(1024)
-                .zip(records.par_chunks(1024))
-                .for_each(prepare_chunk);
+            self.prepared.par_chunks_mut(1024).zip(records.par_chunks(1024)).for_each(prepare_chunk);
         } else {
             prepare_chunk((&mut self.prepared, records));
         }
@@ -224,22 +210,17 @@ impl PlanScratch {
     /// hash partition.
     fn has_duplicate_ids(&mut self, records: &[TransferRecord], parallel: bool) -> bool {
         use rayon::prelude::*;
-        let partitions = if parallel {
-            rayon::current_num_threads().min(INDEX_SHARDS)
-        } else {
-            1
-        };
+        let partitions = if parallel { rayon::current_num_threads().min(INDEX_SHARDS) } else { 1 };
         self.id_sets.resize_with(partitions, HashSet::default);
         let prepared = &self.prepared;
-        let check =
-            |(partition, seen): (usize, &mut HashSet<u128, foldhash::fast::RandomState>)| {
-                seen.clear();
-                records
-                    .iter()
-                    .zip(prepared)
-                    .filter(|(_, prepared)| prepared.key.shard() % partitions == partition)
-                    .any(|(record, _)| !seen.insert(record.id.get()))
-            };
+        let check = |(partition, seen): (usize, &mut HashSet<u128, foldhash::fast::RandomState>)| {
+            seen.clear();
+            records
+                .iter()
+                .zip(prepared)
+                .filter(|(_, prepared)| prepared.key.shard() % partitions == partition)
+                .any(|(record, _)| !seen.insert(record.id.get()))
+        };
         if parallel {
             self.id_sets.par_iter_mut().enumerate().any(check)
         } else {
@@ -303,12 +284,7 @@ impl PlanScratch {
             self.order.push(index as u32);
             self.offsets.push(unit.start);
             let outputs = &mut self.outputs[unit.start as usize..(unit.start + unit.len) as usize];
-            let work = LevelWork {
-                records,
-                prepared: &self.prepared,
-                units: &self.units,
-                accounts: accounts.slots(),
-            };
+            let work = LevelWork { records, prepared: &self.prepared, units: &self.units, accounts: accounts.slots() };
             work.run_unit(unit, outputs);
             write_back(outputs, accounts.slots_mut());
         }
@@ -319,34 +295,16 @@ impl PlanScratch {
         self.outputs.clear();
         self.outputs.resize(self.prepared.len(), OUTPUT_FAILED);
         for level in 1..self.level_starts.len() - 1 {
-            let (first, last) = (
-                self.level_starts[level] as usize,
-                self.level_starts[level + 1] as usize,
-            );
+            let (first, last) = (self.level_starts[level] as usize, self.level_starts[level + 1] as usize);
             if first == last {
                 continue;
             }
             let output_first = self.offsets[first] as usize;
-            let output_last = self
-                .offsets
-                .get(last)
-                .map_or(self.outputs.len(), |&offset| offset as usize);
+            let output_last = self.offsets.get(last).map_or(self.outputs.len(), |&offset| offset as usize);
             let level_outputs = &mut self.outputs[output_first..output_last];
-            let work = LevelWork {
-                records,
-                prepared: &self.prepared,
-                units: &self.units,
-                accounts: accounts.slots(),
-            };
-            let tasks_min =
-                UNITS_PER_TASK_MIN.max((last - first) / (4 * rayon::current_num_threads()));
-            work.run(
-                &self.order[first..last],
-                &self.offsets[first..last],
-                output_first,
-                level_outputs,
-                tasks_min,
-            );
+            let work = LevelWork { records, prepared: &self.prepared, units: &self.units, accounts: accounts.slots() };
+            let tasks_min = UNITS_PER_TASK_MIN.max((last - first) / (4 * rayon::current_num_threads()));
+            work.run(&self.order[first..last], &self.offsets[first..last], output_first, level_outputs, tasks_min);
             write_back(level_outputs, accounts.slots_mut());
         }
     }
@@ -376,8 +334,7 @@ impl PlanScratch {
             if results[index].is_ok() {
                 let mut transfer = Transfer::from_record(record);
                 transfer.timestamp = timestamp + index as u64;
-                self.appended
-                    .push((self.prepared[index].key, transfers.append(transfer)));
+                self.appended.push((self.prepared[index].key, transfers.append(transfer)));
             }
         }
         let appended = &self.appended;
@@ -387,11 +344,7 @@ impl PlanScratch {
             }
         };
         if parallel {
-            transfers
-                .index_shards_mut()
-                .par_iter_mut()
-                .enumerate()
-                .for_each(index_shard);
+            transfers.index_shards_mut().par_iter_mut().enumerate().for_each(index_shard);
         } else {
             let shards = transfers.index_shards_mut();
             for &(key, position) in appended {
@@ -403,12 +356,7 @@ impl PlanScratch {
 
 fn prepare_one(request: &Transfer, accounts: &AccountStore, transfers: &TransferStore) -> Prepared {
     let key = transfers.key(request.id);
-    let mut prepared = Prepared {
-        debit: NO_SLOT,
-        credit: NO_SLOT,
-        key,
-        early: check::transfer_fields(request),
-    };
+    let mut prepared = Prepared { debit: NO_SLOT, credit: NO_SLOT, key, early: check::transfer_fields(request) };
     if !prepared.early.is_ok() {
         return prepared;
     }
@@ -435,12 +383,7 @@ fn prepare_one(request: &Transfer, accounts: &AccountStore, transfers: &Transfer
 /// marks those accounts with the new level.
 fn unit_level(unit: &Unit, prepared: &[Prepared], marks: &mut [(u32, u32)], epoch: u32) -> u32 {
     let items = &prepared[unit.start as usize..(unit.start + unit.len) as usize];
-    let slots = || {
-        items
-            .iter()
-            .flat_map(|item| [item.debit, item.credit])
-            .filter(|&slot| slot != NO_SLOT)
-    };
+    let slots = || items.iter().flat_map(|item| [item.debit, item.credit]).filter(|&slot| slot != NO_SLOT);
     let below = slots()
         .map(|slot| marks[slot as usize])
         .filter(|&(mark_epoch, _)| mark_epoch == epoch)
@@ -466,14 +409,7 @@ impl LevelWork<'_> {
     /// Runs `order` (unit indices) whose outputs start at `offsets` (absolute,
     /// `base` being the absolute offset of `outputs[0]`), splitting in two
     /// with `rayon::join` while more than `tasks_min` units remain.
-    fn run(
-        &self,
-        order: &[u32],
-        offsets: &[u32],
-        base: usize,
-        outputs: &mut [Output],
-        tasks_min: usize,
-    ) {
+    fn run(&self, order: &[u32], offsets: &[u32], base: usize, outputs: &mut [Output], tasks_min: usize) {
         if order.len() <= tasks_min {
             for (&index, &offset) in order.iter().zip(offsets) {
                 let unit = &self.units[index as usize];
@@ -486,24 +422,8 @@ impl LevelWork<'_> {
         let split = offsets[middle] as usize - base;
         let (outputs_left, outputs_right) = outputs.split_at_mut(split);
         rayon::join(
-            || {
-                self.run(
-                    &order[..middle],
-                    &offsets[..middle],
-                    base,
-                    outputs_left,
-                    tasks_min,
-                )
-            },
-            || {
-                self.run(
-                    &order[middle..],
-                    &offsets[middle..],
-                    base + split,
-                    outputs_right,
-                    tasks_min,
-                )
-            },
+            || self.run(&order[..middle], &offsets[..middle], base, outputs_left, tasks_min),
+            || self.run(&order[middle..], &offsets[middle..], base + split, outputs_right, tasks_min),
         );
     }
 

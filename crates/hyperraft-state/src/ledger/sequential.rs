@@ -29,9 +29,7 @@ impl Ledger {
         results.reserve(records.len());
         let mut start = 0;
         while start < records.len() {
-            let (end, open) = unit_end(records.len(), start, |i| {
-                records[i].flags.get() & transfer_flags::LINKED != 0
-            });
+            let (end, open) = unit_end(records.len(), start, |i| records[i].flags.get() & transfer_flags::LINKED != 0);
             if open {
                 fail_open_chain(
                     results,
@@ -48,12 +46,7 @@ impl Ledger {
     }
 
     /// Applies one chain (or a lone transfer); on a failure undoes the chain.
-    fn transfer_chain(
-        &mut self,
-        chain: &[TransferRecord],
-        timestamp: u64,
-        results: &mut Vec<CreateTransferResult>,
-    ) {
+    fn transfer_chain(&mut self, chain: &[TransferRecord], timestamp: u64, results: &mut Vec<CreateTransferResult>) {
         let results_start = results.len();
         let transfers_len_before = self.transfers.len();
         self.undo.clear();
@@ -93,28 +86,17 @@ impl Ledger {
         let slots = self.accounts.slots();
         let debit_account = debit.map(|slot| &slots[slot as usize]);
         let credit_account = credit.map(|slot| &slots[slot as usize]);
-        ok_or(check::transfer_accounts(
-            request,
-            debit_account,
-            credit_account,
-        ))?;
+        ok_or(check::transfer_accounts(request, debit_account, credit_account))?;
         let (debit, credit) = (debit.expect("checked"), credit.expect("checked"));
         let (debits_posted, credits_posted) =
             check::transfer_balances(request, &slots[debit as usize], &slots[credit as usize])?;
-        Ok(Posting {
-            debit,
-            credit,
-            debits_posted,
-            credits_posted,
-        })
+        Ok(Posting { debit, credit, debits_posted, credits_posted })
     }
 
     fn transfer_post(&mut self, mut request: Transfer, posting: &Posting, timestamp: u64) {
         let slots = self.accounts.slots_mut();
-        self.undo
-            .push((posting.debit, slots[posting.debit as usize]));
-        self.undo
-            .push((posting.credit, slots[posting.credit as usize]));
+        self.undo.push((posting.debit, slots[posting.debit as usize]));
+        self.undo.push((posting.credit, slots[posting.credit as usize]));
         slots[posting.debit as usize].debits_posted = posting.debits_posted;
         slots[posting.credit as usize].credits_posted = posting.credits_posted;
         request.timestamp = timestamp;
@@ -142,9 +124,7 @@ impl Ledger {
         results.reserve(records.len());
         let mut start = 0;
         while start < records.len() {
-            let (end, open) = unit_end(records.len(), start, |i| {
-                records[i].flags.get() & account_flags::LINKED != 0
-            });
+            let (end, open) = unit_end(records.len(), start, |i| records[i].flags.get() & account_flags::LINKED != 0);
             if open {
                 fail_open_chain(
                     results,
@@ -159,12 +139,7 @@ impl Ledger {
         }
     }
 
-    fn account_chain(
-        &mut self,
-        chain: &[AccountRecord],
-        timestamp: u64,
-        results: &mut Vec<CreateAccountResult>,
-    ) {
+    fn account_chain(&mut self, chain: &[AccountRecord], timestamp: u64, results: &mut Vec<CreateAccountResult>) {
         let results_start = results.len();
         let accounts_len_before = self.accounts.len();
         for (offset, record) in chain.iter().enumerate() {
@@ -178,13 +153,7 @@ impl Ledger {
                 while self.accounts.len() > accounts_len_before {
                     self.accounts.pop();
                 }
-                fail_chain_except(
-                    results,
-                    results_start,
-                    offset,
-                    chain.len(),
-                    CreateAccountResult::LinkedEventFailed,
-                );
+                fail_chain_except(results, results_start, offset, chain.len(), CreateAccountResult::LinkedEventFailed);
                 return;
             }
         }

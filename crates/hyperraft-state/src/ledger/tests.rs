@@ -10,13 +10,7 @@ use super::*;
 const TIMESTAMP: u64 = 1_000;
 
 fn account(id: u128, ledger: u32, flags: u16) -> AccountRecord {
-    AccountRecord {
-        id: id.into(),
-        ledger: ledger.into(),
-        code: 7.into(),
-        flags: flags.into(),
-        ..Default::default()
-    }
+    AccountRecord { id: id.into(), ledger: ledger.into(), code: 7.into(), flags: flags.into(), ..Default::default() }
 }
 
 fn transfer(id: u128, debit: u128, credit: u128, amount: u128) -> TransferRecord {
@@ -52,24 +46,16 @@ fn create_transfers(ledger: &mut Ledger, records: &[TransferRecord]) -> Vec<Crea
 fn ledger_with(count: u128, config: LedgerConfig) -> Ledger {
     let mut ledger = Ledger::new(config);
     let records: Vec<_> = (1..=count).map(|id| account(id, 1, 0)).collect();
-    assert!(create_accounts(&mut ledger, &records)
-        .iter()
-        .all(|r| r.is_ok()));
+    assert!(create_accounts(&mut ledger, &records).iter().all(|r| r.is_ok()));
     ledger
 }
 
 fn state(ledger: &Ledger) -> (Vec<Account>, Vec<Transfer>) {
-    (
-        ledger.accounts().to_vec(),
-        ledger.transfers().copied().collect(),
-    )
+    (ledger.accounts().to_vec(), ledger.transfers().copied().collect())
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("thread pool")
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool")
 }
 
 #[test]
@@ -77,19 +63,10 @@ fn every_transfer_error_code_is_reported_and_changes_nothing() {
     // Proves each transfer check fires with its own code and a failed item leaves state as it was.
     use CreateTransferResult as R;
     let mut ledger = ledger_with(4, LedgerConfig::default());
-    create_accounts(
-        &mut ledger,
-        &[account(5, 1, account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS)],
-    );
-    create_accounts(
-        &mut ledger,
-        &[account(6, 1, account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS)],
-    );
+    create_accounts(&mut ledger, &[account(5, 1, account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS)]);
+    create_accounts(&mut ledger, &[account(6, 1, account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS)]);
     create_accounts(&mut ledger, &[account(7, 2, 0)]);
-    assert_eq!(
-        create_transfers(&mut ledger, &[transfer(100, 1, 2, u128::MAX)]),
-        [R::Ok]
-    );
+    assert_eq!(create_transfers(&mut ledger, &[transfer(100, 1, 2, u128::MAX)]), [R::Ok]);
     let with = |f: fn(&mut TransferRecord)| {
         let mut record = transfer(200, 3, 4, 1);
         f(&mut record);
@@ -99,39 +76,18 @@ fn every_transfer_error_code_is_reported_and_changes_nothing() {
         (with(|r| r.timestamp = 1.into()), R::TimestampMustBeZero),
         (with(|r| r.flags = (1u16 << 15).into()), R::ReservedFlag),
         (with(|r| r.id = 0.into()), R::IdMustNotBeZero),
-        (
-            with(|r| r.debit_account_id = 0.into()),
-            R::DebitAccountIdMustNotBeZero,
-        ),
-        (
-            with(|r| r.credit_account_id = 0.into()),
-            R::CreditAccountIdMustNotBeZero,
-        ),
-        (
-            with(|r| r.credit_account_id = 3.into()),
-            R::AccountsMustBeDifferent,
-        ),
+        (with(|r| r.debit_account_id = 0.into()), R::DebitAccountIdMustNotBeZero),
+        (with(|r| r.credit_account_id = 0.into()), R::CreditAccountIdMustNotBeZero),
+        (with(|r| r.credit_account_id = 3.into()), R::AccountsMustBeDifferent),
         (with(|r| r.amount = 0.into()), R::AmountMustNotBeZero),
         (with(|r| r.ledger = 0.into()), R::LedgerMustNotBeZero),
         (with(|r| r.code = 0.into()), R::CodeMustNotBeZero),
         (transfer(100, 1, 2, 5), R::ExistsWithDifferentFields),
         (transfer(100, 1, 2, u128::MAX), R::Exists),
-        (
-            with(|r| r.debit_account_id = 99.into()),
-            R::DebitAccountNotFound,
-        ),
-        (
-            with(|r| r.credit_account_id = 99.into()),
-            R::CreditAccountNotFound,
-        ),
-        (
-            with(|r| r.credit_account_id = 7.into()),
-            R::AccountsMustHaveTheSameLedger,
-        ),
-        (
-            with(|r| r.ledger = 2.into()),
-            R::TransferMustHaveTheSameLedgerAsAccounts,
-        ),
+        (with(|r| r.debit_account_id = 99.into()), R::DebitAccountNotFound),
+        (with(|r| r.credit_account_id = 99.into()), R::CreditAccountNotFound),
+        (with(|r| r.credit_account_id = 7.into()), R::AccountsMustHaveTheSameLedger),
+        (with(|r| r.ledger = 2.into()), R::TransferMustHaveTheSameLedgerAsAccounts),
         (transfer(201, 1, 3, 1), R::OverflowsDebitsPosted),
         (transfer(202, 3, 2, 1), R::OverflowsCreditsPosted),
         (transfer(203, 5, 3, 1), R::ExceedsCredits),
@@ -139,11 +95,7 @@ fn every_transfer_error_code_is_reported_and_changes_nothing() {
     ];
     for (record, expected) in cases {
         let before = state(&ledger);
-        assert_eq!(
-            create_transfers(&mut ledger, &[record]),
-            [expected],
-            "{record:?}"
-        );
+        assert_eq!(create_transfers(&mut ledger, &[record]), [expected], "{record:?}");
         assert!(before == state(&ledger), "{expected:?} changed the state");
     }
 }
@@ -151,22 +103,11 @@ fn every_transfer_error_code_is_reported_and_changes_nothing() {
 #[test]
 fn transfers_full_is_reported_at_the_bound() {
     // Proves the transfer count bound gives TransfersFull instead of growing, and retries still answer Exists.
-    let config = LedgerConfig {
-        transfers_max: 2,
-        ..LedgerConfig::default()
-    };
+    let config = LedgerConfig { transfers_max: 2, ..LedgerConfig::default() };
     let mut ledger = ledger_with(2, config);
-    let batch = [
-        transfer(1, 1, 2, 1),
-        transfer(2, 1, 2, 1),
-        transfer(3, 1, 2, 1),
-        transfer(1, 1, 2, 1),
-    ];
+    let batch = [transfer(1, 1, 2, 1), transfer(2, 1, 2, 1), transfer(3, 1, 2, 1), transfer(1, 1, 2, 1)];
     use CreateTransferResult as R;
-    assert_eq!(
-        create_transfers(&mut ledger, &batch),
-        [R::Ok, R::Ok, R::TransfersFull, R::Exists]
-    );
+    assert_eq!(create_transfers(&mut ledger, &batch), [R::Ok, R::Ok, R::TransfersFull, R::Exists]);
     assert_eq!(ledger.transfers_len(), 2);
 }
 
@@ -174,31 +115,21 @@ fn transfers_full_is_reported_at_the_bound() {
 fn every_account_error_code_is_reported_and_changes_nothing() {
     // Proves each account check fires with its own code, including the capacity bound.
     use CreateAccountResult as R;
-    let config = LedgerConfig {
-        accounts_max: 2,
-        ..LedgerConfig::default()
-    };
+    let config = LedgerConfig { accounts_max: 2, ..LedgerConfig::default() };
     let mut ledger = ledger_with(1, config);
     let with = |f: fn(&mut AccountRecord)| {
         let mut record = account(50, 1, 0);
         f(&mut record);
         record
     };
-    let both = account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS
-        | account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS;
+    let both = account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS | account_flags::CREDITS_MUST_NOT_EXCEED_DEBITS;
     let cases: Vec<(AccountRecord, R)> = vec![
         (with(|r| r.timestamp = 1.into()), R::TimestampMustBeZero),
         (with(|r| r.flags = (1u16 << 14).into()), R::ReservedFlag),
         (with(|r| r.id = 0.into()), R::IdMustNotBeZero),
         (account(50, 1, both), R::FlagsAreMutuallyExclusive),
-        (
-            with(|r| r.debits_posted = 1.into()),
-            R::DebitsPostedMustBeZero,
-        ),
-        (
-            with(|r| r.credits_posted = 1.into()),
-            R::CreditsPostedMustBeZero,
-        ),
+        (with(|r| r.debits_posted = 1.into()), R::DebitsPostedMustBeZero),
+        (with(|r| r.credits_posted = 1.into()), R::CreditsPostedMustBeZero),
         (with(|r| r.ledger = 0.into()), R::LedgerMustNotBeZero),
         (with(|r| r.code = 0.into()), R::CodeMustNotBeZero),
         (account(1, 3, 0), R::ExistsWithDifferentFields),
@@ -206,17 +137,10 @@ fn every_account_error_code_is_reported_and_changes_nothing() {
     ];
     for (record, expected) in cases {
         let before = state(&ledger);
-        assert_eq!(
-            create_accounts(&mut ledger, &[record]),
-            [expected],
-            "{record:?}"
-        );
+        assert_eq!(create_accounts(&mut ledger, &[record]), [expected], "{record:?}");
         assert!(before == state(&ledger));
     }
-    assert_eq!(
-        create_accounts(&mut ledger, &[account(2, 1, 0), account(3, 1, 0)]),
-        [R::Ok, R::AccountsFull]
-    );
+    assert_eq!(create_accounts(&mut ledger, &[account(2, 1, 0), account(3, 1, 0)]), [R::Ok, R::AccountsFull]);
     assert_eq!(ledger.account(2).map(|a| a.timestamp), Some(TIMESTAMP));
 }
 
@@ -225,10 +149,7 @@ fn a_linked_chain_succeeds_or_fails_as_a_whole() {
     // Proves a failing chain member rolls back earlier members and fails later ones, and others are unaffected.
     use CreateTransferResult as R;
     let mut ledger = ledger_with(3, LedgerConfig::default());
-    create_accounts(
-        &mut ledger,
-        &[account(4, 1, account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS)],
-    );
+    create_accounts(&mut ledger, &[account(4, 1, account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS)]);
     let batch = [
         linked(transfer(1, 1, 2, 10)),
         linked(transfer(2, 2, 3, 10)),
@@ -238,28 +159,9 @@ fn a_linked_chain_succeeds_or_fails_as_a_whole() {
         transfer(6, 4, 2, 7), // succeeds: account 4 got 7 credits just before
     ];
     let results = create_transfers(&mut ledger, &batch);
-    assert_eq!(
-        results,
-        [
-            R::LinkedEventFailed,
-            R::LinkedEventFailed,
-            R::ExceedsCredits,
-            R::Ok,
-            R::Ok,
-            R::Ok
-        ]
-    );
-    assert!(
-        ledger.transfer(1).is_none()
-            && ledger.transfer(2).is_none()
-            && ledger.transfer(3).is_none()
-    );
-    let balances = |id| {
-        ledger
-            .account(id)
-            .map(|a| (a.debits_posted, a.credits_posted))
-            .unwrap()
-    };
+    assert_eq!(results, [R::LinkedEventFailed, R::LinkedEventFailed, R::ExceedsCredits, R::Ok, R::Ok, R::Ok]);
+    assert!(ledger.transfer(1).is_none() && ledger.transfer(2).is_none() && ledger.transfer(3).is_none());
+    let balances = |id| ledger.account(id).map(|a| (a.debits_posted, a.credits_posted)).unwrap();
     assert_eq!(balances(1), (5, 0));
     assert_eq!(balances(2), (0, 7));
     assert_eq!(balances(3), (7, 5));
@@ -272,15 +174,8 @@ fn a_chain_left_open_by_the_batch_fails_whole() {
     // Proves a batch ending inside a chain fails every member, the last with LinkedEventChainOpen.
     use CreateTransferResult as R;
     let mut ledger = ledger_with(2, LedgerConfig::default());
-    let batch = [
-        transfer(1, 1, 2, 1),
-        linked(transfer(2, 1, 2, 1)),
-        linked(transfer(3, 2, 1, 1)),
-    ];
-    assert_eq!(
-        create_transfers(&mut ledger, &batch),
-        [R::Ok, R::LinkedEventFailed, R::LinkedEventChainOpen]
-    );
+    let batch = [transfer(1, 1, 2, 1), linked(transfer(2, 1, 2, 1)), linked(transfer(3, 2, 1, 1))];
+    assert_eq!(create_transfers(&mut ledger, &batch), [R::Ok, R::LinkedEventFailed, R::LinkedEventChainOpen]);
     assert_eq!(ledger.transfers_len(), 1);
 }
 
@@ -292,10 +187,7 @@ fn a_failing_linked_account_chain_creates_nothing() {
     let mut first = account(1, 1, account_flags::LINKED);
     first.user_data = 5.into();
     let batch = [first, account(2, 0, 0), account(3, 1, 0)];
-    assert_eq!(
-        create_accounts(&mut ledger, &batch),
-        [R::LinkedEventFailed, R::LedgerMustNotBeZero, R::Ok]
-    );
+    assert_eq!(create_accounts(&mut ledger, &batch), [R::LinkedEventFailed, R::LedgerMustNotBeZero, R::Ok]);
     assert!(ledger.account(1).is_none());
     assert_eq!(ledger.accounts_len(), 1);
 }
@@ -304,27 +196,18 @@ fn a_failing_linked_account_chain_creates_nothing() {
 fn retrying_a_batch_changes_nothing_and_answers_exists() {
     // Proves idempotency by id: the same batch applied twice posts once and the retry answers Exists.
     let mut ledger = ledger_with(10, LedgerConfig::default());
-    let batch: Vec<_> = (1..=20)
-        .map(|id| transfer(id, id % 10 + 1, (id + 3) % 10 + 1, id))
-        .collect();
-    assert!(create_transfers(&mut ledger, &batch)
-        .iter()
-        .all(|r| r.is_ok()));
+    let batch: Vec<_> = (1..=20).map(|id| transfer(id, id % 10 + 1, (id + 3) % 10 + 1, id)).collect();
+    assert!(create_transfers(&mut ledger, &batch).iter().all(|r| r.is_ok()));
     let after_first = state(&ledger);
     let retry = create_transfers(&mut ledger, &batch);
-    assert!(
-        retry.iter().all(|r| *r == CreateTransferResult::Exists),
-        "{retry:?}"
-    );
+    assert!(retry.iter().all(|r| *r == CreateTransferResult::Exists), "{retry:?}");
     assert!(after_first == state(&ledger));
 }
 
 #[test]
 fn a_duplicate_id_inside_one_batch_sees_the_first() {
     // Proves the second use of an id in the same batch answers Exists, on both paths.
-    let mut records: Vec<_> = (1..=400)
-        .map(|id| transfer(id, 1 + id % 50, 1 + (id + 1) % 50, 1))
-        .collect();
+    let mut records: Vec<_> = (1..=400).map(|id| transfer(id, 1 + id % 50, 1 + (id + 1) % 50, 1)).collect();
     // Same id as item 7, same accounts as the formula above gives it.
     records.push(transfer(7, 8, 9, 1));
     for threads in [1, 2] {
@@ -341,14 +224,7 @@ fn a_wide_batch_runs_in_parallel_levels() {
     // Proves the default tuning runs a large uniform batch in parallel levels (so the property test covers real parallel work).
     let mut ledger = ledger_with(10_000, LedgerConfig::default());
     let batch: Vec<_> = (1..=4096u128)
-        .map(|id| {
-            transfer(
-                id,
-                1 + (id * 7919) % 10_000,
-                1 + (id * 7919 + 1 + id % 5_000) % 10_000,
-                3,
-            )
-        })
+        .map(|id| transfer(id, 1 + (id * 7919) % 10_000, 1 + (id * 7919 + 1 + id % 5_000) % 10_000, 3))
         .collect();
     let mut results = Vec::new();
     let outcome = ledger.create_transfers_planned(&batch, TIMESTAMP, Some(&pool(2)), &mut results);
@@ -377,47 +253,25 @@ fn pick(access: Access, accounts: u128, unit: f64) -> u128 {
 /// position plus one, except a few that repeat an earlier position's id.
 fn batch_strategy(accounts: u128, len: usize) -> impl Strategy<Value = Vec<TransferRecord>> {
     let access = prop_oneof![Just(Access::Uniform), Just(Access::Hot)];
-    (
-        access,
-        prop::collection::vec((0.0..1.0f64, 0.0..1.0f64, 0u128..60, 0u16..400), len),
-    )
-        .prop_map(move |(access, items)| {
+    (access, prop::collection::vec((0.0..1.0f64, 0.0..1.0f64, 0u128..60, 0u16..400), len)).prop_map(
+        move |(access, items)| {
             let mut records: Vec<TransferRecord> = Vec::with_capacity(items.len());
             for (position, (debit, credit, amount, kind)) in items.into_iter().enumerate() {
-                let (debit, credit) = (
-                    pick(access, accounts, debit),
-                    pick(access, accounts, credit),
-                );
-                let id = if kind == 0 {
-                    1 + (amount % (position as u128 + 1))
-                } else {
-                    position as u128 + 1
-                };
+                let (debit, credit) = (pick(access, accounts, debit), pick(access, accounts, credit));
+                let id = if kind == 0 { 1 + (amount % (position as u128 + 1)) } else { position as u128 + 1 };
                 let record = transfer(id, debit, credit, amount);
                 records.push(if kind < 40 { linked(record) } else { record });
             }
             records
-        })
+        },
+    )
 }
 
 /// Accounts where every third one cannot go negative, so limits fail some transfers.
 fn limited_ledger(accounts: u128, tuning: ParallelTuning) -> Ledger {
-    let mut ledger = Ledger::new(LedgerConfig {
-        parallel: tuning,
-        ..LedgerConfig::default()
-    });
+    let mut ledger = Ledger::new(LedgerConfig { parallel: tuning, ..LedgerConfig::default() });
     let records: Vec<_> = (1..=accounts)
-        .map(|id| {
-            account(
-                id,
-                1,
-                if id % 3 == 0 {
-                    account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS
-                } else {
-                    0
-                },
-            )
-        })
+        .map(|id| account(id, 1, if id % 3 == 0 { account_flags::DEBITS_MUST_NOT_EXCEED_CREDITS } else { 0 }))
         .collect();
     create_accounts(&mut ledger, &records);
     ledger

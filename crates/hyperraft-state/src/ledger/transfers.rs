@@ -44,15 +44,9 @@ pub(crate) struct IndexShard {
 impl IndexShard {
     /// Indexes `position`; the caller checked the id is not present.
     pub(crate) fn insert(&mut self, key: IdKey, position: Position) {
-        assert!(
-            position <= TRANSFERS_MAX_LIMIT,
-            "transfer position exceeds 32 bits"
-        );
+        assert!(position <= TRANSFERS_MAX_LIMIT, "transfer position exceeds 32 bits");
         let entry = (u64::from(key.fragment) << 32) | position;
-        self.table
-            .insert_unique(table_hash(key.fragment), entry, |&entry| {
-                table_hash(fragment_of(entry))
-            });
+        self.table.insert_unique(table_hash(key.fragment), entry, |&entry| table_hash(fragment_of(entry)));
     }
 }
 
@@ -100,10 +94,7 @@ impl TransferStore {
         use std::hash::BuildHasher;
         let folded = (id as u64) ^ ((id >> 64) as u64);
         let shard = (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 61) as usize % INDEX_SHARDS;
-        IdKey {
-            shard: shard as u8,
-            fragment: (self.hasher.hash_one(id) >> 32) as u32,
-        }
+        IdKey { shard: shard as u8, fragment: (self.hasher.hash_one(id) >> 32) as u32 }
     }
 
     pub(crate) fn get(&self, id: u128) -> Option<&Transfer> {
@@ -130,17 +121,10 @@ impl TransferStore {
 
     /// Appends to the log without indexing; pair with an index insert.
     pub(crate) fn append(&mut self, transfer: Transfer) -> Position {
-        if self
-            .chunks
-            .last()
-            .is_none_or(|chunk| chunk.len() == CHUNK_LEN)
-        {
+        if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK_LEN) {
             self.chunks.push(Vec::with_capacity(CHUNK_LEN));
         }
-        let chunk = self
-            .chunks
-            .last_mut()
-            .expect("a chunk with room was just ensured");
+        let chunk = self.chunks.last_mut().expect("a chunk with room was just ensured");
         chunk.push(transfer);
         self.len += 1;
         self.len - 1
@@ -155,21 +139,13 @@ impl TransferStore {
 
     /// Removes the most recently inserted transfer (undo of a failed linked chain).
     pub(crate) fn pop(&mut self) {
-        let position = self
-            .len
-            .checked_sub(1)
-            .expect("pop of an empty transfer store");
+        let position = self.len.checked_sub(1).expect("pop of an empty transfer store");
         let id = self.at(position).id;
         let key = self.key(id);
         let shard = &mut self.index[key.shard as usize];
-        let entry = shard.table.find_entry(table_hash(key.fragment), |&entry| {
-            position_of(entry) == position
-        });
+        let entry = shard.table.find_entry(table_hash(key.fragment), |&entry| position_of(entry) == position);
         entry.expect("the last transfer is indexed").remove();
-        let chunk = self
-            .chunks
-            .last_mut()
-            .expect("a non-empty store has a chunk");
+        let chunk = self.chunks.last_mut().expect("a non-empty store has a chunk");
         chunk.pop();
         if chunk.is_empty() {
             self.chunks.pop();

@@ -3,12 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use hyperraft_state::kv::{
-    Event, EventKind, KeyValue, KvConfig, KvError, KvResponse, KvSnapshotError, KvStore,
-};
+use hyperraft_state::kv::{Event, EventKind, KeyValue, KvConfig, KvError, KvResponse, KvSnapshotError, KvStore};
 use hyperraft_wire::{
-    Body, Compare, CompareOp, CompareTarget, DeleteView, Frame, KvBatchWriter, KvOp, Limits,
-    PutView, RangeView,
+    Body, Compare, CompareOp, CompareTarget, DeleteView, Frame, KvBatchWriter, KvOp, Limits, PutView, RangeView,
 };
 use proptest::prelude::*;
 
@@ -22,39 +19,19 @@ enum Command<'a> {
 }
 
 fn put<'a>(key: &'a [u8], value: &'a [u8]) -> KvOp<'a> {
-    KvOp::Put(PutView {
-        key,
-        value,
-        lease: 0,
-        prev_kv: false,
-    })
+    KvOp::Put(PutView { key, value, lease: 0, prev_kv: false })
 }
 
 fn put_with<'a>(key: &'a [u8], value: &'a [u8], lease: u64, prev_kv: bool) -> KvOp<'a> {
-    KvOp::Put(PutView {
-        key,
-        value,
-        lease,
-        prev_kv,
-    })
+    KvOp::Put(PutView { key, value, lease, prev_kv })
 }
 
 fn delete<'a>(key: &'a [u8], range_end: &'a [u8]) -> KvOp<'a> {
-    KvOp::DeleteRange(DeleteView {
-        key,
-        range_end,
-        prev_kv: true,
-    })
+    KvOp::DeleteRange(DeleteView { key, range_end, prev_kv: true })
 }
 
 fn read<'a>(key: &'a [u8], range_end: &'a [u8]) -> RangeView<'a> {
-    RangeView {
-        key,
-        range_end,
-        limit: 0,
-        keys_only: false,
-        count_only: false,
-    }
+    RangeView { key, range_end, limit: 0, keys_only: false, count_only: false }
 }
 
 fn compare<'a>(key: &'a [u8], op: CompareOp, target: CompareTarget<'a>) -> Compare<'a> {
@@ -81,9 +58,7 @@ fn frame(commands: &[Command<'_>]) -> Vec<u8> {
 fn apply(store: &mut KvStore, commands: &[Command<'_>]) -> Vec<KvResponse> {
     let bytes = frame(commands);
     let decoded = Frame::decode(&bytes, &Limits::default()).expect("the test frame decodes");
-    let Body::Kv(kv_commands) = decoded.body() else {
-        panic!("not a Kv frame")
-    };
+    let Body::Kv(kv_commands) = decoded.body() else { panic!("not a Kv frame") };
     let mut results = Vec::new();
     store.apply_batch_sequential(kv_commands, &mut results);
     assert_eq!(results.len(), commands.len());
@@ -125,22 +100,8 @@ fn get(store: &KvStore, key: &[u8]) -> Option<KeyValue> {
     }
 }
 
-fn kv(
-    key: &[u8],
-    value: &[u8],
-    create_revision: u64,
-    mod_revision: u64,
-    version: u64,
-    lease: u64,
-) -> KeyValue {
-    KeyValue {
-        key: key.to_vec(),
-        value: value.to_vec(),
-        create_revision,
-        mod_revision,
-        version,
-        lease,
-    }
+fn kv(key: &[u8], value: &[u8], create_revision: u64, mod_revision: u64, version: u64, lease: u64) -> KeyValue {
+    KeyValue { key: key.to_vec(), value: value.to_vec(), create_revision, mod_revision, version, lease }
 }
 
 // ---------------------------------------------------------------------------
@@ -154,26 +115,14 @@ fn put_creates_then_updates() {
     let mut store = store();
     assert_eq!(
         apply_one(&mut store, Command::Op(put_with(b"a", b"1", 7, true))),
-        KvResponse::Put {
-            revision: 1,
-            prev: None
-        }
+        KvResponse::Put { revision: 1, prev: None }
     );
     assert_eq!(
         apply_one(&mut store, Command::Op(put_with(b"a", b"2", 0, false))),
-        KvResponse::Put {
-            revision: 2,
-            prev: None
-        }
+        KvResponse::Put { revision: 2, prev: None }
     );
     let third = apply_one(&mut store, Command::Op(put_with(b"a", b"3", 9, true)));
-    assert_eq!(
-        third,
-        KvResponse::Put {
-            revision: 3,
-            prev: Some(kv(b"a", b"2", 1, 2, 2, 0))
-        }
-    );
+    assert_eq!(third, KvResponse::Put { revision: 3, prev: Some(kv(b"a", b"2", 1, 2, 2, 0)) });
     assert_eq!(get(&store, b"a"), Some(kv(b"a", b"3", 1, 3, 3, 9)));
     assert_eq!((store.revision(), store.len()), (3, 1));
 }
@@ -208,65 +157,22 @@ fn delete_removes_selected_keys_and_records_events() {
     let mut store = store_with(&[b"a", b"b", b"c", b"d", b"e"]);
     let single = apply_one(&mut store, Command::Op(delete(b"a", b"")));
     let prev_a = kv(b"a", b"v", 1, 1, 1, 0);
-    assert_eq!(
-        single,
-        KvResponse::DeleteRange {
-            revision: 6,
-            deleted: 1,
-            prev: vec![prev_a.clone()]
-        }
-    );
+    assert_eq!(single, KvResponse::DeleteRange { revision: 6, deleted: 1, prev: vec![prev_a.clone()] });
     let between = apply_one(&mut store, Command::Op(delete(b"b", b"d")));
-    let KvResponse::DeleteRange {
-        revision: 7,
-        deleted: 2,
-        prev,
-    } = between
-    else {
-        panic!("{between:?}")
-    };
-    assert_eq!(
-        prev.iter().map(|kv| kv.key.as_slice()).collect::<Vec<_>>(),
-        [b"b", b"c"]
-    );
+    let KvResponse::DeleteRange { revision: 7, deleted: 2, prev } = between else { panic!("{between:?}") };
+    assert_eq!(prev.iter().map(|kv| kv.key.as_slice()).collect::<Vec<_>>(), [b"b", b"c"]);
     let from = apply_one(&mut store, Command::Op(delete(b"d", &[0])));
-    assert!(
-        matches!(
-            from,
-            KvResponse::DeleteRange {
-                revision: 8,
-                deleted: 2,
-                ..
-            }
-        ),
-        "{from:?}"
-    );
+    assert!(matches!(from, KvResponse::DeleteRange { revision: 8, deleted: 2, .. }), "{from:?}");
     assert!(store.is_empty());
     let events: Vec<&Event> = store.events_since(5).expect("history kept").collect();
     let expected_first = Event {
         kind: EventKind::Delete,
-        kv: KeyValue {
-            key: b"a".to_vec(),
-            mod_revision: 6,
-            ..KeyValue::default()
-        },
+        kv: KeyValue { key: b"a".to_vec(), mod_revision: 6, ..KeyValue::default() },
         prev: Some(prev_a),
     };
     assert_eq!(events[0], &expected_first);
-    let keys: Vec<(&[u8], u64)> = events
-        .iter()
-        .map(|event| (event.kv.key.as_slice(), event.revision()))
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            (b"a".as_slice(), 6),
-            (b"b", 7),
-            (b"c", 7),
-            (b"d", 8),
-            (b"e", 8)
-        ]
-    );
+    let keys: Vec<(&[u8], u64)> = events.iter().map(|event| (event.kv.key.as_slice(), event.revision())).collect();
+    assert_eq!(keys, [(b"a".as_slice(), 6), (b"b", 7), (b"c", 7), (b"d", 8), (b"e", 8)]);
 }
 
 // ---------------------------------------------------------------------------
@@ -281,10 +187,7 @@ fn range_end_conventions() {
     let keys = |key: &[u8], end: &[u8]| keys_of(&store.range(&read(key, end)));
     assert_eq!(keys(b"b", b""), [b"b".to_vec()]);
     assert_eq!(keys(b"bb", b""), Vec::<Vec<u8>>::new());
-    assert_eq!(
-        keys(b"b", &[0]),
-        [b"b".to_vec(), b"ba".to_vec(), b"c".to_vec(), b"d".to_vec()]
-    );
+    assert_eq!(keys(b"b", &[0]), [b"b".to_vec(), b"ba".to_vec(), b"c".to_vec(), b"d".to_vec()]);
     assert_eq!(keys(&[0], &[0]).len(), 5, "[0]..[0] is every key");
     assert_eq!(keys(b"b", b"c"), [b"b".to_vec(), b"ba".to_vec()]);
     assert_eq!(keys(b"c", b"b"), Vec::<Vec<u8>>::new());
@@ -300,70 +203,31 @@ fn range_limit_keys_only_count_only() {
     let all = read(b"a", &[0]);
     let limited = store.range(&RangeView { limit: 2, ..all });
     assert_eq!(keys_of(&limited), [b"a".to_vec(), b"b".to_vec()]);
-    assert!(
-        matches!(
-            limited,
-            KvResponse::Range {
-                count: 4,
-                more: true,
-                ..
-            }
-        ),
-        "{limited:?}"
-    );
+    assert!(matches!(limited, KvResponse::Range { count: 4, more: true, .. }), "{limited:?}");
     for limit in [4, 5, 0] {
         let whole = store.range(&RangeView { limit, ..all });
-        assert!(
-            matches!(&whole, KvResponse::Range { kvs, count: 4, more: false, .. } if kvs.len() == 4),
-            "{whole:?}"
-        );
+        assert!(matches!(&whole, KvResponse::Range { kvs, count: 4, more: false, .. } if kvs.len() == 4), "{whole:?}");
     }
-    let keys_only = store.range(&RangeView {
-        keys_only: true,
-        ..read(b"b", b"")
-    });
-    let KvResponse::Range { kvs, count: 1, .. } = keys_only else {
-        panic!("{keys_only:?}")
-    };
+    let keys_only = store.range(&RangeView { keys_only: true, ..read(b"b", b"") });
+    let KvResponse::Range { kvs, count: 1, .. } = keys_only else { panic!("{keys_only:?}") };
     assert_eq!(kvs, [kv(b"b", b"", 2, 2, 1, 0)]);
-    let count_only = store.range(&RangeView {
-        count_only: true,
-        limit: 1,
-        ..all
-    });
-    assert_eq!(
-        count_only,
-        KvResponse::Range {
-            revision: 4,
-            kvs: Vec::new(),
-            count: 4,
-            more: false
-        }
-    );
+    let count_only = store.range(&RangeView { count_only: true, limit: 1, ..all });
+    assert_eq!(count_only, KvResponse::Range { revision: 4, kvs: Vec::new(), count: 4, more: false });
 }
 
 /// Proves a range spanning every shard comes back in key order: the
 /// shards' sorted runs are merged correctly.
 #[test]
 fn range_over_many_keys_is_sorted() {
-    let keys: Vec<Vec<u8>> = (0u32..300)
-        .map(|index| index.wrapping_mul(2_654_435_761).to_be_bytes().to_vec())
-        .collect();
+    let keys: Vec<Vec<u8>> =
+        (0u32..300).map(|index| index.wrapping_mul(2_654_435_761).to_be_bytes().to_vec()).collect();
     let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
     let store = store_with(&key_refs);
-    let expected: Vec<Vec<u8>> = keys
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let expected: Vec<Vec<u8>> = keys.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect();
     assert_eq!(keys_of(&store.range(&read(&[0], &[0]))), expected);
     let middle = keys_of(&store.range(&read(&[0x40], &[0xc0])));
-    let expected_middle: Vec<Vec<u8>> = expected
-        .iter()
-        .filter(|key| key[0] >= 0x40 && key[0] < 0xc0)
-        .cloned()
-        .collect();
+    let expected_middle: Vec<Vec<u8>> =
+        expected.iter().filter(|key| key[0] >= 0x40 && key[0] < 0xc0).cloned().collect();
     assert_eq!(middle, expected_middle);
 }
 
@@ -387,31 +251,11 @@ fn txn_compares_on_present_key() {
     assert_eq!(get(&store, b"k"), Some(kv(b"k", b"m", 1, 3, 2, 5)));
     type Operands<'a> = [CompareTarget<'a>; 3];
     let targets: [Operands<'_>; 5] = [
-        [
-            CompareTarget::Value(b"l"),
-            CompareTarget::Value(b"m"),
-            CompareTarget::Value(b"n"),
-        ],
-        [
-            CompareTarget::Version(1),
-            CompareTarget::Version(2),
-            CompareTarget::Version(3),
-        ],
-        [
-            CompareTarget::CreateRevision(0),
-            CompareTarget::CreateRevision(1),
-            CompareTarget::CreateRevision(2),
-        ],
-        [
-            CompareTarget::ModRevision(2),
-            CompareTarget::ModRevision(3),
-            CompareTarget::ModRevision(4),
-        ],
-        [
-            CompareTarget::Lease(4),
-            CompareTarget::Lease(5),
-            CompareTarget::Lease(6),
-        ],
+        [CompareTarget::Value(b"l"), CompareTarget::Value(b"m"), CompareTarget::Value(b"n")],
+        [CompareTarget::Version(1), CompareTarget::Version(2), CompareTarget::Version(3)],
+        [CompareTarget::CreateRevision(0), CompareTarget::CreateRevision(1), CompareTarget::CreateRevision(2)],
+        [CompareTarget::ModRevision(2), CompareTarget::ModRevision(3), CompareTarget::ModRevision(4)],
+        [CompareTarget::Lease(4), CompareTarget::Lease(5), CompareTarget::Lease(6)],
     ];
     // Expected results for operands [below, equal, above] the key's value.
     let table = [
@@ -435,12 +279,8 @@ fn txn_compares_on_present_key() {
 #[test]
 fn txn_compares_on_missing_key() {
     let mut store = store_with(&[b"other"]);
-    let numbers: [fn(u64) -> CompareTarget<'static>; 4] = [
-        CompareTarget::Version,
-        CompareTarget::CreateRevision,
-        CompareTarget::ModRevision,
-        CompareTarget::Lease,
-    ];
+    let numbers: [fn(u64) -> CompareTarget<'static>; 4] =
+        [CompareTarget::Version, CompareTarget::CreateRevision, CompareTarget::ModRevision, CompareTarget::Lease];
     let table = [
         (CompareOp::Equal, 0, true),
         (CompareOp::Equal, 1, false),
@@ -456,21 +296,10 @@ fn txn_compares_on_missing_key() {
             assert_eq!(holds, expected, "{op:?} {:?}", target(operand));
         }
     }
-    for op in [
-        CompareOp::Equal,
-        CompareOp::NotEqual,
-        CompareOp::Less,
-        CompareOp::Greater,
-    ] {
+    for op in [CompareOp::Equal, CompareOp::NotEqual, CompareOp::Less, CompareOp::Greater] {
         for operand in [b"".as_slice(), b"x"] {
-            let holds = txn_succeeds(
-                &mut store,
-                compare(b"missing", op, CompareTarget::Value(operand)),
-            );
-            assert!(
-                !holds,
-                "value {op:?} {operand:?} on a missing key must fail"
-            );
+            let holds = txn_succeeds(&mut store, compare(b"missing", op, CompareTarget::Value(operand)));
+            assert!(!holds, "value {op:?} {operand:?} on a missing key must fail");
         }
     }
 }
@@ -482,53 +311,21 @@ fn txn_compares_on_missing_key() {
 fn txn_ops_see_earlier_writes_and_share_revision() {
     let mut store = store_with(&[b"c"]);
     let condition = [compare(b"a", CompareOp::Equal, CompareTarget::Version(0))];
-    let success = [
-        put(b"a", b"1"),
-        KvOp::Range(read(b"a", b"")),
-        put(b"b", b"2"),
-        delete(b"c", b""),
-    ];
-    let response = apply(
-        &mut store,
-        &[
-            Command::Op(KvOp::Range(read(b"a", b""))),
-            Command::Txn(&condition, &success, &[]),
-        ],
-    );
-    let KvResponse::Txn {
-        revision: 3,
-        succeeded: true,
-        responses,
-    } = &response[1]
-    else {
-        panic!("{response:?}")
-    };
+    let success = [put(b"a", b"1"), KvOp::Range(read(b"a", b"")), put(b"b", b"2"), delete(b"c", b"")];
+    let response =
+        apply(&mut store, &[Command::Op(KvOp::Range(read(b"a", b""))), Command::Txn(&condition, &success, &[])]);
+    let KvResponse::Txn { revision: 3, succeeded: true, responses } = &response[1] else { panic!("{response:?}") };
     assert_eq!(
         responses[1],
-        KvResponse::Range {
-            revision: 3,
-            kvs: vec![kv(b"a", b"1", 3, 3, 1, 0)],
-            count: 1,
-            more: false
-        }
+        KvResponse::Range { revision: 3, kvs: vec![kv(b"a", b"1", 3, 3, 1, 0)], count: 1, more: false }
     );
-    assert!(
-        responses.iter().all(|inner| inner.revision() == Some(3)),
-        "{responses:?}"
-    );
+    assert!(responses.iter().all(|inner| inner.revision() == Some(3)), "{responses:?}");
     let events: Vec<(EventKind, &[u8], u64)> = store
         .events_since(1)
         .expect("kept")
         .map(|event| (event.kind, event.kv.key.as_slice(), event.revision()))
         .collect();
-    assert_eq!(
-        events,
-        [
-            (EventKind::Put, b"a".as_slice(), 3),
-            (EventKind::Put, b"b", 3),
-            (EventKind::Delete, b"c", 3)
-        ]
-    );
+    assert_eq!(events, [(EventKind::Put, b"a".as_slice(), 3), (EventKind::Put, b"b", 3), (EventKind::Delete, b"c", 3)]);
 }
 
 /// Proves the failure branch runs when a compare fails, and that a
@@ -536,24 +333,10 @@ fn txn_ops_see_earlier_writes_and_share_revision() {
 #[test]
 fn txn_failure_branch_and_read_only_txn() {
     let mut store = store_with(&[b"a"]);
-    let condition = [compare(
-        b"a",
-        CompareOp::Equal,
-        CompareTarget::Value(b"nope"),
-    )];
+    let condition = [compare(b"a", CompareOp::Equal, CompareTarget::Value(b"nope"))];
     let failure = [KvOp::Range(read(b"a", b""))];
-    let response = apply_one(
-        &mut store,
-        Command::Txn(&condition, &[put(b"a", b"x")], &failure),
-    );
-    let KvResponse::Txn {
-        revision: 1,
-        succeeded: false,
-        responses,
-    } = response
-    else {
-        panic!("{response:?}")
-    };
+    let response = apply_one(&mut store, Command::Txn(&condition, &[put(b"a", b"x")], &failure));
+    let KvResponse::Txn { revision: 1, succeeded: false, responses } = response else { panic!("{response:?}") };
     assert_eq!(keys_of(&responses[0]), [b"a".to_vec()]);
     assert_eq!(store.revision(), 1);
     assert_eq!(get(&store, b"a").map(|kv| kv.value), Some(b"v".to_vec()));
@@ -574,37 +357,13 @@ fn txn_duplicate_keys_are_refused_whole() {
         &[put(b"z", b"1"), delete(b"x", &[0])],
     ];
     for ops in refused {
-        assert_eq!(
-            apply_one(&mut store, Command::Txn(&[], ops, &[])),
-            KvResponse::Error(KvError::TxnDuplicateKey)
-        );
-        assert_eq!(
-            apply_one(&mut store, Command::Txn(&[], &[], ops)),
-            KvResponse::Error(KvError::TxnDuplicateKey)
-        );
+        assert_eq!(apply_one(&mut store, Command::Txn(&[], ops, &[])), KvResponse::Error(KvError::TxnDuplicateKey));
+        assert_eq!(apply_one(&mut store, Command::Txn(&[], &[], ops)), KvResponse::Error(KvError::TxnDuplicateKey));
     }
-    assert_eq!(
-        snapshot(&store),
-        before,
-        "refused transactions changed the store"
-    );
-    let allowed = [
-        delete(b"a", b"c"),
-        delete(b"b", b""),
-        put(b"c", b"1"),
-        KvOp::Range(read(b"c", b"")),
-    ];
+    assert_eq!(snapshot(&store), before, "refused transactions changed the store");
+    let allowed = [delete(b"a", b"c"), delete(b"b", b""), put(b"c", b"1"), KvOp::Range(read(b"c", b""))];
     let response = apply_one(&mut store, Command::Txn(&[], &allowed, &[]));
-    assert!(
-        matches!(
-            response,
-            KvResponse::Txn {
-                succeeded: true,
-                ..
-            }
-        ),
-        "{response:?}"
-    );
+    assert!(matches!(response, KvResponse::Txn { succeeded: true, .. }), "{response:?}");
     assert_eq!(store.len(), 1);
 }
 
@@ -612,10 +371,7 @@ fn txn_duplicate_keys_are_refused_whole() {
 // Bounds.
 
 fn small_store(keys_max: usize, keys: &[&[u8]]) -> KvStore {
-    let mut store = KvStore::new(KvConfig {
-        keys_max,
-        history_events_max: 100,
-    });
+    let mut store = KvStore::new(KvConfig { keys_max, history_events_max: 100 });
     let commands: Vec<Command<'_>> = keys.iter().map(|key| Command::Op(put(key, b"v"))).collect();
     apply(&mut store, &commands);
     store
@@ -632,18 +388,9 @@ fn store_full_refuses_new_keys_only() {
     assert_eq!(full, KvResponse::Error(KvError::StoreFull { keys_max: 2 }));
     assert_eq!(full.revision(), None);
     assert_eq!(snapshot(&store), before);
-    assert!(matches!(
-        apply_one(&mut store, Command::Op(put(b"a", b"2"))),
-        KvResponse::Put { revision: 3, .. }
-    ));
-    let results = apply(
-        &mut store,
-        &[Command::Op(delete(b"a", b"")), Command::Op(put(b"c", b"v"))],
-    );
-    assert!(
-        matches!(results[1], KvResponse::Put { revision: 5, .. }),
-        "{results:?}"
-    );
+    assert!(matches!(apply_one(&mut store, Command::Op(put(b"a", b"2"))), KvResponse::Put { revision: 3, .. }));
+    let results = apply(&mut store, &[Command::Op(delete(b"a", b"")), Command::Op(put(b"c", b"v"))]);
+    assert!(matches!(results[1], KvResponse::Put { revision: 5, .. }), "{results:?}");
     assert_eq!(store.len(), 2);
 }
 
@@ -656,33 +403,14 @@ fn store_full_refuses_whole_transactions() {
     let before = snapshot(&store);
     let update_then_create = [put(b"a", b"2"), put(b"c", b"v")];
     let full = KvResponse::Error(KvError::StoreFull { keys_max: 2 });
-    assert_eq!(
-        apply_one(&mut store, Command::Txn(&[], &update_then_create, &[])),
-        full
-    );
+    assert_eq!(apply_one(&mut store, Command::Txn(&[], &update_then_create, &[])), full);
     let create_then_delete = [put(b"c", b"v"), delete(b"a", b"")];
-    assert_eq!(
-        apply_one(&mut store, Command::Txn(&[], &create_then_delete, &[])),
-        full
-    );
+    assert_eq!(apply_one(&mut store, Command::Txn(&[], &create_then_delete, &[])), full);
     assert_eq!(snapshot(&store), before, "a refused transaction wrote");
     let delete_then_create = [delete(b"a", b""), put(b"c", b"v")];
     let response = apply_one(&mut store, Command::Txn(&[], &delete_then_create, &[]));
-    assert!(
-        matches!(
-            response,
-            KvResponse::Txn {
-                revision: 3,
-                succeeded: true,
-                ..
-            }
-        ),
-        "{response:?}"
-    );
-    assert_eq!(
-        keys_of(&store.range(&read(b"a", &[0]))),
-        [b"b".to_vec(), b"c".to_vec()]
-    );
+    assert!(matches!(response, KvResponse::Txn { revision: 3, succeeded: true, .. }), "{response:?}");
+    assert_eq!(keys_of(&store.range(&read(b"a", &[0]))), [b"b".to_vec(), b"c".to_vec()]);
 }
 
 // ---------------------------------------------------------------------------
@@ -694,43 +422,14 @@ fn store_full_refuses_whole_transactions() {
 /// comes back in order.
 #[test]
 fn history_is_bounded_and_reports_compaction() {
-    let mut store = KvStore::new(KvConfig {
-        keys_max: 100,
-        history_events_max: 3,
-    });
-    apply(
-        &mut store,
-        &[
-            Command::Op(put(b"a", b"1")),
-            Command::Op(put(b"b", b"1")),
-            Command::Op(put(b"a", b"2")),
-        ],
-    );
-    apply(
-        &mut store,
-        &[Command::Op(delete(b"a", b"")), Command::Op(put(b"c", b"1"))],
-    );
-    assert_eq!(
-        store.events_since(0).err(),
-        Some(KvError::Compacted { oldest: 2 })
-    );
-    assert_eq!(
-        store.events_since(1).err(),
-        Some(KvError::Compacted { oldest: 2 })
-    );
-    let events: Vec<(EventKind, u64)> = store
-        .events_since(2)
-        .expect("kept")
-        .map(|event| (event.kind, event.revision()))
-        .collect();
-    assert_eq!(
-        events,
-        [
-            (EventKind::Put, 3),
-            (EventKind::Delete, 4),
-            (EventKind::Put, 5)
-        ]
-    );
+    let mut store = KvStore::new(KvConfig { keys_max: 100, history_events_max: 3 });
+    apply(&mut store, &[Command::Op(put(b"a", b"1")), Command::Op(put(b"b", b"1")), Command::Op(put(b"a", b"2"))]);
+    apply(&mut store, &[Command::Op(delete(b"a", b"")), Command::Op(put(b"c", b"1"))]);
+    assert_eq!(store.events_since(0).err(), Some(KvError::Compacted { oldest: 2 }));
+    assert_eq!(store.events_since(1).err(), Some(KvError::Compacted { oldest: 2 }));
+    let events: Vec<(EventKind, u64)> =
+        store.events_since(2).expect("kept").map(|event| (event.kind, event.revision())).collect();
+    assert_eq!(events, [(EventKind::Put, 3), (EventKind::Delete, 4), (EventKind::Put, 5)]);
     assert_eq!(store.events_since(4).expect("kept").count(), 1);
     assert_eq!(store.events_since(5).expect("kept").count(), 0);
 }
@@ -739,30 +438,16 @@ fn history_is_bounded_and_reports_compaction() {
 // Snapshots.
 
 fn busy_store() -> KvStore {
-    let mut store = KvStore::new(KvConfig {
-        keys_max: 100,
-        history_events_max: 6,
-    });
+    let mut store = KvStore::new(KvConfig { keys_max: 100, history_events_max: 6 });
     apply(
         &mut store,
-        &[
-            Command::Op(put_with(b"a", b"1", 3, false)),
-            Command::Op(put(b"b", b"")),
-            Command::Op(put(b"c", b"3")),
-        ],
+        &[Command::Op(put_with(b"a", b"1", 3, false)), Command::Op(put(b"b", b"")), Command::Op(put(b"c", b"3"))],
     );
     apply(
         &mut store,
-        &[
-            Command::Op(put(b"a", b"2")),
-            Command::Op(delete(b"b", b"")),
-            Command::Op(put(b"d\xff", b"4")),
-        ],
+        &[Command::Op(put(b"a", b"2")), Command::Op(delete(b"b", b"")), Command::Op(put(b"d\xff", b"4"))],
     );
-    apply(
-        &mut store,
-        &[Command::Op(put(b"e", b"5")), Command::Op(put(b"f", b"6"))],
-    );
+    apply(&mut store, &[Command::Op(put(b"e", b"5")), Command::Op(put(b"f", b"6"))]);
     store
 }
 
@@ -773,22 +458,12 @@ fn busy_store() -> KvStore {
 fn snapshot_round_trips() {
     let mut original = busy_store();
     let bytes = snapshot(&original);
-    let mut decoded =
-        KvStore::decode_snapshot(&bytes, *original.config()).expect("a valid snapshot");
+    let mut decoded = KvStore::decode_snapshot(&bytes, *original.config()).expect("a valid snapshot");
     assert_eq!(snapshot(&decoded), bytes);
-    assert_eq!(
-        (decoded.revision(), decoded.len()),
-        (original.revision(), original.len())
-    );
-    assert_eq!(
-        decoded.events_since(0).err(),
-        original.events_since(0).err()
-    );
-    let batch = [
-        Command::Op(put(b"a", b"x")),
-        Command::Op(KvOp::Range(read(&[0], &[0]))),
-        Command::Op(put(b"g", b"7")),
-    ];
+    assert_eq!((decoded.revision(), decoded.len()), (original.revision(), original.len()));
+    assert_eq!(decoded.events_since(0).err(), original.events_since(0).err());
+    let batch =
+        [Command::Op(put(b"a", b"x")), Command::Op(KvOp::Range(read(&[0], &[0]))), Command::Op(put(b"g", b"7"))];
     assert_eq!(apply(&mut decoded, &batch), apply(&mut original, &batch));
     assert_eq!(snapshot(&decoded), snapshot(&original));
 }
@@ -808,57 +483,25 @@ fn snapshot_decode_refuses_bad_bytes() {
     let bytes = snapshot(&store);
     let config = *store.config();
     let decode = |bytes: &[u8], config| KvStore::decode_snapshot(bytes, config).err();
-    assert_eq!(
-        decode(&bytes[..2], config),
-        Some(KvSnapshotError::Truncated {
-            offset: 0,
-            needed: 4
-        })
-    );
-    assert_eq!(
-        decode(b"NOPE....", config),
-        Some(KvSnapshotError::BadMagic {
-            found: u32::from_le_bytes(*b"NOPE")
-        })
-    );
+    assert_eq!(decode(&bytes[..2], config), Some(KvSnapshotError::Truncated { offset: 0, needed: 4 }));
+    assert_eq!(decode(b"NOPE....", config), Some(KvSnapshotError::BadMagic { found: u32::from_le_bytes(*b"NOPE") }));
     let mut flipped = bytes.clone();
     flipped[20] ^= 1;
-    assert_eq!(
-        decode(&flipped, config),
-        Some(KvSnapshotError::ChecksumMismatch)
-    );
+    assert_eq!(decode(&flipped, config), Some(KvSnapshotError::ChecksumMismatch));
     let mut trailing = bytes.clone();
     trailing.insert(bytes.len() - 4, 0);
     reseal(&mut trailing);
-    assert_eq!(
-        decode(&trailing, config),
-        Some(KvSnapshotError::TrailingBytes { extra: 1 })
-    );
-    let fewer_keys = KvConfig {
-        keys_max: 4,
-        ..config
-    };
-    assert_eq!(
-        decode(&bytes, fewer_keys),
-        Some(KvSnapshotError::TooManyKeys { count: 5, max: 4 })
-    );
-    let fewer_events = KvConfig {
-        history_events_max: 5,
-        ..config
-    };
-    assert_eq!(
-        decode(&bytes, fewer_events),
-        Some(KvSnapshotError::TooManyEvents { count: 6, max: 5 })
-    );
+    assert_eq!(decode(&trailing, config), Some(KvSnapshotError::TrailingBytes { extra: 1 }));
+    let fewer_keys = KvConfig { keys_max: 4, ..config };
+    assert_eq!(decode(&bytes, fewer_keys), Some(KvSnapshotError::TooManyKeys { count: 5, max: 4 }));
+    let fewer_events = KvConfig { history_events_max: 5, ..config };
+    assert_eq!(decode(&bytes, fewer_events), Some(KvSnapshotError::TooManyEvents { count: 6, max: 5 }));
     let mut unordered = bytes.clone();
     let first_key = 4 + 2 + 8 + 8 + 8 + 4;
     assert_eq!(unordered[first_key], b'a');
     unordered[first_key] = b'z';
     reseal(&mut unordered);
-    assert!(matches!(
-        decode(&unordered, config),
-        Some(KvSnapshotError::InvalidKey { index: 1, .. })
-    ));
+    assert!(matches!(decode(&unordered, config), Some(KvSnapshotError::InvalidKey { index: 1, .. })));
 }
 
 proptest! {

@@ -9,10 +9,7 @@ use hyperraft_wire::{encode_ids, encode_records, Frame, Kind, Limits, ResultReco
 use proptest::prelude::*;
 
 fn config(threads: usize) -> StateConfig {
-    StateConfig {
-        apply_threads: NonZeroUsize::new(threads).unwrap(),
-        ..StateConfig::default()
-    }
+    StateConfig { apply_threads: NonZeroUsize::new(threads).unwrap(), ..StateConfig::default() }
 }
 
 fn apply(state: &mut StateMachine, bytes: &[u8], timestamp: u64, output: &mut BatchOutput) {
@@ -52,10 +49,7 @@ fn replay(frames: &[Vec<u8>], threads: usize) -> StateMachine {
 fn replicas_with_any_thread_count_reach_the_same_state() {
     // Proves determinism end to end: the same frames give the same digest and snapshot bytes with 1, 2 and 3 apply threads.
     let frames = history(5, 12);
-    let states: Vec<_> = [1, 2, 3]
-        .iter()
-        .map(|&threads| replay(&frames, threads))
-        .collect();
+    let states: Vec<_> = [1, 2, 3].iter().map(|&threads| replay(&frames, threads)).collect();
     let snapshots: Vec<Vec<u8>> = states
         .iter()
         .map(|state| {
@@ -66,9 +60,7 @@ fn replicas_with_any_thread_count_reach_the_same_state() {
         .collect();
     assert!(states[0].ledger().transfers_len() > 0 && !states[0].kv().is_empty());
     assert!(snapshots.windows(2).all(|pair| pair[0] == pair[1]));
-    assert!(states
-        .windows(2)
-        .all(|pair| pair[0].digest() == pair[1].digest()));
+    assert!(states.windows(2).all(|pair| pair[0].digest() == pair[1].digest()));
 }
 
 #[test]
@@ -94,38 +86,18 @@ fn a_snapshot_restores_the_same_state_and_it_keeps_applying_identically() {
 fn a_damaged_snapshot_is_rejected_with_a_clear_error() {
     // Proves every kind of damage is detected: flipped bytes, truncation, wrong magic, and counts over the configured bounds.
     let mut bytes = Vec::new();
-    replay(&history(3, 4), 1)
-        .write_snapshot(&mut bytes)
-        .unwrap();
+    replay(&history(3, 4), 1).write_snapshot(&mut bytes).unwrap();
     let mut flipped = bytes.clone();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x40;
-    assert!(matches!(
-        StateMachine::read_snapshot(flipped.as_slice(), config(1)),
-        Err(SnapshotError::ChecksumMismatch)
-    ));
+    assert!(matches!(StateMachine::read_snapshot(flipped.as_slice(), config(1)), Err(SnapshotError::ChecksumMismatch)));
     let truncated = &bytes[..bytes.len() - 9];
-    assert!(matches!(
-        StateMachine::read_snapshot(truncated, config(1)),
-        Err(SnapshotError::Truncated)
-    ));
+    assert!(matches!(StateMachine::read_snapshot(truncated, config(1)), Err(SnapshotError::Truncated)));
     let mut magic = bytes.clone();
     magic[0] = b'X';
-    assert!(matches!(
-        StateMachine::read_snapshot(magic.as_slice(), config(1)),
-        Err(SnapshotError::BadMagic { .. })
-    ));
-    let small = StateConfig {
-        ledger: LedgerConfig {
-            accounts_max: 10,
-            ..LedgerConfig::default()
-        },
-        ..config(1)
-    };
-    assert!(matches!(
-        StateMachine::read_snapshot(bytes.as_slice(), small),
-        Err(SnapshotError::TooMany { .. })
-    ));
+    assert!(matches!(StateMachine::read_snapshot(magic.as_slice(), config(1)), Err(SnapshotError::BadMagic { .. })));
+    let small = StateConfig { ledger: LedgerConfig { accounts_max: 10, ..LedgerConfig::default() }, ..config(1) };
+    assert!(matches!(StateMachine::read_snapshot(bytes.as_slice(), small), Err(SnapshotError::TooMany { .. })));
 }
 
 proptest! {
@@ -153,16 +125,8 @@ fn item_timestamps_increase_strictly_even_when_the_leader_clock_goes_back() {
     let mut last = 0;
     for (frame, proposed) in frames.iter().zip([500, 100, 100]) {
         apply(&mut state, frame, proposed, &mut output);
-        let stamps: Vec<u64> = state
-            .ledger()
-            .accounts()
-            .iter()
-            .map(|a| a.timestamp)
-            .collect();
-        assert!(
-            stamps.windows(2).all(|pair| pair[0] < pair[1]),
-            "{stamps:?}"
-        );
+        let stamps: Vec<u64> = state.ledger().accounts().iter().map(|a| a.timestamp).collect();
+        assert!(stamps.windows(2).all(|pair| pair[0] < pair[1]), "{stamps:?}");
         assert!(*stamps.last().unwrap() > last);
         last = *stamps.last().unwrap();
     }
@@ -188,10 +152,7 @@ fn lookups_return_found_records_in_order_and_results_frames_are_refused() {
     frame.clear();
     encode_records(Kind::Results, &[ResultRecord::default()], &mut frame);
     let results = Frame::decode(&frame, &Limits::default()).unwrap();
-    assert!(matches!(
-        state.apply(&results, 0, &mut output),
-        Err(ApplyError::NotACommand(Kind::Results))
-    ));
+    assert!(matches!(state.apply(&results, 0, &mut output), Err(ApplyError::NotACommand(Kind::Results))));
     assert_eq!(digest, state.digest());
 }
 
@@ -207,10 +168,7 @@ fn a_transfer_batch_reports_one_result_per_item() {
     TransferGenerator::new(50, Skew::Uniform, 3).next_frame(1000, &mut frame);
     apply(&mut state, &frame, 2, &mut output);
     assert_eq!(output.transfer_results.len(), 1000);
-    assert!(output
-        .transfer_results
-        .iter()
-        .all(|r| *r == CreateTransferResult::Ok));
+    assert!(output.transfer_results.iter().all(|r| *r == CreateTransferResult::Ok));
 }
 
 #[test]
@@ -222,37 +180,19 @@ fn reads_answer_lookups_and_ranges_and_refuse_writes() {
     let mut output = BatchOutput::default();
     let mut frame = Vec::new();
     let mut writer = KvBatchWriter::new(&mut frame);
-    let everything = RangeView {
-        key: b"\0",
-        range_end: b"\0",
-        limit: 0,
-        keys_only: true,
-        count_only: false,
-    };
+    let everything = RangeView { key: b"\0", range_end: b"\0", limit: 0, keys_only: true, count_only: false };
     writer.range(everything).unwrap();
     writer.finish();
     let decoded = Frame::decode(&frame, &Limits::default()).unwrap();
     state.read(&decoded, &mut output).unwrap();
     assert_eq!(output.kv.len(), 1);
     let expected = state.kv().len() as u64;
-    assert!(
-        matches!(&output.kv[0], hyperraft_state::kv::KvResponse::Range { count, .. } if *count == expected)
-    );
+    assert!(matches!(&output.kv[0], hyperraft_state::kv::KvResponse::Range { count, .. } if *count == expected));
     frame.clear();
     let mut writer = KvBatchWriter::new(&mut frame);
-    writer
-        .put(PutView {
-            key: b"k",
-            value: b"v",
-            lease: 0,
-            prev_kv: false,
-        })
-        .unwrap();
+    writer.put(PutView { key: b"k", value: b"v", lease: 0, prev_kv: false }).unwrap();
     writer.finish();
     let put = Frame::decode(&frame, &Limits::default()).unwrap();
-    assert!(matches!(
-        state.read(&put, &mut output),
-        Err(ApplyError::NotARead(Kind::Kv))
-    ));
+    assert!(matches!(state.read(&put, &mut output), Err(ApplyError::NotARead(Kind::Kv))));
     assert_eq!(digest, state.digest());
 }

@@ -8,10 +8,7 @@ fn issued_certificate_names_its_node() {
     let ca = ClusterCa::generate("test cluster").unwrap();
     let node = ca.issue_node(42, &["127.0.0.1".to_string()]).unwrap();
     assert_eq!(node.node_id(), 42);
-    assert_eq!(
-        node_identity::node_id_of_certificate(node.certificate_der()).unwrap(),
-        42
-    );
+    assert_eq!(node_identity::node_id_of_certificate(node.certificate_der()).unwrap(), 42);
     let reparsed = NodeIdentity::from_pem(node.certificate_pem(), node.key_pem()).unwrap();
     assert_eq!(reparsed.node_id(), 42);
 }
@@ -51,27 +48,15 @@ fn node_key_from_another_node_is_refused() {
 fn bad_names_and_hosts_are_refused() {
     // Proves invalid CA names, reserved or empty hosts and too many hosts
     // are typed errors.
-    assert!(matches!(
-        ClusterCa::generate(""),
-        Err(CertError::InvalidName { .. })
-    ));
-    assert!(matches!(
-        ClusterCa::generate(&"x".repeat(65)),
-        Err(CertError::InvalidName { .. })
-    ));
+    assert!(matches!(ClusterCa::generate(""), Err(CertError::InvalidName { .. })));
+    assert!(matches!(ClusterCa::generate(&"x".repeat(65)), Err(CertError::InvalidName { .. })));
     let ca = ClusterCa::generate("hosts").unwrap();
     for host in ["node-2.hyperraft", "NODE-2.HyperRaft.", "hyperraft", ""] {
         let error = ca.issue_node(1, &[host.to_string()]).unwrap_err();
-        assert!(
-            matches!(error, CertError::InvalidHost { .. }),
-            "{host}: {error}"
-        );
+        assert!(matches!(error, CertError::InvalidHost { .. }), "{host}: {error}");
     }
     let hosts: Vec<String> = (0..33).map(|index| format!("h{index}.example")).collect();
-    assert!(matches!(
-        ca.issue_node(1, &hosts),
-        Err(CertError::TooManyHosts { .. })
-    ));
+    assert!(matches!(ca.issue_node(1, &hosts), Err(CertError::TooManyHosts { .. })));
 }
 
 #[test]
@@ -79,13 +64,8 @@ fn node_common_names_have_one_spelling() {
     // Proves only the canonical `node-{id}` parses, so two spellings can
     // never name one node.
     assert_eq!(node_identity::parse_common_name("node-0"), Some(0));
-    assert_eq!(
-        node_identity::parse_common_name(&node_identity::common_name(u64::MAX)),
-        Some(u64::MAX)
-    );
-    for bad in [
-        "node-", "node-01", "node-+1", "node--1", "node-1x", "Node-1", "1",
-    ] {
+    assert_eq!(node_identity::parse_common_name(&node_identity::common_name(u64::MAX)), Some(u64::MAX));
+    for bad in ["node-", "node-01", "node-+1", "node--1", "node-1x", "Node-1", "1"] {
         assert_eq!(node_identity::parse_common_name(bad), None, "{bad}");
     }
 }

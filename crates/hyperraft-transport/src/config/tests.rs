@@ -11,41 +11,18 @@ fn default_config_is_valid() {
 #[test]
 fn zero_bounds_are_named() {
     // Proves each zero bound is rejected with the name of its field.
-    let config = TransportConfig {
-        concurrent_streams_max: 0,
-        ..TransportConfig::default()
-    };
-    assert_eq!(
-        config.validate(),
-        Err(ConfigError::Zero {
-            field: "concurrent_streams_max"
-        })
-    );
-    let config = TransportConfig {
-        call_timeout: Duration::ZERO,
-        ..TransportConfig::default()
-    };
-    assert_eq!(
-        config.validate(),
-        Err(ConfigError::Zero {
-            field: "call_timeout"
-        })
-    );
+    let config = TransportConfig { concurrent_streams_max: 0, ..TransportConfig::default() };
+    assert_eq!(config.validate(), Err(ConfigError::Zero { field: "concurrent_streams_max" }));
+    let config = TransportConfig { call_timeout: Duration::ZERO, ..TransportConfig::default() };
+    assert_eq!(config.validate(), Err(ConfigError::Zero { field: "call_timeout" }));
 }
 
 #[test]
 fn inbound_budget_must_hold_one_message() {
     // Proves a budget smaller than one largest message is rejected, since
     // such a message could never be read.
-    let config = TransportConfig {
-        message_bytes_max: 1024,
-        inbound_bytes_max: 1023,
-        ..TransportConfig::default()
-    };
-    assert!(matches!(
-        config.validate(),
-        Err(ConfigError::InboundBelowMessage { .. })
-    ));
+    let config = TransportConfig { message_bytes_max: 1024, inbound_bytes_max: 1023, ..TransportConfig::default() };
+    assert!(matches!(config.validate(), Err(ConfigError::InboundBelowMessage { .. })));
 }
 
 #[test]
@@ -56,8 +33,5 @@ fn keep_alive_must_be_below_idle_timeout() {
         idle_timeout: Duration::from_secs(30),
         ..TransportConfig::default()
     };
-    assert!(matches!(
-        config.validate(),
-        Err(ConfigError::KeepAliveNotBelowIdle { .. })
-    ));
+    assert!(matches!(config.validate(), Err(ConfigError::KeepAliveNotBelowIdle { .. })));
 }

@@ -6,9 +6,7 @@ fn self_signed(common_names: &[&str]) -> (Vec<u8>, KeyPair) {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut params = CertificateParams::new(vec!["example.test".to_string()]).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "hyperraft");
+    params.distinguished_name.push(DnType::OrganizationName, "hyperraft");
     for name in common_names {
         params.distinguished_name.push(DnType::CommonName, *name);
     }
@@ -24,10 +22,7 @@ fn reads_fields_of_a_generated_certificate() {
     let fields = certificate_fields(&der).expect("fields");
     assert_eq!(common_name(fields.subject), Some("node-7"));
     assert_eq!(fields.issuer, fields.subject);
-    assert_eq!(
-        fields.subject_public_key_info,
-        key.subject_public_key_info().as_slice()
-    );
+    assert_eq!(fields.subject_public_key_info, key.subject_public_key_info().as_slice());
 }
 
 /// A DER `Name` with one relative name per common name given.
@@ -63,10 +58,7 @@ fn truncated_and_corrupted_input_never_panics() {
     // never panics (it may still parse, since DER content is not checked).
     let (der, _) = self_signed(&["node-3"]);
     for length in 0..der.len() {
-        assert!(
-            certificate_fields(&der[..length]).is_none(),
-            "prefix {length}"
-        );
+        assert!(certificate_fields(&der[..length]).is_none(), "prefix {length}");
     }
     for index in 0..der.len() {
         let mut corrupted = der.clone();

@@ -17,10 +17,7 @@ fn headers_round_trip() {
 fn layout_is_little_endian_with_status_first() {
     // Proves the documented byte layout, so a change to it cannot slip by.
     assert_eq!(encode_request_header(0x0403_0201), [1, 2, 3, 4]);
-    assert_eq!(
-        encode_response_header(Status::Refused, 0x0403_0201),
-        [2, 1, 2, 3, 4]
-    );
+    assert_eq!(encode_response_header(Status::Refused, 0x0403_0201), [2, 1, 2, 3, 4]);
 }
 
 #[test]
@@ -32,12 +29,7 @@ fn unknown_status_is_reported() {
 #[test]
 fn stream_codes_round_trip() {
     // Proves each stream code maps back to itself and unknown codes to None.
-    for code in [
-        StreamCode::Refused,
-        StreamCode::Partitioned,
-        StreamCode::HandlerFailed,
-        StreamCode::ResponseRefused,
-    ] {
+    for code in [StreamCode::Refused, StreamCode::Partitioned, StreamCode::HandlerFailed, StreamCode::ResponseRefused] {
         assert_eq!(StreamCode::from_code(code.code()), Some(code));
     }
     assert_eq!(StreamCode::from_code(quinn::VarInt::from_u32(0)), None);

@@ -4,8 +4,7 @@ use bytes::Bytes;
 use hyperraft_transport::{ClusterCa, TlsError, TlsIdentity, TransportError};
 
 use crate::support::{
-    address, bind, echo_response, identity, is_tls_alert, raw_call, raw_client_tls, serve_echo,
-    test_config,
+    address, bind, echo_response, identity, is_tls_alert, raw_call, raw_client_tls, serve_echo, test_config,
 };
 
 #[tokio::test]
@@ -26,11 +25,7 @@ async fn node_from_another_ca_cannot_call() {
 
     // A complete rogue node (trusting only its own CA) fails the same way.
     let rogue_node = bind(&rogue_ca, 3, test_config());
-    let error = rogue_node
-        .peer(1, address(&server))
-        .call(Bytes::from("hi"))
-        .await
-        .unwrap_err();
+    let error = rogue_node.peer(1, address(&server)).call(Bytes::from("hi")).await.unwrap_err();
     assert!(matches!(error, TransportError::Handshake { .. }), "{error}");
     assert_eq!(handler.calls(), 0);
 }
@@ -45,15 +40,8 @@ async fn node_from_another_ca_cannot_be_called() {
     let rogue = bind(&rogue_ca, 2, test_config());
     let rogue_handler = serve_echo(&rogue);
 
-    let error = caller
-        .peer(2, address(&rogue))
-        .call(Bytes::from("secret"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, TransportError::Handshake { node_id: 2, .. }),
-        "{error}"
-    );
+    let error = caller.peer(2, address(&rogue)).call(Bytes::from("secret")).await.unwrap_err();
+    assert!(matches!(error, TransportError::Handshake { node_id: 2, .. }), "{error}");
     assert_eq!(rogue_handler.calls(), 0);
 }
 
@@ -65,19 +53,13 @@ async fn client_without_certificate_is_refused() {
     let server = bind(&ca, 1, test_config());
     let handler = serve_echo(&server);
 
-    let error = raw_call(raw_client_tls(&ca, None), address(&server), 1)
-        .await
-        .unwrap_err();
+    let error = raw_call(raw_client_tls(&ca, None), address(&server), 1).await.unwrap_err();
     assert!(is_tls_alert(&error), "expected a TLS alert, got {error}");
     assert_eq!(handler.calls(), 0);
 
     // The server still serves properly authenticated nodes afterwards.
     let client = bind(&ca, 2, test_config());
-    let response = client
-        .peer(1, address(&server))
-        .call(Bytes::from("ok"))
-        .await
-        .unwrap();
+    let response = client.peer(1, address(&server)).call(Bytes::from("ok")).await.unwrap();
     assert_eq!(response, echo_response(2, b"ok"));
 }
 
@@ -89,15 +71,8 @@ async fn dialing_the_wrong_node_id_is_refused() {
     let caller = bind(&ca, 1, test_config());
     let two = bind(&ca, 2, test_config());
     let handler = serve_echo(&two);
-    let error = caller
-        .peer(3, address(&two))
-        .call(Bytes::from("for node 3"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, TransportError::Handshake { node_id: 3, .. }),
-        "{error}"
-    );
+    let error = caller.peer(3, address(&two)).call(Bytes::from("for node 3")).await.unwrap_err();
+    assert!(matches!(error, TransportError::Handshake { node_id: 3, .. }), "{error}");
     assert_eq!(handler.calls(), 0);
 }
 
@@ -109,10 +84,7 @@ async fn identity_mixing_two_cas_is_refused_at_startup() {
     let other_ca = ClusterCa::generate("other").unwrap();
     let node = other_ca.issue_node(1, &[]).unwrap();
     let error = TlsIdentity::new(ca.certificate_pem(), &node).unwrap_err();
-    assert!(
-        matches!(error, TlsError::Untrusted { node_id: 1, .. }),
-        "{error}"
-    );
+    assert!(matches!(error, TlsError::Untrusted { node_id: 1, .. }), "{error}");
     // The same certificate with its own CA is fine.
     assert_eq!(identity(&other_ca, 1).node_id(), 1);
 }

@@ -3,9 +3,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use hyperraft_transport::{
-    CertError, ClusterCa, NodeIdentity, TlsIdentity, Transport, TransportError,
-};
+use hyperraft_transport::{CertError, ClusterCa, NodeIdentity, TlsIdentity, Transport, TransportError};
 
 use crate::support::{address, echo_response, loopback, serve_echo, test_config};
 
@@ -23,10 +21,7 @@ async fn saved_certificates_reload_and_a_reloaded_ca_issues_trusted_nodes() {
     let directory = tempfile::tempdir().unwrap();
     let ca = ClusterCa::generate("files").unwrap();
     ca.save(directory.path()).unwrap();
-    ca.issue_node(1, &["127.0.0.1".to_string()])
-        .unwrap()
-        .save(directory.path())
-        .unwrap();
+    ca.issue_node(1, &["127.0.0.1".to_string()]).unwrap().save(directory.path()).unwrap();
     #[cfg(unix)]
     {
         assert_eq!(mode(&directory.path().join("ca.key")), 0o600);
@@ -38,11 +33,7 @@ async fn saved_certificates_reload_and_a_reloaded_ca_issues_trusted_nodes() {
     let reloaded = ClusterCa::load(directory.path()).unwrap();
     assert_eq!(reloaded.name(), "files");
     assert_eq!(reloaded.certificate_pem(), ca.certificate_pem());
-    reloaded
-        .issue_node(2, &["localhost".to_string()])
-        .unwrap()
-        .save(directory.path())
-        .unwrap();
+    reloaded.issue_node(2, &["localhost".to_string()]).unwrap().save(directory.path()).unwrap();
 
     let one = TlsIdentity::load(directory.path(), 1).unwrap();
     let two = TlsIdentity::load(directory.path(), 2).unwrap();
@@ -50,17 +41,9 @@ async fn saved_certificates_reload_and_a_reloaded_ca_issues_trusted_nodes() {
     let two = Transport::bind(loopback(), two, test_config()).unwrap();
     serve_echo(&one);
     serve_echo(&two);
-    let response = two
-        .peer(1, address(&one))
-        .call(Bytes::from("a"))
-        .await
-        .unwrap();
+    let response = two.peer(1, address(&one)).call(Bytes::from("a")).await.unwrap();
     assert_eq!(response, echo_response(2, b"a"));
-    let response = one
-        .peer(2, address(&two))
-        .call(Bytes::from("b"))
-        .await
-        .unwrap();
+    let response = one.peer(2, address(&two)).call(Bytes::from("b")).await.unwrap();
     assert_eq!(response, echo_response(1, b"b"));
 }
 
@@ -72,15 +55,9 @@ fn save_refuses_to_overwrite_existing_files() {
     let ca = ClusterCa::generate("once").unwrap();
     ca.save(directory.path()).unwrap();
     let before = std::fs::read(directory.path().join("ca.key")).unwrap();
-    let error = ClusterCa::generate("twice")
-        .unwrap()
-        .save(directory.path())
-        .unwrap_err();
+    let error = ClusterCa::generate("twice").unwrap().save(directory.path()).unwrap_err();
     assert!(matches!(error, CertError::Exists { .. }), "{error}");
-    assert_eq!(
-        std::fs::read(directory.path().join("ca.key")).unwrap(),
-        before
-    );
+    assert_eq!(std::fs::read(directory.path().join("ca.key")).unwrap(), before);
 
     let node = ca.issue_node(1, &[]).unwrap();
     node.save(directory.path()).unwrap();
@@ -98,16 +75,7 @@ fn loading_checks_the_node_id_in_the_certificate() {
     std::fs::write(directory.path().join("node-5.pem"), node.certificate_pem()).unwrap();
     std::fs::write(directory.path().join("node-5.key"), node.key_pem()).unwrap();
     let error = NodeIdentity::load(directory.path(), 5).unwrap_err();
-    assert!(
-        matches!(
-            error,
-            CertError::NodeIdMismatch {
-                expected: 5,
-                found: 1
-            }
-        ),
-        "{error}"
-    );
+    assert!(matches!(error, CertError::NodeIdMismatch { expected: 5, found: 1 }), "{error}");
 }
 
 #[test]
@@ -122,10 +90,7 @@ fn missing_and_garbage_files_are_typed_errors() {
     let error = ClusterCa::load(directory.path()).unwrap_err();
     assert!(matches!(error, CertError::Pem { .. }), "{error}");
     let error = TlsIdentity::load(directory.path(), 1).unwrap_err();
-    assert!(
-        matches!(error, hyperraft_transport::TlsError::Cert(_)),
-        "{error}"
-    );
+    assert!(matches!(error, hyperraft_transport::TlsError::Cert(_)), "{error}");
     // Transport errors wrap TLS errors transparently for callers of bind.
     let _: fn(hyperraft_transport::TlsError) -> TransportError = TransportError::from;
 }

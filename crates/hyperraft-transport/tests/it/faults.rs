@@ -21,27 +21,15 @@ async fn partition_blocks_both_directions_then_restores_calls() {
 
     one.set_partitioned(2, true).unwrap();
     let outgoing = one_to_two.call(Bytes::from("c")).await.unwrap_err();
-    assert!(
-        matches!(outgoing, TransportError::Partitioned { node_id: 2 }),
-        "{outgoing}"
-    );
+    assert!(matches!(outgoing, TransportError::Partitioned { node_id: 2 }), "{outgoing}");
     let incoming = two_to_one.call(Bytes::from("d")).await.unwrap_err();
-    assert!(
-        matches!(incoming, TransportError::Partitioned { node_id: 1 }),
-        "{incoming}"
-    );
+    assert!(matches!(incoming, TransportError::Partitioned { node_id: 1 }), "{incoming}");
     assert_eq!(one_handler.calls(), 1);
     assert_eq!(two_handler.calls(), 1);
 
     one.set_partitioned(2, false).unwrap();
-    assert_eq!(
-        one_to_two.call(Bytes::from("e")).await.unwrap(),
-        echo_response(1, b"e")
-    );
-    assert_eq!(
-        two_to_one.call(Bytes::from("f")).await.unwrap(),
-        echo_response(2, b"f")
-    );
+    assert_eq!(one_to_two.call(Bytes::from("e")).await.unwrap(), echo_response(1, b"e"));
+    assert_eq!(two_to_one.call(Bytes::from("f")).await.unwrap(), echo_response(2, b"f"));
 }
 
 #[tokio::test]
@@ -54,16 +42,8 @@ async fn partition_cuts_only_the_named_peer() {
     serve_echo(&two);
     serve_echo(&three);
     one.faults().set_partitioned(2, true).unwrap();
-    assert!(one
-        .peer(2, address(&two))
-        .call(Bytes::from("x"))
-        .await
-        .is_err());
-    assert!(one
-        .peer(3, address(&three))
-        .call(Bytes::from("x"))
-        .await
-        .is_ok());
+    assert!(one.peer(2, address(&two)).call(Bytes::from("x")).await.is_err());
+    assert!(one.peer(3, address(&three)).call(Bytes::from("x")).await.is_ok());
 }
 
 #[tokio::test]

@@ -25,11 +25,9 @@ async fn rebind(ca: &ClusterCa, address: SocketAddr) -> Transport {
 
 fn serve_generation(transport: &Transport, generation: &'static str) {
     transport
-        .serve(Arc::new(
-            move |_peer: PeerInfo, _request: Bytes| async move {
-                Ok::<_, RemoteError>(Bytes::from(generation))
-            },
-        ))
+        .serve(Arc::new(move |_peer: PeerInfo, _request: Bytes| async move {
+            Ok::<_, RemoteError>(Bytes::from(generation))
+        }))
         .unwrap();
 }
 
@@ -73,15 +71,6 @@ async fn calls_after_close_fail_with_closed() {
     assert!(matches!(error, TransportError::Closed), "{error}");
     // Whether the closed socket refuses or ignores the new handshake is up
     // to the OS and quinn; either way the call ends, within this bound.
-    let error = two_to_one
-        .call_with_timeout(Bytes::from("x"), Duration::from_secs(2))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            TransportError::ConnectionLost { .. } | TransportError::Timeout { .. }
-        ),
-        "{error}"
-    );
+    let error = two_to_one.call_with_timeout(Bytes::from("x"), Duration::from_secs(2)).await.unwrap_err();
+    assert!(matches!(error, TransportError::ConnectionLost { .. } | TransportError::Timeout { .. }), "{error}");
 }

@@ -18,17 +18,9 @@ async fn round_trip_between_two_nodes_both_ways() {
     let one_handler = serve_echo(&one);
     let two_handler = serve_echo(&two);
 
-    let response = two
-        .peer(1, address(&one))
-        .call(Bytes::from("ping"))
-        .await
-        .unwrap();
+    let response = two.peer(1, address(&one)).call(Bytes::from("ping")).await.unwrap();
     assert_eq!(response, echo_response(2, b"ping"));
-    let response = one
-        .peer(2, address(&two))
-        .call(Bytes::from("pong"))
-        .await
-        .unwrap();
+    let response = one.peer(2, address(&two)).call(Bytes::from("pong")).await.unwrap();
     assert_eq!(response, echo_response(1, b"pong"));
     assert_eq!(one_handler.calls(), 1);
     assert_eq!(two_handler.calls(), 1);
@@ -43,10 +35,7 @@ async fn many_concurrent_calls_share_one_connection() {
     // the server grants at once, are each answered with their own response
     // and use a single connection.
     let ca = ClusterCa::generate("concurrency").unwrap();
-    let config = TransportConfig {
-        concurrent_streams_max: 8,
-        ..test_config()
-    };
+    let config = TransportConfig { concurrent_streams_max: 8, ..test_config() };
     let server = bind(&ca, 1, config.clone());
     let client = bind(&ca, 2, config);
     let handler = serve_echo(&server);
@@ -79,14 +68,8 @@ async fn large_message_round_trips_intact() {
     let server = bind(&ca, 1, test_config());
     let client = bind(&ca, 2, test_config());
     serve_echo(&server);
-    let request: Vec<u8> = (0..8 * 1024 * 1024)
-        .map(|index: usize| (index % 251) as u8)
-        .collect();
-    let response = client
-        .peer(1, address(&server))
-        .call(Bytes::from(request.clone()))
-        .await
-        .unwrap();
+    let request: Vec<u8> = (0..8 * 1024 * 1024).map(|index: usize| (index % 251) as u8).collect();
+    let response = client.peer(1, address(&server)).call(Bytes::from(request.clone())).await.unwrap();
     assert_eq!(response, echo_response(2, &request));
 }
 

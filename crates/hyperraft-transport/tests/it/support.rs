@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyperraft_transport::{
-    ClusterCa, Handler, HandlerFuture, PeerInfo, RemoteError, TlsIdentity, Transport,
-    TransportConfig, ALPN_PROTOCOL,
+    ClusterCa, Handler, HandlerFuture, PeerInfo, RemoteError, TlsIdentity, Transport, TransportConfig, ALPN_PROTOCOL,
 };
 use quinn::crypto::rustls::QuicClientConfig;
 use rustls::pki_types::pem::PemObject;
@@ -23,10 +22,7 @@ pub fn loopback() -> SocketAddr {
 /// Defaults with fault injection on. Timeouts are generous: they only
 /// keep a broken test from hanging, and no test measures time.
 pub fn test_config() -> TransportConfig {
-    TransportConfig {
-        faults_enabled: true,
-        ..TransportConfig::default()
-    }
+    TransportConfig { faults_enabled: true, ..TransportConfig::default() }
 }
 
 /// A TLS identity for `node_id` issued by `ca`, valid for 127.0.0.1.
@@ -80,19 +76,14 @@ pub fn serve_echo(transport: &Transport) -> Arc<EchoHandler> {
 
 /// A handler that always fails with `message`.
 pub fn failing_handler(message: &'static str) -> Arc<dyn Handler> {
-    Arc::new(move |_peer: PeerInfo, _request: Bytes| async move {
-        Err::<Bytes, _>(RemoteError::new(message))
-    })
+    Arc::new(move |_peer: PeerInfo, _request: Bytes| async move { Err::<Bytes, _>(RemoteError::new(message)) })
 }
 
 /// A rustls client that trusts `trusted_ca` and presents `client` (a PEM
 /// certificate and key) or no certificate at all. It bypasses
 /// `TlsIdentity`, which would refuse such a mismatched identity, so tests
 /// can play a rogue peer.
-pub fn raw_client_tls(
-    trusted_ca: &ClusterCa,
-    client: Option<(&str, &str)>,
-) -> rustls::ClientConfig {
+pub fn raw_client_tls(trusted_ca: &ClusterCa, client: Option<(&str, &str)>) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(trusted_ca.certificate_der().clone()).unwrap();
@@ -138,9 +129,7 @@ pub async fn raw_call(
             Err(error) => panic!("unexpected stream error: {error}"),
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .expect("raw call hung")
+    tokio::time::timeout(Duration::from_secs(10), exchange).await.expect("raw call hung")
 }
 
 /// Whether a connection error is a TLS alert (QUIC crypto error range).

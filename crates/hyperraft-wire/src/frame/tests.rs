@@ -40,9 +40,7 @@ fn ids_round_trip() {
     encode_ids(Kind::LookupAccounts, &ids, &mut out);
     assert_eq!(out[0], 0xAA);
     let frame = Frame::decode(&out[1..], &Limits::default()).expect("valid frame");
-    let Body::LookupAccounts(decoded) = frame.body() else {
-        panic!("wrong body")
-    };
+    let Body::LookupAccounts(decoded) = frame.body() else { panic!("wrong body") };
     let decoded: Vec<u128> = decoded.iter().map(|id| id.get()).collect();
     assert_eq!(decoded, ids);
 }
@@ -57,10 +55,7 @@ fn decode_prefix_reports_length_and_decode_rejects_trailing() {
     let (frame, length) = Frame::decode_prefix(&out, &Limits::default()).expect("valid prefix");
     assert_eq!(length, frame_bytes);
     assert_eq!(frame.count(), 1);
-    assert_eq!(
-        Frame::decode(&out, &Limits::default()).unwrap_err(),
-        DecodeError::TrailingBytes { extra: 1 }
-    );
+    assert_eq!(Frame::decode(&out, &Limits::default()).unwrap_err(), DecodeError::TrailingBytes { extra: 1 });
 }
 
 #[test]
@@ -69,14 +64,8 @@ fn kind_converts_both_ways() {
     for kind in Kind::ALL {
         assert_eq!(Kind::try_from(u16::from(kind)), Ok(kind));
     }
-    assert_eq!(
-        Kind::try_from(0),
-        Err(DecodeError::UnknownKind { found: 0 })
-    );
-    assert_eq!(
-        Kind::try_from(7),
-        Err(DecodeError::UnknownKind { found: 7 })
-    );
+    assert_eq!(Kind::try_from(0), Err(DecodeError::UnknownKind { found: 0 }));
+    assert_eq!(Kind::try_from(7), Err(DecodeError::UnknownKind { found: 7 }));
 }
 
 #[test]
@@ -85,8 +74,5 @@ fn header_checksum_covers_first_twenty_bytes() {
     let mut out = Vec::new();
     encode_ids(Kind::LookupAccounts, &[1, 2], &mut out);
     out[8] ^= 1;
-    assert_eq!(
-        Frame::decode(&out, &Limits::default()).unwrap_err(),
-        DecodeError::HeaderChecksumMismatch
-    );
+    assert_eq!(Frame::decode(&out, &Limits::default()).unwrap_err(), DecodeError::HeaderChecksumMismatch);
 }

@@ -8,13 +8,13 @@ use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::FromBytes;
 
 use super::layout::{
-    CompareHeader, DeleteHeader, PutHeader, RangeHeader, TxnHeader, FLAG_COUNT_ONLY,
-    FLAG_KEYS_ONLY, FLAG_PREV_KV, TAG_DELETE_RANGE, TAG_PUT, TAG_RANGE, TAG_TXN,
-    TARGET_CREATE_REVISION, TARGET_LEASE, TARGET_MOD_REVISION, TARGET_VALUE, TARGET_VERSION,
+    CompareHeader, DeleteHeader, PutHeader, RangeHeader, TxnHeader, FLAG_COUNT_ONLY, FLAG_KEYS_ONLY, FLAG_PREV_KV,
+    TAG_DELETE_RANGE, TAG_PUT, TAG_RANGE, TAG_TXN, TARGET_CREATE_REVISION, TARGET_LEASE, TARGET_MOD_REVISION,
+    TARGET_VALUE, TARGET_VERSION,
 };
 use super::{
-    Compare, CompareOp, CompareTarget, DeleteView, KvCommand, KvDecodeError, KvOp, PutView,
-    RangeView, TxnView, KEY_BYTES_MAX, TXN_OPS_MAX, VALUE_BYTES_MAX,
+    Compare, CompareOp, CompareTarget, DeleteView, KvCommand, KvDecodeError, KvOp, PutView, RangeView, TxnView,
+    KEY_BYTES_MAX, TXN_OPS_MAX, VALUE_BYTES_MAX,
 };
 
 type Parsed<'a, T> = Result<(T, &'a [u8]), KvDecodeError>;
@@ -82,9 +82,7 @@ pub(super) fn command(bytes: &[u8]) -> Parsed<'_, KvCommand<'_>> {
     match bytes.first() {
         None => Err(KvDecodeError::Truncated),
         Some(&TAG_PUT) => put(bytes).map(|(put, rest)| (KvCommand::Put(put), rest)),
-        Some(&TAG_DELETE_RANGE) => {
-            delete_range(bytes).map(|(delete, rest)| (KvCommand::DeleteRange(delete), rest))
-        }
+        Some(&TAG_DELETE_RANGE) => delete_range(bytes).map(|(delete, rest)| (KvCommand::DeleteRange(delete), rest)),
         Some(&TAG_RANGE) => range(bytes).map(|(range, rest)| (KvCommand::Range(range), rest)),
         Some(&TAG_TXN) => txn(bytes).map(|(txn, rest)| (KvCommand::Txn(txn), rest)),
         Some(&tag) => Err(KvDecodeError::UnknownTag(tag)),
@@ -97,9 +95,7 @@ pub(super) fn op(bytes: &[u8]) -> Parsed<'_, KvOp<'_>> {
     match bytes.first() {
         None => Err(KvDecodeError::Truncated),
         Some(&TAG_PUT) => put(bytes).map(|(put, rest)| (KvOp::Put(put), rest)),
-        Some(&TAG_DELETE_RANGE) => {
-            delete_range(bytes).map(|(delete, rest)| (KvOp::DeleteRange(delete), rest))
-        }
+        Some(&TAG_DELETE_RANGE) => delete_range(bytes).map(|(delete, rest)| (KvOp::DeleteRange(delete), rest)),
         Some(&TAG_RANGE) => range(bytes).map(|(range, rest)| (KvOp::Range(range), rest)),
         Some(&TAG_TXN) => Err(KvDecodeError::NestedTxn),
         Some(&tag) => Err(KvDecodeError::UnknownTag(tag)),
@@ -117,21 +113,12 @@ fn put(bytes: &[u8]) -> Parsed<'_, PutView<'_>> {
     let (key, rest) = take(rest, key_len)?;
     let (value, rest) = take(rest, value_len)?;
     let prev_kv = header.flags & FLAG_PREV_KV != 0;
-    Ok((
-        PutView {
-            key,
-            value,
-            lease: header.lease.get(),
-            prev_kv,
-        },
-        rest,
-    ))
+    Ok((PutView { key, value, lease: header.lease.get(), prev_kv }, rest))
 }
 
 #[inline]
 fn delete_range(bytes: &[u8]) -> Parsed<'_, DeleteView<'_>> {
-    let (header, rest) =
-        DeleteHeader::ref_from_prefix(bytes).map_err(|_| KvDecodeError::Truncated)?;
+    let (header, rest) = DeleteHeader::ref_from_prefix(bytes).map_err(|_| KvDecodeError::Truncated)?;
     check_flags(header.flags, FLAG_PREV_KV)?;
     let key_len = usize::from(header.key_len.get());
     let end_len = usize::from(header.end_len.get());
@@ -140,20 +127,12 @@ fn delete_range(bytes: &[u8]) -> Parsed<'_, DeleteView<'_>> {
     let (key, rest) = take(rest, key_len)?;
     let (range_end, rest) = take(rest, end_len)?;
     let prev_kv = header.flags & FLAG_PREV_KV != 0;
-    Ok((
-        DeleteView {
-            key,
-            range_end,
-            prev_kv,
-        },
-        rest,
-    ))
+    Ok((DeleteView { key, range_end, prev_kv }, rest))
 }
 
 #[inline]
 fn range(bytes: &[u8]) -> Parsed<'_, RangeView<'_>> {
-    let (header, rest) =
-        RangeHeader::ref_from_prefix(bytes).map_err(|_| KvDecodeError::Truncated)?;
+    let (header, rest) = RangeHeader::ref_from_prefix(bytes).map_err(|_| KvDecodeError::Truncated)?;
     check_flags(header.flags, FLAG_KEYS_ONLY | FLAG_COUNT_ONLY)?;
     let key_len = usize::from(header.key_len.get());
     let end_len = usize::from(header.end_len.get());
@@ -200,11 +179,7 @@ fn txn(bytes: &[u8]) -> Parsed<'_, TxnView<'_>> {
 }
 
 /// Checks that `part` holds exactly `count` valid items.
-fn walk<'a, T>(
-    mut part: &'a [u8],
-    count: u16,
-    parse: impl Fn(&'a [u8]) -> Parsed<'a, T>,
-) -> Result<(), KvDecodeError> {
+fn walk<'a, T>(mut part: &'a [u8], count: u16, parse: impl Fn(&'a [u8]) -> Parsed<'a, T>) -> Result<(), KvDecodeError> {
     for _ in 0..count {
         let (_, rest) = parse(part)?;
         part = rest;
@@ -218,8 +193,7 @@ fn walk<'a, T>(
 /// Parses one compare of a transaction.
 #[inline]
 pub(super) fn compare(bytes: &[u8]) -> Parsed<'_, Compare<'_>> {
-    let (header, rest) =
-        CompareHeader::ref_from_prefix(bytes).map_err(|_| KvDecodeError::Truncated)?;
+    let (header, rest) = CompareHeader::ref_from_prefix(bytes).map_err(|_| KvDecodeError::Truncated)?;
     let target = header.target;
     if target > TARGET_LEASE {
         return Err(KvDecodeError::UnknownCompareTarget(target));
@@ -247,8 +221,7 @@ fn compare_op(op: u8) -> Result<CompareOp, KvDecodeError> {
 #[inline]
 fn compare_target(target: u8, bytes: &[u8]) -> Parsed<'_, CompareTarget<'_>> {
     if target == TARGET_VALUE {
-        let (value_len, rest) =
-            U32::read_from_prefix(bytes).map_err(|_| KvDecodeError::Truncated)?;
+        let (value_len, rest) = U32::read_from_prefix(bytes).map_err(|_| KvDecodeError::Truncated)?;
         let value_len = value_len.get() as usize;
         check_value(value_len)?;
         let (value, rest) = take(rest, value_len)?;

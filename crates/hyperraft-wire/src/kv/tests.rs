@@ -2,10 +2,7 @@ use super::*;
 use crate::frame::{Body, Frame, Limits, HEADER_BYTES};
 
 fn decode(frame: &[u8]) -> KvCommands<'_> {
-    match Frame::decode(frame, &Limits::default())
-        .expect("valid frame")
-        .body()
-    {
+    match Frame::decode(frame, &Limits::default()).expect("valid frame").body() {
         Body::Kv(commands) => commands,
         other => panic!("wrong body {other:?}"),
     }
@@ -16,14 +13,7 @@ fn put_has_the_documented_layout() {
     // Proves a Put is encoded byte for byte as the module doc describes.
     let mut out = Vec::new();
     let mut writer = KvBatchWriter::new(&mut out);
-    writer
-        .put(PutView {
-            key: b"k",
-            value: b"vv",
-            lease: 9,
-            prev_kv: true,
-        })
-        .expect("valid put");
+    writer.put(PutView { key: b"k", value: b"vv", lease: 9, prev_kv: true }).expect("valid put");
     assert_eq!(writer.finish(), HEADER_BYTES + 16 + 3);
     let body = &out[HEADER_BYTES..];
     assert_eq!(&body[..8], &[1, 1, 1, 0, 2, 0, 0, 0]);
@@ -34,45 +24,18 @@ fn put_has_the_documented_layout() {
 #[test]
 fn every_command_round_trips() {
     // Proves each of the four commands decodes to the view it was written from.
-    let put = PutView {
-        key: b"a",
-        value: b"1",
-        lease: 0,
-        prev_kv: false,
-    };
-    let delete = DeleteView {
-        key: b"b",
-        range_end: b"c",
-        prev_kv: true,
-    };
-    let range = RangeView {
-        key: b"d",
-        range_end: &[0],
-        limit: 5,
-        keys_only: true,
-        count_only: true,
-    };
-    let compare = Compare {
-        key: b"a",
-        op: CompareOp::Greater,
-        target: CompareTarget::ModRevision(3),
-    };
-    let value_compare = Compare {
-        key: b"a",
-        op: CompareOp::Equal,
-        target: CompareTarget::Value(b"1"),
-    };
+    let put = PutView { key: b"a", value: b"1", lease: 0, prev_kv: false };
+    let delete = DeleteView { key: b"b", range_end: b"c", prev_kv: true };
+    let range = RangeView { key: b"d", range_end: &[0], limit: 5, keys_only: true, count_only: true };
+    let compare = Compare { key: b"a", op: CompareOp::Greater, target: CompareTarget::ModRevision(3) };
+    let value_compare = Compare { key: b"a", op: CompareOp::Equal, target: CompareTarget::Value(b"1") };
     let mut out = Vec::new();
     let mut writer = KvBatchWriter::new(&mut out);
     writer.put(put).expect("put");
     writer.delete_range(delete).expect("delete");
     writer.range(range).expect("range");
     writer
-        .txn(
-            &[compare, value_compare],
-            &[KvOp::Put(put)],
-            &[KvOp::Range(range), KvOp::DeleteRange(delete)],
-        )
+        .txn(&[compare, value_compare], &[KvOp::Put(put)], &[KvOp::Range(range), KvOp::DeleteRange(delete)])
         .expect("txn");
     writer.finish();
     let commands: Vec<KvCommand<'_>> = decode(&out).iter().collect();
@@ -80,23 +43,11 @@ fn every_command_round_trips() {
     assert_eq!(commands[0], KvCommand::Put(put));
     assert_eq!(commands[1], KvCommand::DeleteRange(delete));
     assert_eq!(commands[2], KvCommand::Range(range));
-    let KvCommand::Txn(txn) = commands[3] else {
-        panic!("not a txn")
-    };
-    assert_eq!(
-        (
-            txn.compare_count(),
-            txn.success_count(),
-            txn.failure_count()
-        ),
-        (2, 1, 2)
-    );
+    let KvCommand::Txn(txn) = commands[3] else { panic!("not a txn") };
+    assert_eq!((txn.compare_count(), txn.success_count(), txn.failure_count()), (2, 1, 2));
     assert_eq!(txn.compares().collect::<Vec<_>>(), [compare, value_compare]);
     assert_eq!(txn.success().collect::<Vec<_>>(), [KvOp::Put(put)]);
-    assert_eq!(
-        txn.failure().collect::<Vec<_>>(),
-        [KvOp::Range(range), KvOp::DeleteRange(delete)]
-    );
+    assert_eq!(txn.failure().collect::<Vec<_>>(), [KvOp::Range(range), KvOp::DeleteRange(delete)]);
 }
 
 #[test]
@@ -104,37 +55,10 @@ fn rejected_command_leaves_writer_usable() {
     // Proves a bad command returns its index and writes nothing, and later commands still land.
     let mut out = Vec::new();
     let mut writer = KvBatchWriter::new(&mut out);
-    writer
-        .put(PutView {
-            key: b"a",
-            value: b"",
-            lease: 0,
-            prev_kv: false,
-        })
-        .expect("put");
-    let error = writer
-        .put(PutView {
-            key: b"",
-            value: b"",
-            lease: 0,
-            prev_kv: false,
-        })
-        .unwrap_err();
-    assert_eq!(
-        error,
-        crate::EncodeError::Kv {
-            index: 1,
-            reason: KvDecodeError::EmptyKey
-        }
-    );
-    writer
-        .put(PutView {
-            key: b"b",
-            value: b"",
-            lease: 0,
-            prev_kv: false,
-        })
-        .expect("put");
+    writer.put(PutView { key: b"a", value: b"", lease: 0, prev_kv: false }).expect("put");
+    let error = writer.put(PutView { key: b"", value: b"", lease: 0, prev_kv: false }).unwrap_err();
+    assert_eq!(error, crate::EncodeError::Kv { index: 1, reason: KvDecodeError::EmptyKey });
+    writer.put(PutView { key: b"b", value: b"", lease: 0, prev_kv: false }).expect("put");
     writer.finish();
     assert_eq!(decode(&out).len(), 2);
 }
@@ -144,14 +68,7 @@ fn unfinished_writer_leaves_no_bytes() {
     // Proves dropping a writer without finish removes its partial frame.
     let mut out = vec![7];
     let mut writer = KvBatchWriter::new(&mut out);
-    writer
-        .put(PutView {
-            key: b"a",
-            value: b"x",
-            lease: 0,
-            prev_kv: false,
-        })
-        .expect("put");
+    writer.put(PutView { key: b"a", value: b"x", lease: 0, prev_kv: false }).expect("put");
     drop(writer);
     assert_eq!(out, [7]);
 }

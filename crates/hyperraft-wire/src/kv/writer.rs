@@ -5,13 +5,11 @@ use zerocopy::IntoBytes;
 
 use super::decode::{check_key, check_ops, check_range_end, check_value};
 use super::layout::{
-    CompareHeader, DeleteHeader, PutHeader, RangeHeader, TxnHeader, FLAG_COUNT_ONLY,
-    FLAG_KEYS_ONLY, FLAG_PREV_KV, TAG_DELETE_RANGE, TAG_PUT, TAG_RANGE, TAG_TXN,
-    TARGET_CREATE_REVISION, TARGET_LEASE, TARGET_MOD_REVISION, TARGET_VALUE, TARGET_VERSION,
+    CompareHeader, DeleteHeader, PutHeader, RangeHeader, TxnHeader, FLAG_COUNT_ONLY, FLAG_KEYS_ONLY, FLAG_PREV_KV,
+    TAG_DELETE_RANGE, TAG_PUT, TAG_RANGE, TAG_TXN, TARGET_CREATE_REVISION, TARGET_LEASE, TARGET_MOD_REVISION,
+    TARGET_VALUE, TARGET_VERSION,
 };
-use super::{
-    Compare, CompareTarget, DeleteView, KvCommand, KvDecodeError, KvOp, PutView, RangeView,
-};
+use super::{Compare, CompareTarget, DeleteView, KvCommand, KvDecodeError, KvOp, PutView, RangeView};
 use crate::frame::{begin_frame, seal_frame, EncodeError, Kind, Limits};
 
 /// Builds the body of a `Kv` frame, validating sizes as it goes, and appends the frame.
@@ -43,13 +41,7 @@ impl<'o> KvBatchWriter<'o> {
     /// Starts a frame at the end of `out`, bounded by `limits`.
     pub fn with_limits(out: &'o mut Vec<u8>, limits: Limits) -> Self {
         let start = begin_frame(out, 0);
-        KvBatchWriter {
-            out,
-            start,
-            count: 0,
-            limits,
-            finished: false,
-        }
+        KvBatchWriter { out, start, count: 0, limits, finished: false }
     }
 
     /// Number of commands written so far.
@@ -76,10 +68,7 @@ impl<'o> KvBatchWriter<'o> {
 
     /// Appends a DeleteRange.
     pub fn delete_range(&mut self, delete: DeleteView<'_>) -> Result<(), EncodeError> {
-        self.command(
-            check_keys(delete.key, delete.range_end),
-            delete_bytes(&delete),
-        )?;
+        self.command(check_keys(delete.key, delete.range_end), delete_bytes(&delete))?;
         write_delete(self.out, &delete);
         Ok(())
     }
@@ -118,13 +107,8 @@ impl<'o> KvBatchWriter<'o> {
             failure_len: part_len(parts_bytes[2]),
         };
         self.out.extend_from_slice(header.as_bytes());
-        compares
-            .iter()
-            .for_each(|compare| write_compare(self.out, compare));
-        success
-            .iter()
-            .chain(failure)
-            .for_each(|op| write_op(self.out, op));
+        compares.iter().for_each(|compare| write_compare(self.out, compare));
+        success.iter().chain(failure).for_each(|op| write_op(self.out, op));
         Ok(())
     }
 
@@ -155,28 +139,15 @@ impl<'o> KvBatchWriter<'o> {
     /// Admits one command of `command_bytes` whose contents checked as
     /// `check`: maps a bad command to its index, enforces the frame's count
     /// and size limits, and reserves room so the write cannot fail.
-    fn command(
-        &mut self,
-        check: Result<(), KvDecodeError>,
-        command_bytes: u64,
-    ) -> Result<(), EncodeError> {
-        check.map_err(|reason| EncodeError::Kv {
-            index: self.count,
-            reason,
-        })?;
+    fn command(&mut self, check: Result<(), KvDecodeError>, command_bytes: u64) -> Result<(), EncodeError> {
+        check.map_err(|reason| EncodeError::Kv { index: self.count, reason })?;
         if self.count >= self.limits.count_max {
             let count = u64::from(self.count) + 1;
-            return Err(EncodeError::CountTooLarge {
-                count,
-                max: self.limits.count_max,
-            });
+            return Err(EncodeError::CountTooLarge { count, max: self.limits.count_max });
         }
         let frame_bytes = self.frame_bytes() as u64 + command_bytes;
         if frame_bytes > u64::from(self.limits.frame_bytes_max) {
-            return Err(EncodeError::Oversize {
-                bytes: frame_bytes,
-                max: self.limits.frame_bytes_max,
-            });
+            return Err(EncodeError::Oversize { bytes: frame_bytes, max: self.limits.frame_bytes_max });
         }
         // Below `frame_bytes_max`, a u32, so it fits a usize.
         self.out.reserve(command_bytes as usize);
@@ -219,11 +190,7 @@ fn check_compare(compare: &Compare<'_>) -> Result<(), KvDecodeError> {
     }
 }
 
-fn check_txn(
-    compares: &[Compare<'_>],
-    success: &[KvOp<'_>],
-    failure: &[KvOp<'_>],
-) -> Result<(), KvDecodeError> {
+fn check_txn(compares: &[Compare<'_>], success: &[KvOp<'_>], failure: &[KvOp<'_>]) -> Result<(), KvDecodeError> {
     for count in [compares.len(), success.len(), failure.len()] {
         check_ops(count)?;
     }
@@ -324,11 +291,7 @@ fn write_compare(out: &mut Vec<u8>, compare: &Compare<'_>) {
         CompareTarget::ModRevision(operand) => (TARGET_MOD_REVISION, operand),
         CompareTarget::Lease(operand) => (TARGET_LEASE, operand),
     };
-    let header = CompareHeader {
-        target,
-        op: compare.op as u8,
-        key_len: U16::new(compare.key.len() as u16),
-    };
+    let header = CompareHeader { target, op: compare.op as u8, key_len: U16::new(compare.key.len() as u16) };
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(compare.key);
     match compare.target {

@@ -131,13 +131,7 @@ fn limits_are_checked_before_the_body_is_read() {
     let mut frame = valid_frame();
     patch_header(&mut frame, |h| h.body_len = U32::new(u32::MAX));
     let error = Frame::decode(&frame[..24], &Limits::default()).unwrap_err();
-    assert_eq!(
-        error,
-        DecodeError::Oversize {
-            bytes: 24 + u64::from(u32::MAX),
-            max: 8 << 20
-        }
-    );
+    assert_eq!(error, DecodeError::Oversize { bytes: 24 + u64::from(u32::MAX), max: 8 << 20 });
 }
 
 /// Wraps `body` in a valid `Kv` frame of `count` commands and decodes it.
@@ -179,13 +173,7 @@ fn command_cases() -> Vec<KvCase> {
 
 fn compare_bytes(target: u8, op: u8, key: &[u8], operand: &[u8]) -> Vec<u8> {
     let key_len = u16::try_from(key.len()).expect("test key fits u16");
-    Bytes::default()
-        .u8(target)
-        .u8(op)
-        .u16(key_len)
-        .raw(key)
-        .raw(operand)
-        .0
+    Bytes::default().u8(target).u8(op).u16(key_len).raw(key).raw(operand).0
 }
 
 /// Malformed transactions.
@@ -221,14 +209,7 @@ fn every_kv_decode_error_is_reachable() {
     let mut reached = BTreeSet::new();
     for (name, count, body, index, reason) in command_cases().into_iter().chain(txn_cases()) {
         let error = decode_kv(count, &body).expect_err(name);
-        assert_eq!(
-            error,
-            DecodeError::Kv {
-                index,
-                reason: reason.clone()
-            },
-            "{name}"
-        );
+        assert_eq!(error, DecodeError::Kv { index, reason: reason.clone() }, "{name}");
         reached.insert(kv_error_name(&reason));
     }
     assert_eq!(reached, BTreeSet::from(KV_ERROR_NAMES));
@@ -243,8 +224,5 @@ fn bounds_are_inclusive() {
     let put = put_bytes(1, b"k", b"v");
     let ops = put.repeat(TXN_OPS_MAX);
     let counts = [0, TXN_OPS_MAX as u16, TXN_OPS_MAX as u16];
-    assert_eq!(
-        decode_kv(1, &txn_bytes(0, counts, [&[], &ops, &ops])),
-        Ok(())
-    );
+    assert_eq!(decode_kv(1, &txn_bytes(0, counts, [&[], &ops, &ops])), Ok(()));
 }

@@ -48,17 +48,11 @@ fn empty_batch_is_a_valid_frame() {
 #[test]
 fn txn_views_are_copied_verbatim() {
     // Proves push copies a decoded txn's bytes so the copy equals the original view.
-    let txn = OwnedCommand::Txn {
-        compares: Vec::new(),
-        success: Vec::new(),
-        failure: Vec::new(),
-    };
+    let txn = OwnedCommand::Txn { compares: Vec::new(), success: Vec::new(), failure: Vec::new() };
     let mut out = Vec::new();
     write_batch(&[txn], &mut out);
     let frame = Frame::decode(&out, &Limits::default()).expect("valid frame");
-    let Some(KvCommand::Txn(view)) = kv_commands(frame.body()).iter().next() else {
-        panic!("not a txn")
-    };
+    let Some(KvCommand::Txn(view)) = kv_commands(frame.body()).iter().next() else { panic!("not a txn") };
     assert_eq!(view.as_bytes(), &out[hyperraft_wire::frame::HEADER_BYTES..]);
     let mut copy = Vec::new();
     let mut writer = KvBatchWriter::new(&mut copy);

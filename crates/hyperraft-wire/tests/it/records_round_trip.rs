@@ -3,8 +3,7 @@
 
 use hyperraft_wire::frame::HEADER_BYTES;
 use hyperraft_wire::{
-    encode_ids, encode_records, AccountRecord, Body, Frame, Kind, Limits, ResultRecord,
-    TransferRecord,
+    encode_ids, encode_records, AccountRecord, Body, Frame, Kind, Limits, ResultRecord, TransferRecord,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -12,13 +11,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// Records of any bit pattern, built from raw bytes so every field and
 /// reserved bit is exercised.
-fn records<T: FromBytes + Clone + std::fmt::Debug>(
-    count_max: usize,
-) -> impl Strategy<Value = Vec<T>> {
+fn records<T: FromBytes + Clone + std::fmt::Debug>(count_max: usize) -> impl Strategy<Value = Vec<T>> {
     vec(vec(any::<u8>(), size_of::<T>()), 0..=count_max).prop_map(|raw| {
-        raw.iter()
-            .map(|bytes| T::read_from_bytes(bytes).expect("exactly one record of bytes"))
-            .collect()
+        raw.iter().map(|bytes| T::read_from_bytes(bytes).expect("exactly one record of bytes")).collect()
     })
 }
 
@@ -101,12 +96,5 @@ fn frames_decode_back_to_back() {
         kinds.push((frame.kind(), frame.count()));
         rest = &rest[length..];
     }
-    assert_eq!(
-        kinds,
-        [
-            (Kind::LookupAccounts, 3),
-            (Kind::Results, 1),
-            (Kind::CreateTransfers, 0)
-        ]
-    );
+    assert_eq!(kinds, [(Kind::LookupAccounts, 3), (Kind::Results, 1), (Kind::CreateTransfers, 0)]);
 }

@@ -3,9 +3,7 @@
 //! always caught.
 
 use hyperraft_wire::frame::HEADER_BYTES;
-use hyperraft_wire::{
-    encode_frame, Body, DecodeError, Frame, Kind, KvBatchWriter, KvCommand, Limits,
-};
+use hyperraft_wire::{encode_frame, Body, DecodeError, Frame, Kind, KvBatchWriter, KvCommand, Limits};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -32,9 +30,7 @@ fn read_all(frame: &Frame<'_>, bytes: &[u8]) {
                     assert_eq!(txn.success().count(), txn.success_count());
                     assert_eq!(txn.failure().count(), txn.failure_count());
                 }
-                writer
-                    .push(&command)
-                    .expect("an accepted command re-encodes");
+                writer.push(&command).expect("an accepted command re-encodes");
             }
             writer.finish();
             assert_eq!(again, bytes);
@@ -114,14 +110,7 @@ proptest! {
 fn corrupted_body_byte_is_a_checksum_mismatch() {
     // Proves changing one body byte of a transfer frame yields BodyChecksumMismatch, not a misread.
     let mut frame = Vec::new();
-    hyperraft_wire::encode_records(
-        Kind::CreateTransfers,
-        &[hyperraft_wire::TransferRecord::default(); 2],
-        &mut frame,
-    );
+    hyperraft_wire::encode_records(Kind::CreateTransfers, &[hyperraft_wire::TransferRecord::default(); 2], &mut frame);
     frame[HEADER_BYTES + 50] = 0xFF;
-    assert_eq!(
-        Frame::decode(&frame, &Limits::default()).unwrap_err(),
-        DecodeError::BodyChecksumMismatch
-    );
+    assert_eq!(Frame::decode(&frame, &Limits::default()).unwrap_err(), DecodeError::BodyChecksumMismatch);
 }

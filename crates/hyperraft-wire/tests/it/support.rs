@@ -4,8 +4,8 @@
 use hyperraft_wire::frame::HEADER_BYTES;
 use hyperraft_wire::kv::{KEY_BYTES_MAX, TXN_OPS_MAX};
 use hyperraft_wire::{
-    Body, Compare, CompareOp, CompareTarget, DeleteView, FrameHeader, KvBatchWriter, KvCommand,
-    KvCommands, KvOp, PutView, RangeView,
+    Body, Compare, CompareOp, CompareTarget, DeleteView, FrameHeader, KvBatchWriter, KvCommand, KvCommands, KvOp,
+    PutView, RangeView,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -15,62 +15,23 @@ use zerocopy::{FromBytes, IntoBytes};
 /// An owned Put, DeleteRange or Range, so strategies can generate it.
 #[derive(Clone, Debug)]
 pub enum OwnedOp {
-    Put {
-        key: Vec<u8>,
-        value: Vec<u8>,
-        lease: u64,
-        prev_kv: bool,
-    },
-    DeleteRange {
-        key: Vec<u8>,
-        range_end: Vec<u8>,
-        prev_kv: bool,
-    },
-    Range {
-        key: Vec<u8>,
-        range_end: Vec<u8>,
-        limit: u32,
-        keys_only: bool,
-        count_only: bool,
-    },
+    Put { key: Vec<u8>, value: Vec<u8>, lease: u64, prev_kv: bool },
+    DeleteRange { key: Vec<u8>, range_end: Vec<u8>, prev_kv: bool },
+    Range { key: Vec<u8>, range_end: Vec<u8>, limit: u32, keys_only: bool, count_only: bool },
 }
 
 impl OwnedOp {
     pub fn view(&self) -> KvOp<'_> {
         match self {
-            OwnedOp::Put {
-                key,
-                value,
-                lease,
-                prev_kv,
-            } => KvOp::Put(PutView {
-                key,
-                value,
-                lease: *lease,
-                prev_kv: *prev_kv,
-            }),
-            OwnedOp::DeleteRange {
-                key,
-                range_end,
-                prev_kv,
-            } => KvOp::DeleteRange(DeleteView {
-                key,
-                range_end,
-                prev_kv: *prev_kv,
-            }),
-            OwnedOp::Range {
-                key,
-                range_end,
-                limit,
-                keys_only,
-                count_only,
-            } => KvOp::Range(RangeView {
-                key,
-                range_end,
-                limit: *limit,
-                keys_only: *keys_only,
-                count_only: *count_only,
-            }),
+            OwnedOp::Put { key, value, lease, prev_kv } => {
+                KvOp::Put(PutView { key, value, lease: *lease, prev_kv: *prev_kv })
+            }
+            OwnedOp::DeleteRange { key, range_end, prev_kv } => {
+                KvOp::DeleteRange(DeleteView { key, range_end, prev_kv: *prev_kv })
+            }
+            OwnedOp::Range { key, range_end, limit, keys_only, count_only } => {
+                KvOp::Range(RangeView { key, range_end, limit: *limit, keys_only: *keys_only, count_only: *count_only })
+            }
         }
     }
 }
@@ -95,11 +56,7 @@ impl OwnedCompare {
             3 => CompareTarget::ModRevision(self.operand),
             _ => CompareTarget::Lease(self.operand),
         };
-        Compare {
-            key: &self.key,
-            op: self.op,
-            target,
-        }
+        Compare { key: &self.key, op: self.op, target }
     }
 }
 
@@ -107,11 +64,7 @@ impl OwnedCompare {
 #[derive(Clone, Debug)]
 pub enum OwnedCommand {
     Op(OwnedOp),
-    Txn {
-        compares: Vec<OwnedCompare>,
-        success: Vec<OwnedOp>,
-        failure: Vec<OwnedOp>,
-    },
+    Txn { compares: Vec<OwnedCompare>, success: Vec<OwnedOp>, failure: Vec<OwnedOp> },
 }
 
 impl OwnedCommand {
@@ -123,11 +76,7 @@ impl OwnedCommand {
                 KvOp::DeleteRange(delete) => writer.delete_range(delete),
                 KvOp::Range(range) => writer.range(range),
             },
-            OwnedCommand::Txn {
-                compares,
-                success,
-                failure,
-            } => {
+            OwnedCommand::Txn { compares, success, failure } => {
                 let compares: Vec<Compare<'_>> = compares.iter().map(OwnedCompare::view).collect();
                 let success: Vec<KvOp<'_>> = success.iter().map(OwnedOp::view).collect();
                 let failure: Vec<KvOp<'_>> = failure.iter().map(OwnedOp::view).collect();
@@ -141,14 +90,7 @@ impl OwnedCommand {
     pub fn assert_matches(&self, decoded: &KvCommand<'_>) {
         match (self, decoded) {
             (OwnedCommand::Op(op), decoded) => assert_eq!(&KvCommand::from(op.view()), decoded),
-            (
-                OwnedCommand::Txn {
-                    compares,
-                    success,
-                    failure,
-                },
-                KvCommand::Txn(txn),
-            ) => {
+            (OwnedCommand::Txn { compares, success, failure }, KvCommand::Txn(txn)) => {
                 assert_eq!(txn.compare_count(), compares.len());
                 assert_eq!(txn.success_count(), success.len());
                 assert_eq!(txn.failure_count(), failure.len());
@@ -199,55 +141,31 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
 
 pub fn op() -> impl Strategy<Value = OwnedOp> {
     prop_oneof![
-        (key(), value(), any::<u64>(), any::<bool>()).prop_map(|(key, value, lease, prev_kv)| {
-            OwnedOp::Put {
-                key,
-                value,
-                lease,
-                prev_kv,
-            }
-        }),
-        (key(), range_end(), any::<bool>()).prop_map(|(key, range_end, prev_kv)| {
-            OwnedOp::DeleteRange {
+        (key(), value(), any::<u64>(), any::<bool>())
+            .prop_map(|(key, value, lease, prev_kv)| { OwnedOp::Put { key, value, lease, prev_kv } }),
+        (key(), range_end(), any::<bool>())
+            .prop_map(|(key, range_end, prev_kv)| { OwnedOp::DeleteRange { key, range_end, prev_kv } }),
+        (key(), range_end(), any::<u32>(), any::<bool>(), any::<bool>()).prop_map(
+            |(key, range_end, limit, keys_only, count_only)| OwnedOp::Range {
                 key,
                 range_end,
-                prev_kv,
+                limit,
+                keys_only,
+                count_only
             }
-        }),
-        (
-            key(),
-            range_end(),
-            any::<u32>(),
-            any::<bool>(),
-            any::<bool>()
-        )
-            .prop_map(
-                |(key, range_end, limit, keys_only, count_only)| OwnedOp::Range {
-                    key,
-                    range_end,
-                    limit,
-                    keys_only,
-                    count_only
-                }
-            ),
+        ),
     ]
 }
 
 fn compare() -> impl Strategy<Value = OwnedCompare> {
-    let op = prop_oneof![
-        Just(CompareOp::Equal),
-        Just(CompareOp::NotEqual),
-        Just(CompareOp::Less),
-        Just(CompareOp::Greater)
-    ];
-    (key(), op, 0u8..=4, any::<u64>(), value()).prop_map(|(key, op, target, operand, value)| {
-        OwnedCompare {
-            key,
-            op,
-            target,
-            operand,
-            value,
-        }
+    let op =
+        prop_oneof![Just(CompareOp::Equal), Just(CompareOp::NotEqual), Just(CompareOp::Less), Just(CompareOp::Greater)];
+    (key(), op, 0u8..=4, any::<u64>(), value()).prop_map(|(key, op, target, operand, value)| OwnedCompare {
+        key,
+        op,
+        target,
+        operand,
+        value,
     })
 }
 
@@ -258,16 +176,8 @@ fn part_len() -> impl Strategy<Value = usize> {
 
 pub fn command() -> impl Strategy<Value = OwnedCommand> {
     let txn = (part_len(), part_len(), part_len()).prop_flat_map(|(compares, success, failure)| {
-        (
-            vec(compare(), compares),
-            vec(op(), success),
-            vec(op(), failure),
-        )
-            .prop_map(|(compares, success, failure)| OwnedCommand::Txn {
-                compares,
-                success,
-                failure,
-            })
+        (vec(compare(), compares), vec(op(), success), vec(op(), failure))
+            .prop_map(|(compares, success, failure)| OwnedCommand::Txn { compares, success, failure })
     });
     prop_oneof![4 => op().prop_map(OwnedCommand::Op), 1 => txn]
 }
@@ -323,25 +233,12 @@ impl Bytes {
 pub fn put_bytes(flags: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
     let key_len = u16::try_from(key.len()).expect("test key fits u16");
     let value_len = u32::try_from(value.len()).expect("test value fits u32");
-    Bytes::default()
-        .u8(1)
-        .u8(flags)
-        .u16(key_len)
-        .u32(value_len)
-        .u64(0)
-        .raw(key)
-        .raw(value)
-        .0
+    Bytes::default().u8(1).u8(flags).u16(key_len).u32(value_len).u64(0).raw(key).raw(value).0
 }
 
 /// A transaction header followed by its three parts.
 pub fn txn_bytes(flags: u8, counts: [u16; 3], parts: [&[u8]; 3]) -> Vec<u8> {
-    let mut bytes = Bytes::default()
-        .u8(4)
-        .u8(flags)
-        .u16(counts[0])
-        .u16(counts[1])
-        .u16(counts[2]);
+    let mut bytes = Bytes::default().u8(4).u8(flags).u16(counts[0]).u16(counts[1]).u16(counts[2]);
     for part in parts {
         bytes = bytes.u32(u32::try_from(part.len()).expect("test part fits u32"));
     }

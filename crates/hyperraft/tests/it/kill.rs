@@ -18,19 +18,12 @@ const CLIENT_ID: u64 = 1000;
 const ACCOUNTS: u64 = 200;
 
 fn hyperraft(args: &[&str]) {
-    let status = Command::new(BINARY)
-        .args(args)
-        .stdout(Stdio::null())
-        .status()
-        .expect("run hyperraft");
+    let status = Command::new(BINARY).args(args).stdout(Stdio::null()).status().expect("run hyperraft");
     assert!(status.success(), "hyperraft {args:?} failed");
 }
 
 fn free_addr() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 struct Processes {
@@ -69,10 +62,7 @@ impl Drop for Processes {
 }
 
 fn write_configs(dir: &Path, addresses: &BTreeMap<u64, SocketAddr>) {
-    let members: String = addresses
-        .iter()
-        .map(|(id, addr)| format!("{id} = \"{addr}\"\n"))
-        .collect();
+    let members: String = addresses.iter().map(|(id, addr)| format!("{id} = \"{addr}\"\n")).collect();
     for (id, addr) in addresses {
         let certs = dir.join("certs");
         let text = format!(
@@ -87,31 +77,16 @@ fn write_configs(dir: &Path, addresses: &BTreeMap<u64, SocketAddr>) {
 }
 
 /// Writes one transfer batch; returns the acknowledged ids, or none if the outcome is unknown or refused.
-async fn write_batch(
-    client: &Client,
-    generator: &mut TransferGenerator,
-    frame: &mut Vec<u8>,
-) -> Vec<u128> {
+async fn write_batch(client: &Client, generator: &mut TransferGenerator, frame: &mut Vec<u8>) -> Vec<u128> {
     generator.next_frame(20, frame);
     match client.write(frame).await {
         Ok(BatchResponse::Codes(codes)) => {
             let decoded = Frame::decode(frame, &Limits::default()).unwrap();
-            let Body::CreateTransfers(records) = decoded.body() else {
-                unreachable!()
-            };
-            records
-                .iter()
-                .zip(codes)
-                .filter(|(_, code)| *code == 0)
-                .map(|(record, _)| record.id.get())
-                .collect()
+            let Body::CreateTransfers(records) = decoded.body() else { unreachable!() };
+            records.iter().zip(codes).filter(|(_, code)| *code == 0).map(|(record, _)| record.id.get()).collect()
         }
         Ok(other) => panic!("unexpected response {other:?}"),
-        Err(
-            ClientError::OutcomeUnknown(_)
-            | ClientError::Exhausted { .. }
-            | ClientError::Transport(_),
-        ) => Vec::new(),
+        Err(ClientError::OutcomeUnknown(_) | ClientError::Exhausted { .. } | ClientError::Transport(_)) => Vec::new(),
         Err(error) => panic!("write failed: {error}"),
     }
 }
@@ -126,10 +101,7 @@ async fn converged(client: &Client) -> u64 {
         if seen.iter().all(|s| s.is_some()) && seen.windows(2).all(|pair| pair[0] == pair[1]) {
             return seen[0].unwrap().1;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no convergence: {seen:?}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "no convergence: {seen:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -142,29 +114,16 @@ async fn a_node_killed_with_sigkill_under_load_loses_no_acknowledged_write() {
     let certs_arg = certs.to_str().unwrap();
     hyperraft(&["cert", "init", "--dir", certs_arg]);
     for id in [1, 2, 3, CLIENT_ID] {
-        hyperraft(&[
-            "cert",
-            "issue",
-            "--dir",
-            certs_arg,
-            "--node-id",
-            &id.to_string(),
-            "--host",
-            "127.0.0.1",
-        ]);
+        hyperraft(&["cert", "issue", "--dir", certs_arg, "--node-id", &id.to_string(), "--host", "127.0.0.1"]);
     }
     let addresses: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
     write_configs(dir.path(), &addresses);
-    let mut processes = Processes {
-        dir: dir.path().to_path_buf(),
-        children: BTreeMap::new(),
-    };
+    let mut processes = Processes { dir: dir.path().to_path_buf(), children: BTreeMap::new() };
     for id in 1..=3 {
         processes.spawn(id);
     }
     let identity = TlsIdentity::load(&certs, CLIENT_ID).unwrap();
-    let endpoints: Vec<(u64, SocketAddr)> =
-        addresses.iter().map(|(id, addr)| (*id, *addr)).collect();
+    let endpoints: Vec<(u64, SocketAddr)> = addresses.iter().map(|(id, addr)| (*id, *addr)).collect();
     let client = Client::connect(identity, &endpoints).unwrap();
     let mut accounts = Vec::new();
     hyperraft_load::account_frames(ACCOUNTS, 1000, &mut accounts);
@@ -179,17 +138,8 @@ async fn a_node_killed_with_sigkill_under_load_loses_no_acknowledged_write() {
             acknowledged.extend(write_batch(&client, &mut generator, &mut frame).await);
         }
         // Kill the leader in the first round and a follower in the second, mid-load.
-        let leader = client
-            .status(1)
-            .await
-            .ok()
-            .and_then(|status| status.leader)
-            .unwrap_or(1);
-        let victim = if round == 0 {
-            leader
-        } else {
-            [1, 2, 3].into_iter().find(|id| *id != leader).unwrap()
-        };
+        let leader = client.status(1).await.ok().and_then(|status| status.leader).unwrap_or(1);
+        let victim = if round == 0 { leader } else { [1, 2, 3].into_iter().find(|id| *id != leader).unwrap() };
         processes.kill(victim);
         for _ in 0..30 {
             acknowledged.extend(write_batch(&client, &mut generator, &mut frame).await);
@@ -199,11 +149,7 @@ async fn a_node_killed_with_sigkill_under_load_loses_no_acknowledged_write() {
     for _ in 0..10 {
         acknowledged.extend(write_batch(&client, &mut generator, &mut frame).await);
     }
-    assert!(
-        acknowledged.len() > 1000,
-        "too few writes were acknowledged: {}",
-        acknowledged.len()
-    );
+    assert!(acknowledged.len() > 1000, "too few writes were acknowledged: {}", acknowledged.len());
     converged(&client).await;
     for chunk in acknowledged.chunks(1000) {
         let mut lookup = Vec::new();
@@ -211,11 +157,7 @@ async fn a_node_killed_with_sigkill_under_load_loses_no_acknowledged_write() {
         let BatchResponse::Records(records) = client.read(&lookup).await.expect("lookup") else {
             panic!("not records")
         };
-        assert_eq!(
-            records.len() / 96,
-            chunk.len(),
-            "acknowledged transfers are missing"
-        );
+        assert_eq!(records.len() / 96, chunk.len(), "acknowledged transfers are missing");
     }
     client.close().await;
 }
