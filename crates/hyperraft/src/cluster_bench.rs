@@ -19,6 +19,14 @@ use hyperraft_raft::BatchResponse;
 
 use crate::engine_bench::BenchArgs;
 
+/// When one writer sends: from `first` until `deadline`, every `interval`
+/// (open loop) or as soon as the previous request is answered (closed loop).
+struct Schedule {
+    first: Instant,
+    deadline: Instant,
+    interval: Option<Duration>,
+}
+
 /// Outcome of one writer.
 struct WriterReport {
     latency_us: Histogram<u64>,
@@ -56,7 +64,10 @@ async fn drive(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<()> {
         let generator = TransferGenerator::new(args.accounts, args.skew, args.seed + client as u64)
             .with_first_id(((client as u128) << 48) + 1);
         let interval = args.rate.map(|rate| Duration::from_secs_f64(args.clients as f64 / rate));
-        writers.spawn(write_loop(writer, generator, args.batch(), started + duration, interval));
+        // Open-loop writers start staggered over one interval, so together they send evenly.
+        let offset = interval.map_or(Duration::ZERO, |interval| interval.mul_f64(client as f64 / args.clients as f64));
+        let schedule = Schedule { first: started + offset, deadline: started + duration, interval };
+        writers.spawn(write_loop(writer, generator, args.batch(), schedule));
     }
     let mut total = WriterReport { latency_us: histogram(), committed: 0, failed_items: 0, failed_requests: 0 };
     while let Some(report) = writers.join_next().await {
@@ -82,14 +93,17 @@ async fn write_loop(
     writer: Batcher,
     mut generator: TransferGenerator,
     batch: usize,
-    deadline: Instant,
-    interval: Option<Duration>,
+    schedule: Schedule,
 ) -> WriterReport {
+    let Schedule { first, deadline, interval } = schedule;
     let mut report = WriterReport { latency_us: histogram(), committed: 0, failed_items: 0, failed_requests: 0 };
     let mut frame = Vec::new();
-    let mut scheduled = Instant::now();
+    let mut scheduled = first;
     while Instant::now() < deadline {
         if interval.is_some() {
+            if scheduled >= deadline {
+                break;
+            }
             tokio::time::sleep_until(scheduled.into()).await;
         } else {
             scheduled = Instant::now();
