@@ -13,7 +13,7 @@ use anyhow::{bail, ensure, Context};
 use clap::{Args, ValueEnum};
 use hyperraft_load::{PutGenerator, Skew, TransferGenerator};
 use hyperraft_state::kv::KvResponse;
-use hyperraft_state::ledger::LedgerConfig;
+use hyperraft_state::ledger::{LedgerConfig, ParallelTuning};
 use hyperraft_state::{BatchOutput, StateConfig, StateMachine};
 use hyperraft_wire::{Frame, Limits};
 
@@ -57,6 +57,12 @@ pub struct BenchArgs {
     /// Seconds of applying per thread count.
     #[arg(long, default_value_t = 5.0)]
     pub duration: f64,
+    /// Ledger tuning for experiments (--engine-only): smallest transfer batch applied in parallel levels.
+    #[arg(long, hide = true)]
+    parallel_batch_min: Option<usize>,
+    /// Ledger tuning for experiments (--engine-only): fewest units per level for parallel levels.
+    #[arg(long, hide = true)]
+    level_width_min: Option<usize>,
     /// Seed of the workload generator.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -145,7 +151,10 @@ fn run_one(args: &BenchArgs, threads: NonZeroUsize) -> anyhow::Result<Report> {
         ledger: LedgerConfig {
             accounts_max: u32::try_from(args.accounts).context("--accounts must fit in u32")?,
             transfers_max: hyperraft_state::ledger::TRANSFERS_MAX_LIMIT,
-            ..LedgerConfig::default()
+            parallel: ParallelTuning {
+                batch_min: args.parallel_batch_min.unwrap_or(ParallelTuning::default().batch_min),
+                level_width_min: args.level_width_min.unwrap_or(ParallelTuning::default().level_width_min),
+            },
         },
         apply_threads: threads,
         ..StateConfig::default()

@@ -64,7 +64,7 @@ pub struct ParallelTuning {
 
 impl Default for ParallelTuning {
     fn default() -> Self {
-        ParallelTuning { batch_min: 256, level_width_min: 64 }
+        ParallelTuning { batch_min: 2048, level_width_min: 64 }
     }
 }
 
