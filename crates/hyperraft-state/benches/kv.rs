@@ -39,14 +39,7 @@ fn put_frame(keys: impl Iterator<Item = u64>) -> Vec<u8> {
     let value = [7u8; 64];
     for index in keys {
         let key = key(index);
-        writer
-            .put(PutView {
-                key: &key,
-                value: &value,
-                lease: 0,
-                prev_kv: false,
-            })
-            .expect("a valid put");
+        writer.put(PutView { key: &key, value: &value, lease: 0, prev_kv: false }).expect("a valid put");
     }
     writer.finish();
     out
@@ -54,9 +47,7 @@ fn put_frame(keys: impl Iterator<Item = u64>) -> Vec<u8> {
 
 fn commands_of(frame: &[u8]) -> KvCommands<'_> {
     let decoded = Frame::decode(frame, &Limits::default()).expect("the frame decodes");
-    let Body::Kv(commands) = decoded.body() else {
-        panic!("not a Kv frame")
-    };
+    let Body::Kv(commands) = decoded.body() else { panic!("not a Kv frame") };
     commands
 }
 
@@ -86,10 +77,7 @@ fn filled_store(tuning: LaneTuning) -> KvStore {
 }
 
 /// Lanes forced for every batch, so the comparison shows the crossover.
-const FORCED: LaneTuning = LaneTuning {
-    segment_commands_min: 1,
-    lane_share_max_percent: 100,
-};
+const FORCED: LaneTuning = LaneTuning { segment_commands_min: 1, lane_share_max_percent: 100 };
 
 /// Batches of `size` puts over uniform random keys, `PUTS_PER_SIZE` in all.
 fn put_frames(size: usize, random: &mut u64) -> Vec<Vec<u8>> {
@@ -99,10 +87,7 @@ fn put_frames(size: usize, random: &mut u64) -> Vec<Vec<u8>> {
 }
 
 fn two_thread_pool() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .expect("the pool starts")
+    rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("the pool starts")
 }
 
 /// Each variant measured on its own, as criterion does.
@@ -172,10 +157,7 @@ fn bench_paired(criterion: &mut Criterion) {
         if !ratios.is_empty() {
             ratios.sort_by(f64::total_cmp);
             let median = ratios[ratios.len() / 2];
-            println!(
-                "paired {size:>5} puts: lanes / sequential = {median:.2} (median of {})",
-                ratios.len()
-            );
+            println!("paired {size:>5} puts: lanes / sequential = {median:.2} (median of {})", ratios.len());
         }
     }
     group.finish();

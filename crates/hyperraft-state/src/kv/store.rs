@@ -21,10 +21,7 @@ pub struct KvStore {
 impl KvStore {
     /// An empty store at revision 0.
     pub fn new(config: KvConfig) -> Self {
-        KvStore {
-            state: State::new(config),
-            lanes: Lanes::default(),
-        }
+        KvStore { state: State::new(config), lanes: Lanes::default() }
     }
 
     /// An empty store whose parallel apply uses `tuning` instead of the
@@ -32,10 +29,7 @@ impl KvStore {
     pub fn with_lane_tuning(config: KvConfig, tuning: LaneTuning) -> Self {
         let mut lanes = Lanes::default();
         lanes.tuning = tuning;
-        KvStore {
-            state: State::new(config),
-            lanes,
-        }
+        KvStore { state: State::new(config), lanes }
     }
 
     /// The store's bounds.
@@ -91,15 +85,10 @@ impl KvStore {
 
     /// Applies one batch on the calling thread, command after command: the
     /// reference that [`KvStore::apply_batch`] must equal.
-    pub fn apply_batch_sequential(
-        &mut self,
-        commands: KvCommands<'_>,
-        results: &mut Vec<KvResponse>,
-    ) {
+    pub fn apply_batch_sequential(&mut self, commands: KvCommands<'_>, results: &mut Vec<KvResponse>) {
         let first_result = results.len();
         let base = self.state.revision;
-        self.state
-            .apply_in_order(base, commands.iter().enumerate(), results);
+        self.state.apply_in_order(base, commands.iter().enumerate(), results);
         self.state.settle(&mut results[first_result..]);
     }
 
@@ -125,9 +114,6 @@ impl KvStore {
     /// panic.
     pub fn decode_snapshot(bytes: &[u8], config: KvConfig) -> Result<KvStore, KvSnapshotError> {
         let state = snapshot::decode(bytes, config)?;
-        Ok(KvStore {
-            state,
-            lanes: Lanes::default(),
-        })
+        Ok(KvStore { state, lanes: Lanes::default() })
     }
 }

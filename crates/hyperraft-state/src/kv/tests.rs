@@ -6,8 +6,8 @@
 use std::sync::OnceLock;
 
 use hyperraft_wire::{
-    Body, Compare, CompareOp, CompareTarget, DeleteView, Frame, KvBatchWriter, KvCommand,
-    KvCommands, KvOp, Limits, PutView, RangeView,
+    Body, Compare, CompareOp, CompareTarget, DeleteView, Frame, KvBatchWriter, KvCommand, KvCommands, KvOp, Limits,
+    PutView, RangeView,
 };
 use proptest::prelude::*;
 
@@ -23,62 +23,23 @@ use super::{Event, EventKind, KeyValue, KvConfig, KvError, KvResponse, KvStore};
 
 #[derive(Clone, Debug)]
 enum OpSpec {
-    Put {
-        key: Vec<u8>,
-        value: Vec<u8>,
-        lease: u64,
-        prev_kv: bool,
-    },
-    Delete {
-        key: Vec<u8>,
-        range_end: Vec<u8>,
-        prev_kv: bool,
-    },
-    Range {
-        key: Vec<u8>,
-        range_end: Vec<u8>,
-        limit: u32,
-        keys_only: bool,
-        count_only: bool,
-    },
+    Put { key: Vec<u8>, value: Vec<u8>, lease: u64, prev_kv: bool },
+    Delete { key: Vec<u8>, range_end: Vec<u8>, prev_kv: bool },
+    Range { key: Vec<u8>, range_end: Vec<u8>, limit: u32, keys_only: bool, count_only: bool },
 }
 
 impl OpSpec {
     fn view(&self) -> KvOp<'_> {
         match self {
-            OpSpec::Put {
-                key,
-                value,
-                lease,
-                prev_kv,
-            } => KvOp::Put(PutView {
-                key,
-                value,
-                lease: *lease,
-                prev_kv: *prev_kv,
-            }),
-            OpSpec::Delete {
-                key,
-                range_end,
-                prev_kv,
-            } => KvOp::DeleteRange(DeleteView {
-                key,
-                range_end,
-                prev_kv: *prev_kv,
-            }),
-            OpSpec::Range {
-                key,
-                range_end,
-                limit,
-                keys_only,
-                count_only,
-            } => KvOp::Range(RangeView {
-                key,
-                range_end,
-                limit: *limit,
-                keys_only: *keys_only,
-                count_only: *count_only,
-            }),
+            OpSpec::Put { key, value, lease, prev_kv } => {
+                KvOp::Put(PutView { key, value, lease: *lease, prev_kv: *prev_kv })
+            }
+            OpSpec::Delete { key, range_end, prev_kv } => {
+                KvOp::DeleteRange(DeleteView { key, range_end, prev_kv: *prev_kv })
+            }
+            OpSpec::Range { key, range_end, limit, keys_only, count_only } => {
+                KvOp::Range(RangeView { key, range_end, limit: *limit, keys_only: *keys_only, count_only: *count_only })
+            }
         }
     }
 }
@@ -108,22 +69,14 @@ impl CompareSpec {
             TargetSpec::ModRevision(revision) => CompareTarget::ModRevision(*revision),
             TargetSpec::Lease(lease) => CompareTarget::Lease(*lease),
         };
-        Compare {
-            key: &self.key,
-            op: self.op,
-            target,
-        }
+        Compare { key: &self.key, op: self.op, target }
     }
 }
 
 #[derive(Clone, Debug)]
 enum CommandSpec {
     Op(OpSpec),
-    Txn {
-        compares: Vec<CompareSpec>,
-        success: Vec<OpSpec>,
-        failure: Vec<OpSpec>,
-    },
+    Txn { compares: Vec<CompareSpec>, success: Vec<OpSpec>, failure: Vec<OpSpec> },
 }
 
 /// Encodes `commands` as one `Kv` frame.
@@ -133,11 +86,7 @@ fn encode_batch(commands: &[CommandSpec]) -> Vec<u8> {
     for command in commands {
         let written = match command {
             CommandSpec::Op(op) => writer.push(&KvCommand::from(op.view())),
-            CommandSpec::Txn {
-                compares,
-                success,
-                failure,
-            } => {
+            CommandSpec::Txn { compares, success, failure } => {
                 let compares: Vec<Compare<'_>> = compares.iter().map(CompareSpec::view).collect();
                 let success: Vec<KvOp<'_>> = success.iter().map(OpSpec::view).collect();
                 let failure: Vec<KvOp<'_>> = failure.iter().map(OpSpec::view).collect();
@@ -152,10 +101,7 @@ fn encode_batch(commands: &[CommandSpec]) -> Vec<u8> {
 
 /// The commands of an encoded `Kv` frame.
 fn commands_of(frame: &[u8]) -> KvCommands<'_> {
-    match Frame::decode(frame, &Limits::default())
-        .expect("the test frame decodes")
-        .body()
-    {
+    match Frame::decode(frame, &Limits::default()).expect("the test frame decodes").body() {
         Body::Kv(commands) => commands,
         other => panic!("expected a Kv body, got {other:?}"),
     }
@@ -180,38 +126,17 @@ fn range_end(key: BoxedStrategy<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
 
 fn op(key: BoxedStrategy<Vec<u8>>) -> impl Strategy<Value = OpSpec> {
     let value = prop::collection::vec(any::<u8>(), 0..4);
-    let put =
-        (key.clone(), value, 0u64..3, any::<bool>()).prop_map(|(key, value, lease, prev_kv)| {
-            OpSpec::Put {
-                key,
-                value,
-                lease,
-                prev_kv,
-            }
-        });
-    let delete = (key.clone(), range_end(key.clone()), any::<bool>()).prop_map(
-        |(key, range_end, prev_kv)| OpSpec::Delete {
-            key,
-            range_end,
-            prev_kv,
-        },
+    let put = (key.clone(), value, 0u64..3, any::<bool>()).prop_map(|(key, value, lease, prev_kv)| OpSpec::Put {
+        key,
+        value,
+        lease,
+        prev_kv,
+    });
+    let delete = (key.clone(), range_end(key.clone()), any::<bool>())
+        .prop_map(|(key, range_end, prev_kv)| OpSpec::Delete { key, range_end, prev_kv });
+    let range = (key.clone(), range_end(key), 0u32..4, any::<bool>(), any::<bool>()).prop_map(
+        |(key, range_end, limit, keys_only, count_only)| OpSpec::Range { key, range_end, limit, keys_only, count_only },
     );
-    let range = (
-        key.clone(),
-        range_end(key),
-        0u32..4,
-        any::<bool>(),
-        any::<bool>(),
-    )
-        .prop_map(
-            |(key, range_end, limit, keys_only, count_only)| OpSpec::Range {
-                key,
-                range_end,
-                limit,
-                keys_only,
-                count_only,
-            },
-        );
     prop_oneof![5 => put, 2 => delete, 2 => range]
 }
 
@@ -223,12 +148,7 @@ fn compare(key: BoxedStrategy<Vec<u8>>) -> impl Strategy<Value = CompareSpec> {
         (0u64..40).prop_map(TargetSpec::ModRevision),
         (0u64..3).prop_map(TargetSpec::Lease),
     ];
-    let op = prop::sample::select(vec![
-        CompareOp::Equal,
-        CompareOp::NotEqual,
-        CompareOp::Less,
-        CompareOp::Greater,
-    ]);
+    let op = prop::sample::select(vec![CompareOp::Equal, CompareOp::NotEqual, CompareOp::Less, CompareOp::Greater]);
     (key, op, target).prop_map(|(key, op, target)| CompareSpec { key, op, target })
 }
 
@@ -238,11 +158,7 @@ fn command(key: BoxedStrategy<Vec<u8>>) -> impl Strategy<Value = CommandSpec> {
         prop::collection::vec(op(key.clone()), 0..4),
         prop::collection::vec(op(key.clone()), 0..3),
     )
-        .prop_map(|(compares, success, failure)| CommandSpec::Txn {
-            compares,
-            success,
-            failure,
-        });
+        .prop_map(|(compares, success, failure)| CommandSpec::Txn { compares, success, failure });
     prop_oneof![8 => op(key).prop_map(CommandSpec::Op), 2 => txn]
 }
 
@@ -254,39 +170,24 @@ fn batches() -> impl Strategy<Value = Vec<Vec<CommandSpec>>> {
 
 fn config() -> impl Strategy<Value = KvConfig> {
     // Small bounds make the key limit and history drops happen.
-    (
-        prop::sample::select(vec![3, 12, 1_000]),
-        prop::sample::select(vec![0, 7, 100_000]),
-    )
-        .prop_map(|(keys_max, history_events_max)| KvConfig {
-            keys_max,
-            history_events_max,
-        })
+    (prop::sample::select(vec![3, 12, 1_000]), prop::sample::select(vec![0, 7, 100_000]))
+        .prop_map(|(keys_max, history_events_max)| KvConfig { keys_max, history_events_max })
 }
 
 fn pool(threads: usize) -> &'static rayon::ThreadPool {
     static POOLS: [OnceLock<rayon::ThreadPool>; 4] = [const { OnceLock::new() }; 4];
-    POOLS[threads].get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("the test pool starts")
-    })
+    POOLS[threads]
+        .get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("the test pool starts"))
 }
 
 /// Tuning that sends every barrier-free run through lanes.
-const FORCE_LANES: LaneTuning = LaneTuning {
-    segment_commands_min: 1,
-    lane_share_max_percent: 100,
-};
+const FORCE_LANES: LaneTuning = LaneTuning { segment_commands_min: 1, lane_share_max_percent: 100 };
 
 /// Everything observable about a store, for comparing two of them.
 fn observe(store: &KvStore) -> (u64, usize, Vec<u8>, Result<Vec<Event>, KvError>) {
     let mut snapshot = Vec::new();
     store.encode_snapshot(&mut snapshot);
-    let events = store
-        .events_since(0)
-        .map(|events| events.cloned().collect());
+    let events = store.events_since(0).map(|events| events.cloned().collect());
     (store.revision(), store.len(), snapshot, events)
 }
 
@@ -360,12 +261,7 @@ fn large_uniform_batch_in_lanes_matches_sequential() {
     let batch: Vec<CommandSpec> = (0u32..4096)
         .map(|index| {
             let key = index.wrapping_mul(2_654_435_761).to_le_bytes().to_vec();
-            CommandSpec::Op(OpSpec::Put {
-                key,
-                value: index.to_le_bytes().to_vec(),
-                lease: 0,
-                prev_kv: true,
-            })
+            CommandSpec::Op(OpSpec::Put { key, value: index.to_le_bytes().to_vec(), lease: 0, prev_kv: true })
         })
         .collect();
     let frame = encode_batch(&batch);
@@ -377,13 +273,7 @@ fn large_uniform_batch_in_lanes_matches_sequential() {
     assert_eq!(results, expected);
     assert_eq!(observe(&parallel), observe(&sequential));
     for (index, response) in results.iter().enumerate() {
-        assert_eq!(
-            response,
-            &KvResponse::Put {
-                revision: index as u64 + 1,
-                prev: None
-            }
-        );
+        assert_eq!(response, &KvResponse::Put { revision: index as u64 + 1, prev: None });
     }
 }
 
@@ -395,14 +285,8 @@ fn large_uniform_batch_in_lanes_matches_sequential() {
 /// never change.
 #[test]
 fn shard_of_is_stable() {
-    let pinned: [(&[u8], usize); 6] = [
-        (b"a", 7),
-        (b"b", 2),
-        (b"foo", 6),
-        (b"123456789", 7),
-        (b"key-0", 6),
-        (b"key-1", 1),
-    ];
+    let pinned: [(&[u8], usize); 6] =
+        [(b"a", 7), (b"b", 2), (b"foo", 6), (b"123456789", 7), (b"key-0", 6), (b"key-1", 1)];
     for (key, shard) in pinned {
         assert_eq!(shard_of(key), shard, "key {key:?}");
     }
@@ -437,12 +321,7 @@ fn key_range_conventions() {
 }
 
 fn put_command<'a>(key: &'a [u8]) -> KvCommand<'a> {
-    KvCommand::Put(PutView {
-        key,
-        value: b"",
-        lease: 0,
-        prev_kv: false,
-    })
+    KvCommand::Put(PutView { key, value: b"", lease: 0, prev_kv: false })
 }
 
 /// Proves routing: single-key commands go to their key's shard; ranges,
@@ -451,32 +330,14 @@ fn put_command<'a>(key: &'a [u8]) -> KvCommand<'a> {
 #[test]
 fn routes_follow_keys() {
     assert_eq!(Route::of(&put_command(b"a")), Route { lane: 7, puts: 1 });
-    let range = RangeView {
-        key: b"a",
-        range_end: b"b",
-        limit: 0,
-        keys_only: false,
-        count_only: false,
-    };
+    let range = RangeView { key: b"a", range_end: b"b", limit: 0, keys_only: false, count_only: false };
     assert!(Route::of(&KvCommand::Range(range)).is_barrier());
-    let single = RangeView {
-        range_end: b"",
-        ..range
-    };
+    let single = RangeView { range_end: b"", ..range };
     assert_eq!(Route::of(&KvCommand::Range(single)).lane, 7);
     // "a" and "123456789" share shard 7; "b" is in shard 2.
     let txn = |other: &'static [u8]| {
-        let compare = Compare {
-            key: b"a",
-            op: CompareOp::Equal,
-            target: CompareTarget::Version(0),
-        };
-        let put = KvOp::Put(PutView {
-            key: other,
-            value: b"",
-            lease: 0,
-            prev_kv: false,
-        });
+        let compare = Compare { key: b"a", op: CompareOp::Equal, target: CompareTarget::Version(0) };
+        let put = KvOp::Put(PutView { key: other, value: b"", lease: 0, prev_kv: false });
         encode_batch_views(&[compare], &[put])
     };
     let same_shard = txn(b"123456789");
@@ -489,9 +350,7 @@ fn routes_follow_keys() {
 fn encode_batch_views(compares: &[Compare<'_>], success: &[KvOp<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut writer = KvBatchWriter::new(&mut out);
-    writer
-        .txn(compares, success, &[])
-        .expect("a valid transaction");
+    writer.txn(compares, success, &[]).expect("a valid transaction");
     writer.finish();
     out
 }
@@ -504,11 +363,7 @@ fn put_event(key: &[u8], revision: u64) -> Event {
         version: 1,
         ..KeyValue::default()
     };
-    Event {
-        kind: EventKind::Put,
-        kv,
-        prev: None,
-    }
+    Event { kind: EventKind::Put, kv, prev: None }
 }
 
 /// Proves the history bound: past `events_max` the oldest events go, the
@@ -521,36 +376,16 @@ fn history_drops_oldest_and_reports_compaction() {
     for (key, revision) in [(b"a", 1), (b"b", 2), (b"c", 2), (b"d", 3)] {
         dropped.extend(history.push(put_event(key, revision)));
     }
-    assert_eq!(
-        dropped,
-        [put_event(b"a", 1)],
-        "the dropped event comes back for reuse"
-    );
+    assert_eq!(dropped, [put_event(b"a", 1)], "the dropped event comes back for reuse");
     assert_eq!(history.compacted_revision(), 1);
-    assert_eq!(
-        history.since(0).err(),
-        Some(KvError::Compacted { oldest: 1 })
-    );
-    let since_one: Vec<u64> = history
-        .since(1)
-        .expect("revision 1 is kept")
-        .map(Event::revision)
-        .collect();
+    assert_eq!(history.since(0).err(), Some(KvError::Compacted { oldest: 1 }));
+    let since_one: Vec<u64> = history.since(1).expect("revision 1 is kept").map(Event::revision).collect();
     assert_eq!(since_one, [2, 2, 3]);
     assert_eq!(history.push(put_event(b"e", 4)), Some(put_event(b"b", 2)));
     // One event of revision 2 was dropped, so asking from 1 is refused.
-    assert_eq!(
-        history.since(1).err(),
-        Some(KvError::Compacted { oldest: 2 })
-    );
+    assert_eq!(history.since(1).err(), Some(KvError::Compacted { oldest: 2 }));
     assert_eq!(history.since(2).expect("kept").count(), 2);
-    assert_eq!(
-        history
-            .since(9)
-            .expect("future revisions are empty")
-            .count(),
-        0
-    );
+    assert_eq!(history.since(9).expect("future revisions are empty").count(), 0);
 }
 
 /// Proves a zero history bound keeps nothing and still reports what was
@@ -560,9 +395,6 @@ fn history_with_zero_bound_keeps_nothing() {
     let mut history = History::new(0);
     assert_eq!(history.push(put_event(b"a", 5)), Some(put_event(b"a", 5)));
     assert_eq!(history.events().len(), 0);
-    assert_eq!(
-        history.since(4).err(),
-        Some(KvError::Compacted { oldest: 5 })
-    );
+    assert_eq!(history.since(4).err(), Some(KvError::Compacted { oldest: 5 }));
     assert_eq!(history.since(5).expect("nothing after 5").count(), 0);
 }
