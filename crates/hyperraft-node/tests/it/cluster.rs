@@ -40,6 +40,19 @@ async fn write_transfers(cluster: &Cluster, generator: &mut TransferGenerator, b
     acknowledged
 }
 
+/// Every write in these tests is acknowledged, so the bank checker's
+/// "attempted" set is the acknowledged one: a stored transfer outside it
+/// would be a phantom, one missing from the ledger a lost write.
+fn assert_bank_holds(cluster: &Cluster, node: u64, acknowledged: &[u128]) {
+    let ids: std::collections::BTreeSet<u128> = acknowledged.iter().copied().collect();
+    let record = hyperraft_check::bank::ClientRecord { acknowledged: ids.clone(), attempted: ids };
+    let violations = cluster.node(node).state().read(|state| {
+        let transfers: Vec<_> = state.ledger().transfers().copied().collect();
+        hyperraft_check::bank::check(state.ledger().accounts(), &transfers, &record)
+    });
+    assert!(violations.is_empty(), "node {node} breaks the bank invariant: {violations:?}");
+}
+
 fn missing(cluster: &Cluster, node: u64, ids: &[u128]) -> usize {
     cluster.node(node).state().read(|state| ids.iter().filter(|id| state.ledger().transfer(**id).is_none()).count())
 }
@@ -81,6 +94,9 @@ async fn when_the_leader_stops_a_new_one_is_elected_and_no_acknowledged_write_is
     cluster.start(old).await;
     cluster.converged().await;
     assert_eq!(missing(&cluster, old, &acknowledged), 0, "the old leader did not catch up");
+    for node in [1, 2, 3] {
+        assert_bank_holds(&cluster, node, &acknowledged);
+    }
     cluster.shutdown().await;
 }
 
@@ -108,6 +124,7 @@ async fn a_restarted_follower_catches_up_through_the_log_and_through_a_snapshot(
     assert_eq!(missing(&cluster, follower, &acknowledged), 0);
     let snapshot = cluster.node(follower).metrics().snapshot;
     assert!(snapshot.is_some(), "the follower should hold the installed snapshot");
+    assert_bank_holds(&cluster, follower, &acknowledged);
     cluster.shutdown().await;
 }
 
