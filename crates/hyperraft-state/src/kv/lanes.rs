@@ -29,7 +29,7 @@ pub struct LaneTuning {
 
 impl Default for LaneTuning {
     fn default() -> Self {
-        LaneTuning { segment_commands_min: 64, lane_share_max_percent: 75 }
+        LaneTuning { segment_commands_min: 128, lane_share_max_percent: 75 }
     }
 }
 

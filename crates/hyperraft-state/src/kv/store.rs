@@ -12,7 +12,6 @@ use super::{Event, KvConfig, KvError, KvResponse, KvSnapshotError};
 /// event history. Applying the same batches to the same store gives the
 /// same responses, state and snapshot bytes on every node, sequentially
 /// or on any number of threads.
-#[derive(Debug)]
 pub struct KvStore {
     state: State,
     lanes: Lanes,
@@ -115,5 +114,17 @@ impl KvStore {
     pub fn decode_snapshot(bytes: &[u8], config: KvConfig) -> Result<KvStore, KvSnapshotError> {
         let state = snapshot::decode(bytes, config)?;
         Ok(KvStore { state, lanes: Lanes::default() })
+    }
+}
+
+impl std::fmt::Debug for KvStore {
+    /// A summary: the keys and history can be millions of entries.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KvStore")
+            .field("revision", &self.revision())
+            .field("len", &self.len())
+            .field("config", self.config())
+            .finish_non_exhaustive()
     }
 }
