@@ -1,0 +1,121 @@
+//! [`Api`]: what every service shares — the node, the configuration and
+//! the admission gate — and the two ways a request reaches the node: a
+//! write through the leader's batcher, a read from the local state.
+
+use std::sync::Arc;
+
+use hyperraft_node::{Node, WriteError};
+use hyperraft_raft::{BatchResponse, NodeId};
+use hyperraft_state::BatchOutput;
+use hyperraft_wire::{Frame, FrameHeader, Kind, Limits};
+use openraft::error::{CheckIsLeaderError, RaftError};
+use tonic::Status;
+use zerocopy::FromBytes;
+
+use crate::admission::{Admission, Permit};
+use crate::errors::{invalid_argument, not_leader, resource_exhausted};
+use crate::ApiConfig;
+
+pub(crate) struct Api {
+    pub(crate) node: Arc<Node>,
+    pub(crate) config: ApiConfig,
+    admission: Admission,
+}
+
+impl Api {
+    pub(crate) fn new(node: Arc<Node>, config: ApiConfig) -> Api {
+        let admission = Admission::new(config.requests_in_flight_max, config.request_bytes_in_flight_max);
+        Api { node, config, admission }
+    }
+
+    pub(crate) fn node_id(&self) -> NodeId {
+        self.node.id()
+    }
+
+    /// Admits a request of `bytes` encoded bytes, or refuses it with a retry hint.
+    pub(crate) fn admit(&self, bytes: usize) -> Result<Permit, Status> {
+        self.admission.try_admit(bytes).map_err(|refusal| resource_exhausted(refusal, self.config.retry_after))
+    }
+
+    /// Proposes a write frame through this node's batcher (it must lead) and
+    /// waits until it is committed and applied.
+    pub(crate) async fn write(&self, frame: &[u8]) -> Result<BatchResponse, Status> {
+        // A follower's batcher would learn the same from Raft, after a trip
+        // through its queue; the metrics answer at once.
+        let leader = self.node.raft().metrics().borrow().current_leader;
+        if leader != Some(self.node_id()) {
+            return Err(self.not_leader(leader));
+        }
+        match self.node.write(frame).await {
+            Ok(BatchResponse::Rejected(reason)) => Err(Status::failed_precondition(reason)),
+            Ok(response) => Ok(response),
+            Err(error) => Err(self.write_error(error)),
+        }
+    }
+
+    /// Answers a read-only frame (lookups, key/value ranges) from this
+    /// node's state: after a read-index round unless `serializable`.
+    pub(crate) async fn read(&self, frame: &[u8], serializable: bool) -> Result<BatchResponse, Status> {
+        let decoded = Frame::decode(frame, &Limits::default()).map_err(|error| invalid_argument("frame", error))?;
+        if !serializable {
+            self.node.raft().ensure_linearizable().await.map_err(|error| match error {
+                RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => self.not_leader(forward.leader_id),
+                other => Status::unavailable(format!("cannot confirm leadership for a linearizable read: {other}")),
+            })?;
+        }
+        let mut output = BatchOutput::default();
+        self.node
+            .state()
+            .read(|state| state.read(&decoded, &mut output))
+            .map_err(|error| invalid_argument("frame", error))?;
+        Ok(BatchResponse::from_output(decoded.kind(), &output))
+    }
+
+    fn not_leader(&self, leader: Option<NodeId>) -> Status {
+        let address = leader.and_then(|leader| self.config.api_addresses.get(&leader));
+        not_leader(self.node_id(), leader, address.map(String::as_str))
+    }
+
+    fn write_error(&self, error: WriteError) -> Status {
+        match error {
+            WriteError::InvalidFrame(reason) => invalid_argument("frame", reason),
+            WriteError::NotAWrite(kind) => invalid_argument("frame", format!("a frame of kind {kind} is not a write")),
+            WriteError::Overloaded(queue_len) => resource_exhausted(
+                format!("the leader's write queue is full ({queue_len} requests)"),
+                self.config.retry_after,
+            ),
+            WriteError::NotLeader { leader } => self.not_leader(leader.map(|(id, _)| id)),
+            WriteError::Unavailable(reason) => Status::unavailable(reason),
+            WriteError::Refused(reason) => Status::failed_precondition(reason),
+        }
+    }
+}
+
+/// Checks what a packed frame's header claims without reading its body:
+/// its kind must be `expected` and it must hold at least one item. The
+/// batcher or the reader validates the whole frame (checksums included)
+/// exactly once afterwards, so a damaged frame is still refused there.
+pub(crate) fn check_packed(frame: &[u8], expected: Kind) -> Result<(), Status> {
+    let (header, _) =
+        FrameHeader::ref_from_prefix(frame).map_err(|_| invalid_argument("frame", "shorter than a frame header"))?;
+    let kind = Kind::try_from(header.kind.get()).map_err(|error| invalid_argument("frame", error))?;
+    if kind != expected {
+        return Err(invalid_argument("frame", format!("a {kind:?} frame where {expected:?} is expected")));
+    }
+    if header.count.get() == 0 {
+        return Err(invalid_argument("frame", "holds no items"));
+    }
+    Ok(())
+}
+
+/// Refuses an empty batch or one over the frame count limit, naming `field`.
+pub(crate) fn check_batch_len(field: &str, len: usize) -> Result<(), Status> {
+    let max = Limits::default().count_max as usize;
+    if len == 0 {
+        return Err(invalid_argument(field, "holds no items; give the batch as messages or as a frame"));
+    }
+    if len > max {
+        return Err(invalid_argument(field, format!("{len} items, more than the {max} one batch may hold")));
+    }
+    Ok(())
+}

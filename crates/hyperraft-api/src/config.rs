@@ -1,0 +1,76 @@
+//! [`ApiConfig`]: the bounds and timings of one node's gRPC API.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hyperraft_raft::NodeId;
+
+/// Bounds and timings of the gRPC API. Every queue and message has a limit;
+/// what happens at each limit is documented on its field.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Requests being served at once, over all connections. One more is
+    /// refused at once with `RESOURCE_EXHAUSTED` (never queued), so a flood
+    /// costs the node no memory beyond this bound. 0 refuses everything
+    /// (useful only to test the refusal).
+    pub requests_in_flight_max: usize,
+    /// Encoded request bytes being served at once, over all connections;
+    /// beyond it requests are refused like above. At least `message_bytes_max`.
+    pub request_bytes_in_flight_max: u32,
+    /// Largest request or response message, encoded. A larger one is
+    /// refused by tonic (`OUT_OF_RANGE` / `RESOURCE_EXHAUSTED`). The default
+    /// fits the largest wire frame (8 MiB) plus protobuf framing.
+    pub message_bytes_max: usize,
+    /// Concurrent HTTP/2 streams (calls) one connection may open.
+    pub streams_per_connection_max: u32,
+    /// How long a client should wait before retrying a refused request;
+    /// sent as `hyperraft-retry-after-ms` with every `RESOURCE_EXHAUSTED`.
+    pub retry_after: Duration,
+    /// HTTP/2 PING interval on idle connections, and how long a PING may
+    /// go unanswered before the connection is closed.
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    /// Longest a call may run when the client sets no shorter deadline
+    /// (`grpc-timeout`); then it ends with `CANCELLED`. A write that
+    /// reached the batcher may still commit.
+    pub request_timeout: Duration,
+    /// The gRPC address of each node's API, by node id, for leader hints
+    /// and `Status`. Nodes know each other's peer (QUIC) addresses only, so
+    /// a node whose map lacks the leader hints its id alone.
+    pub api_addresses: BTreeMap<NodeId, String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            requests_in_flight_max: 4096,
+            request_bytes_in_flight_max: 256 << 20,
+            message_bytes_max: (8 << 20) + (1 << 20),
+            streams_per_connection_max: 1024,
+            retry_after: Duration::from_millis(50),
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(30),
+            api_addresses: BTreeMap::new(),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// Checks the bounds against each other.
+    pub fn validate(&self) -> Result<(), String> {
+        if (self.request_bytes_in_flight_max as usize) < self.message_bytes_max {
+            return Err(format!(
+                "request_bytes_in_flight_max ({}) is below message_bytes_max ({}): the largest request could never be admitted",
+                self.request_bytes_in_flight_max, self.message_bytes_max
+            ));
+        }
+        if self.streams_per_connection_max == 0 {
+            return Err("streams_per_connection_max must be at least 1".to_string());
+        }
+        if self.keepalive_interval.is_zero() || self.keepalive_timeout.is_zero() || self.request_timeout.is_zero() {
+            return Err("keepalive_interval, keepalive_timeout and request_timeout must not be zero".to_string());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,36 @@
+//! The public gRPC API of a hyperraft node (tonic + prost).
+//!
+//! [`serve`] starts three services of `proto/hyperraft.proto` (package
+//! `hyperraft.v1`) on a TCP socket for one [`hyperraft_node::Node`]:
+//! `Ledger` (accounts and transfers, as protobuf messages or as packed wire
+//! frames), `Kv` (put, range, delete-range, transactions) and `Cluster`
+//! (status). Writes go through the node's leader-side batcher, so
+//! concurrent RPCs coalesce into the same Raft entries; reads are
+//! linearizable unless a request asks for a serializable one. The proto
+//! file documents the conventions (128-bit numbers, leader hints, error
+//! codes); [`errors`] names the metadata keys.
+//!
+//! Every request passes admission control first: bounded requests and
+//! request bytes in flight, refused at once with `RESOURCE_EXHAUSTED` and a
+//! retry hint when full. Message sizes, HTTP/2 streams per connection and
+//! call durations are bounded too (see [`ApiConfig`]).
+
+mod admission;
+mod api;
+mod cluster;
+mod config;
+mod convert;
+pub mod errors;
+mod kv;
+mod ledger;
+mod server;
+
+pub use config::ApiConfig;
+pub use server::{serve, serve_on, ApiError, ApiServer};
+
+/// The generated messages, clients (`ledger_client::LedgerClient`, …) and
+/// server traits of `hyperraft.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("hyperraft.v1");
+}

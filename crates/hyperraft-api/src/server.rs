@@ -1,0 +1,101 @@
+//! [`serve`]: the tonic server of one node's API on a TCP socket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyperraft_node::Node;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+
+use crate::api::Api;
+use crate::cluster::ClusterService;
+use crate::kv::KvService;
+use crate::ledger::LedgerService;
+use crate::proto::cluster_server::ClusterServer;
+use crate::proto::kv_server::KvServer;
+use crate::proto::ledger_server::LedgerServer;
+use crate::ApiConfig;
+
+/// Why the API could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid API configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("the API server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("the API server task panicked or was cancelled: {0}")]
+    Task(String),
+}
+
+/// A running API server. Stop it with [`ApiServer::shutdown`] before
+/// shutting its node down: it holds the node.
+pub struct ApiServer {
+    local_addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl ApiServer {
+    /// The address the server listens on (the real port when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections, lets calls in progress finish, and
+    /// waits for the server to end.
+    pub async fn shutdown(self) -> Result<(), ApiError> {
+        // The server may have ended already; then there is nobody to tell.
+        let _ = self.stop.send(());
+        self.task.await.map_err(|error| ApiError::Task(error.to_string()))??;
+        Ok(())
+    }
+}
+
+/// Binds `addr` and serves the Ledger, Kv and Cluster services of `node`
+/// on it, in a task of the current tokio runtime.
+pub async fn serve(node: Arc<Node>, addr: SocketAddr, config: ApiConfig) -> Result<ApiServer, ApiError> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| ApiError::Bind { addr, source })?;
+    serve_on(node, listener, config)
+}
+
+/// Like [`serve`], on a listener the caller bound (to learn its port
+/// before the server starts, e.g. to fill [`ApiConfig::api_addresses`]).
+pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Result<ApiServer, ApiError> {
+    config.validate().map_err(ApiError::Config)?;
+    let local_addr = listener.local_addr().map_err(|source| ApiError::Bind { addr: local_addr_unknown(), source })?;
+    // Small RPCs must not wait for Nagle's algorithm; TCP keepalive finds
+    // peers that vanished without closing.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(config.keepalive_interval));
+    let message_bytes_max = config.message_bytes_max;
+    let mut server = Server::builder()
+        .max_concurrent_streams(config.streams_per_connection_max)
+        .http2_keepalive_interval(Some(config.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.keepalive_timeout))
+        .timeout(config.request_timeout);
+    let api = Arc::new(Api::new(node, config));
+    let ledger = LedgerServer::new(LedgerService { api: api.clone() })
+        .max_decoding_message_size(message_bytes_max)
+        .max_encoding_message_size(message_bytes_max);
+    let kv = KvServer::new(KvService { api: api.clone() })
+        .max_decoding_message_size(message_bytes_max)
+        .max_encoding_message_size(message_bytes_max);
+    let cluster = ClusterServer::new(ClusterService { api })
+        .max_decoding_message_size(message_bytes_max)
+        .max_encoding_message_size(message_bytes_max);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let router = server.add_service(ledger).add_service(kv).add_service(cluster);
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        // A dropped sender stops the server too.
+        let _ = stopped.await;
+    }));
+    Ok(ApiServer { local_addr, stop, task })
+}
+
+fn local_addr_unknown() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}

@@ -1,0 +1,122 @@
+//! A cluster of real nodes, each serving its gRPC API on 127.0.0.1:0.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyperraft_api::proto::cluster_client::ClusterClient;
+use hyperraft_api::proto::kv_client::KvClient;
+use hyperraft_api::proto::ledger_client::LedgerClient;
+use hyperraft_api::{ApiConfig, ApiServer};
+use hyperraft_node::{EmbeddedCluster, Node, RaftTuning};
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub struct ApiCluster {
+    // Dropped last: the nodes' data lives there.
+    _dir: tempfile::TempDir,
+    pub nodes: BTreeMap<u64, Arc<Node>>,
+    servers: BTreeMap<u64, ApiServer>,
+    /// "127.0.0.1:port" of each node's API.
+    pub addresses: BTreeMap<u64, String>,
+}
+
+fn fast_raft() -> RaftTuning {
+    RaftTuning {
+        heartbeat_interval_ms: 50,
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 600,
+        ..RaftTuning::default()
+    }
+}
+
+impl ApiCluster {
+    /// Starts nodes `1..=count` and serves each one's API with `config`
+    /// (its `api_addresses` filled in with every node's address).
+    pub async fn start(count: u64, config: ApiConfig) -> ApiCluster {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let setup = EmbeddedCluster::new(dir.path(), count, fast_raft(), 1).expect("cluster setup");
+        let mut nodes = BTreeMap::new();
+        for (&id, node_config) in setup.configs() {
+            nodes.insert(id, Arc::new(Node::start(node_config.clone()).await.expect("node starts")));
+        }
+        let mut listeners = BTreeMap::new();
+        let mut addresses = BTreeMap::new();
+        for &id in nodes.keys() {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addresses.insert(id, listener.local_addr().expect("address").to_string());
+            listeners.insert(id, listener);
+        }
+        let config = ApiConfig { api_addresses: addresses.clone(), ..config };
+        let mut servers = BTreeMap::new();
+        for (id, listener) in listeners {
+            let server = hyperraft_api::serve_on(nodes[&id].clone(), listener, config.clone()).expect("serve");
+            servers.insert(id, server);
+        }
+        ApiCluster { _dir: dir, nodes, servers, addresses }
+    }
+
+    /// The leader, once one leads and every node agrees.
+    pub async fn leader(&self) -> u64 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let leaders: Vec<Option<u64>> = self.nodes.values().map(|node| node.metrics().current_leader).collect();
+            if let Some(Some(leader)) = leaders.first() {
+                let leading = self.nodes[leader].metrics().state.is_leader();
+                if leading && leaders.iter().all(|seen| *seen == Some(*leader)) {
+                    return *leader;
+                }
+            }
+            assert!(Instant::now() < deadline, "no agreed leader within {PATIENCE:?}: {leaders:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Some node other than the leader.
+    pub async fn follower(&self) -> u64 {
+        let leader = self.leader().await;
+        *self.nodes.keys().find(|id| **id != leader).expect("a cluster of more than one node")
+    }
+
+    pub async fn channel(&self, id: u64) -> Channel {
+        channel(&self.addresses[&id]).await
+    }
+
+    pub async fn ledger(&self, id: u64) -> LedgerClient<Channel> {
+        LedgerClient::new(self.channel(id).await)
+    }
+
+    pub async fn kv(&self, id: u64) -> KvClient<Channel> {
+        KvClient::new(self.channel(id).await)
+    }
+
+    pub async fn cluster(&self, id: u64) -> ClusterClient<Channel> {
+        ClusterClient::new(self.channel(id).await)
+    }
+
+    /// Stops the API servers, then the nodes. Drop every client first.
+    pub async fn shutdown(self) {
+        for (_, server) in self.servers {
+            server.shutdown().await.expect("API server stops cleanly");
+        }
+        for (id, mut node) in self.nodes {
+            // Connection tasks may hold the node a moment after the server ends.
+            let deadline = Instant::now() + PATIENCE;
+            let node = loop {
+                match Arc::try_unwrap(node) {
+                    Ok(node) => break node,
+                    Err(shared) => node = shared,
+                }
+                assert!(Instant::now() < deadline, "node {id} is still held after its API server stopped");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            node.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+pub async fn channel(address: &str) -> Channel {
+    Channel::from_shared(format!("http://{address}")).expect("uri").connect().await.expect("connect")
+}

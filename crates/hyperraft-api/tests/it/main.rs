@@ -1,0 +1,9 @@
+//! Integration tests of `hyperraft-api`: real nodes (QUIC with mutual TLS,
+//! fsync'd logs in temporary folders) with their gRPC API on loopback TCP,
+//! driven by the generated tonic clients.
+
+mod admission;
+mod harness;
+mod kv;
+mod ledger;
+mod routing;
