@@ -1,14 +1,27 @@
 //! Admission control: a bound on requests and on request bytes in flight.
 //!
-//! A request is admitted only if both bounds have room *now*; otherwise it
+//! A request is admitted only if the bounds have room *now*; otherwise it
 //! is refused at once, not queued, so a flood beyond the bounds costs no
 //! memory and the client learns to back off (`RESOURCE_EXHAUSTED` with a
-//! retry hint). An admitted request holds a [`Permit`] until its response is
-//! built; dropping the permit gives the room back.
+//! retry hint). The request bound is checked by [`Gated`] around each
+//! service, before the request body is read or decoded; the byte bound is
+//! checked by the handler, which knows the decoded message's size. Each
+//! admitted request holds its permits until its response is ready;
+//! dropping a permit gives the room back.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::body::Body;
+use tonic::codegen::{http, Service};
+use tonic::server::NamedService;
+
+use crate::errors::resource_exhausted;
 
 /// The shared gate of one API server.
 #[derive(Clone, Debug)]
@@ -19,11 +32,10 @@ pub(crate) struct Admission {
     bytes_max: u32,
 }
 
-/// Room held by one admitted request.
+/// Room held by one admitted request or by its bytes.
 #[derive(Debug)]
 pub(crate) struct Permit {
-    _request: Option<OwnedSemaphorePermit>,
-    _bytes: Option<OwnedSemaphorePermit>,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// Why a request was not admitted.
@@ -45,27 +57,84 @@ impl Admission {
         }
     }
 
-    /// Admits a request of `bytes` encoded bytes if both bounds have room.
-    pub(crate) fn try_admit(&self, bytes: usize) -> Result<Permit, Refusal> {
-        let request =
+    /// Admits one more request if the request bound has room.
+    pub(crate) fn try_admit_request(&self) -> Result<Permit, Refusal> {
+        let permit =
             self.requests.clone().try_acquire_owned().map_err(|_| Refusal::Requests { max: self.requests_max })?;
+        Ok(Permit { _permit: Some(permit) })
+    }
+
+    /// Admits `bytes` more request bytes if the byte bound has room.
+    pub(crate) fn try_admit_bytes(&self, bytes: usize) -> Result<Permit, Refusal> {
         let refused = Refusal::Bytes { bytes, max: self.bytes_max };
-        // A request larger than the whole bound can never fit; a zero-byte
-        // request (an empty message) takes no byte permit.
-        let bytes_permit = match u32::try_from(bytes) {
-            Ok(0) => None,
+        // A request larger than the whole bound can never fit; an empty
+        // message takes no room.
+        match u32::try_from(bytes) {
+            Ok(0) => Ok(Permit { _permit: None }),
             Ok(count) if count <= self.bytes_max => {
-                Some(self.bytes.clone().try_acquire_many_owned(count).map_err(|_| refused)?)
+                let permit = self.bytes.clone().try_acquire_many_owned(count).map_err(|_| refused)?;
+                Ok(Permit { _permit: Some(permit) })
             }
-            _ => return Err(refused),
-        };
-        Ok(Permit { _request: Some(request), _bytes: bytes_permit })
+            _ => Err(refused),
+        }
     }
 
     /// Requests admitted now (for tests and metrics).
     #[cfg(test)]
     pub(crate) fn requests_in_flight(&self) -> usize {
         self.requests_max - self.requests.available_permits()
+    }
+}
+
+/// A gRPC service behind the request bound: a call beyond it is answered
+/// `RESOURCE_EXHAUSTED` before its body is read.
+#[derive(Clone, Debug)]
+pub(crate) struct Gated<S> {
+    inner: S,
+    admission: Admission,
+    retry_after: Duration,
+}
+
+impl<S> Gated<S> {
+    pub(crate) fn new(inner: S, admission: Admission, retry_after: Duration) -> Gated<S> {
+        Gated { inner, admission, retry_after }
+    }
+}
+
+impl<S: NamedService> NamedService for Gated<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
+
+impl<S, B> Service<http::Request<B>> for Gated<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> ResponseFuture {
+        match self.admission.try_admit_request() {
+            Ok(permit) => {
+                let response = self.inner.call(request);
+                Box::pin(async move {
+                    let response = response.await;
+                    drop(permit);
+                    response
+                })
+            }
+            Err(refusal) => {
+                let status = resource_exhausted(refusal, self.retry_after);
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::ApiConfig;
 pub(crate) struct Api {
     pub(crate) node: Arc<Node>,
     pub(crate) config: ApiConfig,
-    admission: Admission,
+    pub(crate) admission: Admission,
 }
 
 impl Api {
@@ -32,9 +32,11 @@ impl Api {
         self.node.id()
     }
 
-    /// Admits a request of `bytes` encoded bytes, or refuses it with a retry hint.
+    /// Admits a decoded request of `bytes` encoded bytes under the byte
+    /// bound, or refuses it with a retry hint. (The request bound was
+    /// checked before the body was read, by [`crate::admission::Gated`].)
     pub(crate) fn admit(&self, bytes: usize) -> Result<Permit, Status> {
-        self.admission.try_admit(bytes).map_err(|refusal| resource_exhausted(refusal, self.config.retry_after))
+        self.admission.try_admit_bytes(bytes).map_err(|refusal| resource_exhausted(refusal, self.config.retry_after))
     }
 
     /// Proposes a write frame through this node's batcher (it must lead) and

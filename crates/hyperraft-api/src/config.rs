@@ -7,12 +7,18 @@ use hyperraft_raft::NodeId;
 
 /// Bounds and timings of the gRPC API. Every queue and message has a limit;
 /// what happens at each limit is documented on its field.
+///
+/// Memory for requests is bounded by `requests_in_flight_max ×
+/// message_bytes_max` for decoded messages (a call beyond the request bound
+/// is refused before its body is read), plus what HTTP/2 flow control lets
+/// clients send ahead: at most `connections_max × streams_per_connection_max`
+/// streams, each within its flow-control window.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     /// Requests being served at once, over all connections. One more is
-    /// refused at once with `RESOURCE_EXHAUSTED` (never queued), so a flood
-    /// costs the node no memory beyond this bound. 0 refuses everything
-    /// (useful only to test the refusal).
+    /// refused with `RESOURCE_EXHAUSTED` before its body is read (never
+    /// queued), so a flood costs the node no memory beyond this bound. 0
+    /// refuses everything (useful only to test the refusal).
     pub requests_in_flight_max: usize,
     /// Encoded request bytes being served at once, over all connections;
     /// beyond it requests are refused like above. At least `message_bytes_max`.
@@ -21,6 +27,9 @@ pub struct ApiConfig {
     /// refused by tonic (`OUT_OF_RANGE` / `RESOURCE_EXHAUSTED`). The default
     /// fits the largest wire frame (8 MiB) plus protobuf framing.
     pub message_bytes_max: usize,
+    /// Open client connections. One more is closed as soon as it is
+    /// accepted, so the client reconnects later or elsewhere.
+    pub connections_max: usize,
     /// Concurrent HTTP/2 streams (calls) one connection may open.
     pub streams_per_connection_max: u32,
     /// How long a client should wait before retrying a refused request;
@@ -46,7 +55,8 @@ impl Default for ApiConfig {
             requests_in_flight_max: 4096,
             request_bytes_in_flight_max: 256 << 20,
             message_bytes_max: (8 << 20) + (1 << 20),
-            streams_per_connection_max: 1024,
+            connections_max: 1024,
+            streams_per_connection_max: 128,
             retry_after: Duration::from_millis(50),
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(20),
@@ -65,8 +75,8 @@ impl ApiConfig {
                 self.request_bytes_in_flight_max, self.message_bytes_max
             ));
         }
-        if self.streams_per_connection_max == 0 {
-            return Err("streams_per_connection_max must be at least 1".to_string());
+        if self.streams_per_connection_max == 0 || self.connections_max == 0 {
+            return Err("streams_per_connection_max and connections_max must be at least 1".to_string());
         }
         if self.keepalive_interval.is_zero() || self.keepalive_timeout.is_zero() || self.request_timeout.is_zero() {
             return Err("keepalive_interval, keepalive_timeout and request_timeout must not be zero".to_string());

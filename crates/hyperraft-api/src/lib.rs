@@ -10,15 +10,24 @@
 //! file documents the conventions (128-bit numbers, leader hints, error
 //! codes); [`errors`] names the metadata keys.
 //!
-//! Every request passes admission control first: bounded requests and
-//! request bytes in flight, refused at once with `RESOURCE_EXHAUSTED` and a
-//! retry hint when full. Message sizes, HTTP/2 streams per connection and
-//! call durations are bounded too (see [`ApiConfig`]).
+//! Every request passes admission control first: bounded requests in
+//! flight (checked before the body is read) and request bytes in flight
+//! (checked on the decoded message), refused at once with
+//! `RESOURCE_EXHAUSTED` and a retry hint when full. Open connections,
+//! HTTP/2 streams per connection, message sizes and call durations are
+//! bounded too (see [`ApiConfig`]); accepted sockets use TCP_NODELAY and
+//! TCP keepalive, connections HTTP/2 keepalive PINGs.
+//!
+//! To serve a node's API from the binary: start the node, then
+//! `serve(Arc::new(node), config.client_listen, ApiConfig { api_addresses,
+//! ..ApiConfig::default() })`, keep the returned [`ApiServer`], and call
+//! [`ApiServer::shutdown`] before `Node::shutdown`.
 
 mod admission;
 mod api;
 mod cluster;
 mod config;
+mod connections;
 mod convert;
 pub mod errors;
 mod kv;

@@ -10,8 +10,10 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
+use crate::admission::Gated;
 use crate::api::Api;
 use crate::cluster::ClusterService;
+use crate::connections::BoundedIncoming;
 use crate::kv::KvService;
 use crate::ledger::LedgerService;
 use crate::proto::cluster_server::ClusterServer;
@@ -71,13 +73,16 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
     // Small RPCs must not wait for Nagle's algorithm; TCP keepalive finds
     // peers that vanished without closing.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(config.keepalive_interval));
+    let incoming = BoundedIncoming::new(incoming, config.connections_max);
     let message_bytes_max = config.message_bytes_max;
     let mut server = Server::builder()
         .max_concurrent_streams(config.streams_per_connection_max)
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .timeout(config.request_timeout);
+    let retry_after = config.retry_after;
     let api = Arc::new(Api::new(node, config));
+    let admission = api.admission.clone();
     let ledger = LedgerServer::new(LedgerService { api: api.clone() })
         .max_decoding_message_size(message_bytes_max)
         .max_encoding_message_size(message_bytes_max);
@@ -88,7 +93,10 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
         .max_decoding_message_size(message_bytes_max)
         .max_encoding_message_size(message_bytes_max);
     let (stop, stopped) = oneshot::channel::<()>();
-    let router = server.add_service(ledger).add_service(kv).add_service(cluster);
+    let router = server
+        .add_service(Gated::new(ledger, admission.clone(), retry_after))
+        .add_service(Gated::new(kv, admission.clone(), retry_after))
+        .add_service(Gated::new(cluster, admission, retry_after));
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         // A dropped sender stops the server too.
         let _ = stopped.await;
