@@ -58,6 +58,39 @@ fn packed_count(frame: &[u8]) -> usize {
     hyperraft_wire::FrameHeader::ref_from_prefix(frame).map_or(0, |(header, _)| header.count.get() as usize)
 }
 
+/// The wire frame of a create batch given as messages, `field` naming the
+/// list in errors.
+fn batch_frame<T>(
+    field: &str,
+    kind: Kind,
+    messages: &[T],
+    append_record: impl Fn(usize, &T, &mut Vec<u8>) -> Result<(), Status>,
+) -> Result<Vec<u8>, Status> {
+    check_batch_len(field, messages.len())?;
+    // One allocation for the body, one for the frame: nothing per record.
+    let record_bytes = kind.record_bytes().expect("create kinds have fixed-size records");
+    let mut body = Vec::with_capacity(messages.len() * record_bytes);
+    for (index, message) in messages.iter().enumerate() {
+        append_record(index, message, &mut body)?;
+    }
+    let mut frame = Vec::new();
+    // The count fits a u32: `check_batch_len` bounded it.
+    encode_frame(kind, messages.len() as u32, &body, &mut frame);
+    Ok(frame)
+}
+
+/// The `CreateAccounts` wire frame of `accounts`: what the node builds from
+/// a plain protobuf request, and what a client may send as the packed form.
+/// Fields the wire cannot hold are `INVALID_ARGUMENT`, named as in a request.
+pub fn accounts_frame(accounts: &[proto::Account]) -> Result<Vec<u8>, Status> {
+    batch_frame("accounts", Kind::CreateAccounts, accounts, append_account)
+}
+
+/// The `CreateTransfers` wire frame of `transfers`; see [`accounts_frame`].
+pub fn transfers_frame(transfers: &[proto::Transfer]) -> Result<Vec<u8>, Status> {
+    batch_frame("transfers", Kind::CreateTransfers, transfers, append_transfer)
+}
+
 impl LedgerService {
     /// Builds (or checks) the create frame, writes it, returns the failures.
     async fn create<T>(
@@ -70,16 +103,7 @@ impl LedgerService {
     ) -> Result<Vec<(u32, i32)>, Status> {
         let (response, count) = match form(field, messages, frame)? {
             Form::Messages(messages) => {
-                check_batch_len(field, messages.len())?;
-                // One allocation for the body, one for the frame: nothing per record.
-                let record_bytes = kind.record_bytes().expect("create kinds have fixed-size records");
-                let mut body = Vec::with_capacity(messages.len() * record_bytes);
-                for (index, message) in messages.iter().enumerate() {
-                    append_record(index, message, &mut body)?;
-                }
-                let mut frame = Vec::new();
-                // The count fits a u32: `check_batch_len` bounded it.
-                encode_frame(kind, messages.len() as u32, &body, &mut frame);
+                let frame = batch_frame(field, kind, messages, append_record)?;
                 (self.api.write(&frame).await?, messages.len())
             }
             Form::Packed(frame) => {

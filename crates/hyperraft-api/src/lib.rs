@@ -35,6 +35,7 @@ mod ledger;
 mod server;
 
 pub use config::ApiConfig;
+pub use ledger::{accounts_frame, transfers_frame};
 pub use server::{serve, serve_on, ApiError, ApiServer};
 
 /// The generated messages, clients (`ledger_client::LedgerClient`, …) and
