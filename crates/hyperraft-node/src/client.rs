@@ -110,6 +110,10 @@ impl Client {
                 Ok(NodeReply::Write(result) | NodeReply::Read(result)) => match result {
                     Err(WriteError::NotLeader { leader }) => {
                         last = format!("node {node} is not the leader");
+                        if leader.is_none() {
+                            // No leader known yet (an election is on): give it time.
+                            tokio::time::sleep(backoff(attempt)).await;
+                        }
                         self.follow(leader.map(|(id, _)| id), index);
                     }
                     Err(WriteError::Unavailable(reason)) => {

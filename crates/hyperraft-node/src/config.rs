@@ -3,7 +3,11 @@
 //! ```toml
 //! node_id = 1
 //! peer_listen = "127.0.0.1:7001"      # QUIC between nodes
-//! client_listen = "127.0.0.1:7101"    # client API (gRPC), used once it is served
+//! client_listen = "127.0.0.1:7101"    # the gRPC API
+//!
+//! [client_addresses]                  # other nodes' gRPC addresses, for leader hints
+//! 2 = "127.0.0.1:7102"
+//! 3 = "127.0.0.1:7103"
 //! data_dir = "/var/lib/hyperraft/1"
 //!
 //! [tls]
@@ -74,8 +78,12 @@ pub struct NodeConfig {
     /// The address other nodes dial; defaults to `peer_listen`.
     #[serde(default)]
     pub peer_advertise: Option<SocketAddr>,
+    /// Where this node serves the gRPC API; none: no API.
     #[serde(default)]
     pub client_listen: Option<SocketAddr>,
+    /// Node id → gRPC address of the other nodes, for leader hints.
+    #[serde(default)]
+    pub client_addresses: BTreeMap<u64, String>,
     pub data_dir: PathBuf,
     pub tls: TlsPaths,
     /// Node id → peer address of the first members of a new cluster.

@@ -77,6 +77,7 @@ impl EmbeddedCluster {
             peer_listen: addr,
             peer_advertise: None,
             client_listen: None,
+            client_addresses: BTreeMap::new(),
             data_dir: self.root.join(format!("node-{id}")),
             tls: TlsPaths {
                 ca_cert: certs.join("ca.pem"),

@@ -3,8 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::Args;
+use hyperraft_api::ApiConfig;
 use hyperraft_node::{Node, NodeConfig};
 
 #[derive(Args, Debug)]
@@ -40,15 +43,33 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: NodeConfig) -> anyhow::Result<()> {
-    let (id, listen) = (config.node_id, config.peer_listen);
-    let node = Node::start(config).await.context("start the node")?;
-    tracing::info!(node_id = id, %listen, "serving");
-    println!("node {id} serving on {listen}");
+    let (id, listen, client_listen) = (config.node_id, config.peer_listen, config.client_listen);
+    let mut api_addresses = config.client_addresses.clone();
+    if let Some(addr) = client_listen {
+        api_addresses.insert(id, addr.to_string());
+    }
+    let node = Arc::new(Node::start(config).await.context("start the node")?);
+    let api = match client_listen {
+        Some(addr) => {
+            let api_config = ApiConfig { api_addresses, ..ApiConfig::default() };
+            Some(hyperraft_api::serve(node.clone(), addr, api_config).await.context("start the gRPC API")?)
+        }
+        None => None,
+    };
+    tracing::info!(node_id = id, %listen, ?client_listen, "serving");
+    match client_listen {
+        Some(addr) => println!("node {id} serving peers on {listen}, the gRPC API on {addr}"),
+        None => println!("node {id} serving peers on {listen}"),
+    }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
+    if let Some(api) = api {
+        api.shutdown().await.context("stop the gRPC API")?;
+    }
+    let node = Arc::try_unwrap(node).map_err(|_| anyhow::anyhow!("the node is still in use at shutdown"))?;
     node.shutdown().await.context("shut down")?;
     println!("node {id} stopped");
     Ok(())

@@ -22,6 +22,10 @@ fn hyperraft(args: &[&str]) {
     assert!(status.success(), "hyperraft {args:?} failed");
 }
 
+fn free_tcp_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
 fn free_addr() -> SocketAddr {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
@@ -45,6 +49,16 @@ impl Processes {
         self.children.insert(id, child);
     }
 
+    /// Sends SIGTERM to every node and waits: each must shut down cleanly (exit 0).
+    fn terminate_all(&mut self) {
+        for (id, mut child) in std::mem::take(&mut self.children) {
+            let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
+            assert!(status.success());
+            let exit = child.wait().expect("wait for the node");
+            assert!(exit.success(), "node {id} did not shut down cleanly on SIGTERM: {exit:?}");
+        }
+    }
+
     fn kill(&mut self, id: u64) {
         let mut child = self.children.remove(&id).unwrap();
         child.kill().expect("SIGKILL");
@@ -61,12 +75,13 @@ impl Drop for Processes {
     }
 }
 
-fn write_configs(dir: &Path, addresses: &BTreeMap<u64, SocketAddr>) {
+fn write_configs(dir: &Path, addresses: &BTreeMap<u64, SocketAddr>, apis: &BTreeMap<u64, SocketAddr>) {
     let members: String = addresses.iter().map(|(id, addr)| format!("{id} = \"{addr}\"\n")).collect();
     for (id, addr) in addresses {
         let certs = dir.join("certs");
         let text = format!(
-            "node_id = {id}\npeer_listen = \"{addr}\"\ndata_dir = \"{data}\"\napply_threads = 1\n\n[tls]\nca_cert = \"{ca}\"\nnode_cert = \"{cert}\"\nnode_key = \"{key}\"\n\n[initial_members]\n{members}\n[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\nsnapshot_after_entries = 50\n",
+            "node_id = {id}\npeer_listen = \"{addr}\"\nclient_listen = \"{api}\"\ndata_dir = \"{data}\"\napply_threads = 1\n\n[tls]\nca_cert = \"{ca}\"\nnode_cert = \"{cert}\"\nnode_key = \"{key}\"\n\n[initial_members]\n{members}\n[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\nsnapshot_after_entries = 50\n",
+            api = apis[id],
             data = dir.join(format!("data-{id}")).display(),
             ca = certs.join("ca.pem").display(),
             cert = certs.join(format!("node-{id}.pem")).display(),
@@ -108,7 +123,7 @@ async fn converged(client: &Client) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_with_sigkill_under_load_loses_no_acknowledged_write() {
-    // Proves durability across kill -9: every transfer acknowledged before, during and after SIGKILLs of the leader and a follower is on every node once they converge.
+    // Proves durability across kill -9: every transfer acknowledged before, during and after SIGKILLs of the leader and a follower is on every node once they converge; then SIGTERM stops every node cleanly.
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     let certs_arg = certs.to_str().unwrap();
@@ -117,7 +132,8 @@ async fn a_node_killed_with_sigkill_under_load_loses_no_acknowledged_write() {
         hyperraft(&["cert", "issue", "--dir", certs_arg, "--node-id", &id.to_string(), "--host", "127.0.0.1"]);
     }
     let addresses: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
-    write_configs(dir.path(), &addresses);
+    let apis: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_tcp_addr())).collect();
+    write_configs(dir.path(), &addresses, &apis);
     let mut processes = Processes { dir: dir.path().to_path_buf(), children: BTreeMap::new() };
     for id in 1..=3 {
         processes.spawn(id);
@@ -160,4 +176,5 @@ async fn a_node_killed_with_sigkill_under_load_loses_no_acknowledged_write() {
         assert_eq!(records.len() / 96, chunk.len(), "acknowledged transfers are missing");
     }
     client.close().await;
+    processes.terminate_all();
 }
