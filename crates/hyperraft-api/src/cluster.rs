@@ -17,21 +17,13 @@ impl Cluster for ClusterService {
     async fn status(&self, request: Request<proto::StatusRequest>) -> Result<Response<proto::StatusResponse>, Status> {
         let _permit = self.api.admit(prost::Message::encoded_len(request.get_ref()))?;
         let metrics = self.api.node.metrics();
-        let membership = metrics.membership_config.membership();
-        let voter_ids: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        let (mut voters, mut learners) = (Vec::new(), Vec::new());
-        for (id, node) in membership.nodes() {
-            let member = proto::Member {
-                id: *id,
-                peer_address: node.addr.clone(),
-                api_address: self.api.config.api_addresses.get(id).cloned().unwrap_or_default(),
-            };
-            if voter_ids.contains(id) {
-                voters.push(member);
-            } else {
-                learners.push(member);
-            }
-        }
+        let (voters, learners) = hyperraft_node::members(&metrics);
+        let member = |(id, peer_address): (u64, String)| proto::Member {
+            id,
+            peer_address,
+            api_address: self.api.config.api_addresses.get(&id).cloned().unwrap_or_default(),
+        };
+        let (voters, learners) = (voters.into_iter().map(member).collect(), learners.into_iter().map(member).collect());
         Ok(Response::new(proto::StatusResponse {
             node_id: metrics.id,
             leader_id: metrics.current_leader,

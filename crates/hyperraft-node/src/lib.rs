@@ -15,5 +15,5 @@ pub use batcher::{Batcher, BatcherConfig, BatcherStats, WriteError};
 pub use client::{Client, ClientError};
 pub use config::{NodeConfig, RaftTuning, TlsPaths};
 pub use embedded::EmbeddedCluster;
-pub use node::{wait_for_leader, Node, NodeError};
+pub use node::{members, wait_for_leader, Node, NodeError};
 pub use protocol::Status;

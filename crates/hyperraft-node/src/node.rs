@@ -172,12 +172,8 @@ impl Node {
         if target == self.id {
             return Ok(());
         }
-        let membership = metrics.membership_config.membership().clone();
-        let addresses: BTreeMap<NodeId, SocketAddr> = membership
-            .nodes()
-            .filter(|(id, _)| membership.voter_ids().any(|voter| voter == **id))
-            .filter_map(|(id, node)| node.addr.parse().ok().map(|addr| (*id, addr)))
-            .collect();
+        let addresses: BTreeMap<NodeId, SocketAddr> =
+            members(&metrics).0.into_iter().filter_map(|(id, addr)| addr.parse().ok().map(|addr| (id, addr))).collect();
         let Some(&target_addr) = addresses.get(&target) else {
             return Err(NodeError::Config(format!("node {target} is not a voter")));
         };
@@ -291,6 +287,16 @@ async fn bootstrap(raft: &Raft<TypeConfig>, config: &NodeConfig) -> Result<(), N
         config.initial_members.iter().map(|(&id, addr)| (id, BasicNode { addr: addr.to_string() })).collect();
     raft.initialize(members).await.map_err(|error| NodeError::Raft(error.to_string()))?;
     Ok(())
+}
+
+/// Members as (node id, peer address).
+pub type MemberList = Vec<(NodeId, String)>;
+
+/// The members in `metrics`' membership: voters, then learners.
+pub fn members(metrics: &RaftMetrics<NodeId, BasicNode>) -> (MemberList, MemberList) {
+    let membership = metrics.membership_config.membership();
+    let voter_ids: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+    membership.nodes().map(|(id, node)| (*id, node.addr.clone())).partition(|(id, _)| voter_ids.contains(id))
 }
 
 /// Waits until some node is leader according to `node`, up to `timeout`.

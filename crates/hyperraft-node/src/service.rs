@@ -122,17 +122,7 @@ impl NodeService {
 
     fn status(&self) -> Status {
         let metrics = self.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
-        let voter_ids: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        let (mut voters, mut learners) = (Vec::new(), Vec::new());
-        for (id, node) in membership.nodes() {
-            let entry = (*id, node.addr.clone());
-            if voter_ids.contains(id) {
-                voters.push(entry)
-            } else {
-                learners.push(entry)
-            }
-        }
+        let (voters, learners) = crate::node::members(&metrics);
         Status {
             node_id: metrics.id,
             leader: metrics.current_leader,
