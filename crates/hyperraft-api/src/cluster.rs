@@ -22,6 +22,8 @@ impl Cluster for ClusterService {
             id,
             peer_address,
             api_address: self.api.config.api_addresses.get(&id).cloned().unwrap_or_default(),
+            matched_index: None,
+            lag: None,
         };
         let (voters, learners) = (voters.into_iter().map(member).collect(), learners.into_iter().map(member).collect());
         Ok(Response::new(proto::StatusResponse {
@@ -34,6 +36,25 @@ impl Cluster for ClusterService {
             learners,
             is_leader: metrics.state.is_leader(),
             millis_since_quorum_ack: metrics.millis_since_quorum_ack,
+            kv_revision: self.api.node.state().read(|state| state.kv().revision()),
         }))
+    }
+
+    async fn add_node(&self, _: Request<proto::AddNodeRequest>) -> Result<Response<proto::AddNodeResponse>, Status> {
+        Err(Status::unimplemented("AddNode is not served by this version"))
+    }
+
+    async fn remove_node(
+        &self,
+        _: Request<proto::RemoveNodeRequest>,
+    ) -> Result<Response<proto::RemoveNodeResponse>, Status> {
+        Err(Status::unimplemented("RemoveNode is not served by this version"))
+    }
+
+    async fn transfer_leader(
+        &self,
+        _: Request<proto::TransferLeaderRequest>,
+    ) -> Result<Response<proto::TransferLeaderResponse>, Status> {
+        Err(Status::unimplemented("TransferLeader is not served by this version"))
     }
 }

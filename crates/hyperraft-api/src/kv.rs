@@ -157,8 +157,16 @@ impl KvService {
     }
 }
 
+type WatchStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<proto::WatchResponse, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Kv for KvService {
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, _: Request<proto::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        Err(Status::unimplemented("watch is not served by this version"))
+    }
+
     async fn put(&self, request: Request<proto::PutRequest>) -> Result<Response<proto::PutResponse>, Status> {
         let request = request.into_inner();
         let _permit = self.api.admit(request.encoded_len())?;

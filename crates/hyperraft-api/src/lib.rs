@@ -31,6 +31,7 @@ mod connections;
 mod convert;
 pub mod errors;
 mod kv;
+mod lease;
 mod ledger;
 mod server;
 
@@ -38,9 +39,5 @@ pub use config::ApiConfig;
 pub use ledger::{accounts_frame, transfers_frame};
 pub use server::{serve, serve_on, ApiError, ApiServer};
 
-/// The generated messages, clients (`ledger_client::LedgerClient`, …) and
-/// server traits of `hyperraft.v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod proto {
-    tonic::include_proto!("hyperraft.v1");
-}
+/// The generated messages, clients and server traits of `hyperraft.v1`.
+pub use hyperraft_proto as proto;

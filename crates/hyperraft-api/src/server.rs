@@ -15,9 +15,11 @@ use crate::api::Api;
 use crate::cluster::ClusterService;
 use crate::connections::BoundedIncoming;
 use crate::kv::KvService;
+use crate::lease::LeaseService;
 use crate::ledger::LedgerService;
 use crate::proto::cluster_server::ClusterServer;
 use crate::proto::kv_server::KvServer;
+use crate::proto::lease_server::LeaseServer;
 use crate::proto::ledger_server::LedgerServer;
 use crate::ApiConfig;
 
@@ -89,6 +91,9 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
     let kv = KvServer::new(KvService { api: api.clone() })
         .max_decoding_message_size(message_bytes_max)
         .max_encoding_message_size(message_bytes_max);
+    let lease = LeaseServer::new(LeaseService { api: api.clone() })
+        .max_decoding_message_size(message_bytes_max)
+        .max_encoding_message_size(message_bytes_max);
     let cluster = ClusterServer::new(ClusterService { api })
         .max_decoding_message_size(message_bytes_max)
         .max_encoding_message_size(message_bytes_max);
@@ -96,6 +101,7 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
     let router = server
         .add_service(Gated::new(ledger, admission.clone(), retry_after))
         .add_service(Gated::new(kv, admission.clone(), retry_after))
+        .add_service(Gated::new(lease, admission.clone(), retry_after))
         .add_service(Gated::new(cluster, admission, retry_after));
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         // A dropped sender stops the server too.
