@@ -1,0 +1,32 @@
+use std::time::Duration;
+
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Status};
+
+use crate::error::{leader_hint, retry_safe};
+use crate::Error;
+
+#[test]
+fn statuses_become_errors_with_their_details() {
+    // Proves the server's conventions are read: field names, retry hints, compaction revisions, leader hints.
+    let invalid = Error::from_status(&Status::invalid_argument("accounts[3].code: must not be zero"));
+    assert!(matches!(invalid, Error::InvalidArgument { ref field, .. } if field == "accounts[3].code"), "{invalid:?}");
+
+    let mut exhausted = Status::resource_exhausted("full");
+    exhausted.metadata_mut().insert(crate::RETRY_AFTER_MS_KEY, MetadataValue::from(50u64));
+    let overloaded = Error::from_status(&exhausted);
+    assert!(matches!(overloaded, Error::Overloaded { retry_after: Some(wait) } if wait == Duration::from_millis(50)));
+
+    let mut out_of_range = Status::out_of_range("compacted");
+    out_of_range.metadata_mut().insert(crate::COMPACT_REVISION_KEY, MetadataValue::from(17u64));
+    assert!(matches!(Error::from_status(&out_of_range), Error::Compacted { oldest: 17 }));
+
+    let mut not_leader = Status::unavailable("not the leader");
+    not_leader.metadata_mut().insert(crate::LEADER_ID_KEY, MetadataValue::from(2u64));
+    not_leader.metadata_mut().insert(crate::LEADER_ADDRESS_KEY, MetadataValue::from_static("127.0.0.1:9"));
+    assert_eq!(leader_hint(&not_leader), Some((2, Some("127.0.0.1:9".to_string()))));
+    assert!(!retry_safe(&not_leader));
+    not_leader.metadata_mut().insert(crate::RETRY_SAFE_KEY, MetadataValue::from_static("true"));
+    assert!(retry_safe(&not_leader));
+    assert_eq!(Error::from_status(&Status::new(Code::DataLoss, "x")).to_string(), "server error DataLoss: x");
+}
