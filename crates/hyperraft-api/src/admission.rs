@@ -7,7 +7,9 @@
 //! service, before the request body is read or decoded; the byte bound is
 //! checked by the handler, which knows the decoded message's size. Each
 //! admitted request holds its permits until its response is ready;
-//! dropping a permit gives the room back.
+//! dropping a permit gives the room back. For a server-streaming call
+//! (`Kv.Watch`) "ready" is when the stream starts, so a long watch holds
+//! no request permit; watches have their own bound (`watches_max`).
 
 use std::convert::Infallible;
 use std::future::Future;

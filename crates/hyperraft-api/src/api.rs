@@ -9,6 +9,7 @@ use hyperraft_raft::{BatchResponse, NodeId};
 use hyperraft_state::BatchOutput;
 use hyperraft_wire::{Frame, FrameHeader, Kind, Limits};
 use openraft::error::{CheckIsLeaderError, RaftError};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use zerocopy::FromBytes;
 
@@ -20,12 +21,32 @@ pub(crate) struct Api {
     pub(crate) node: Arc<Node>,
     pub(crate) config: ApiConfig,
     pub(crate) admission: Admission,
+    /// Turns true when the server shuts down: streams (watches) end then.
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// One permit per open watch.
+    watches: Arc<Semaphore>,
 }
 
 impl Api {
-    pub(crate) fn new(node: Arc<Node>, config: ApiConfig) -> Api {
+    pub(crate) fn new(node: Arc<Node>, config: ApiConfig, shutdown: watch::Receiver<bool>) -> Api {
         let admission = Admission::new(config.requests_in_flight_max, config.request_bytes_in_flight_max);
-        Api { node, config, admission }
+        let watches = Arc::new(Semaphore::new(config.watches_max));
+        Api { node, config, admission, shutdown, watches }
+    }
+
+    /// A place for one more watch, or `RESOURCE_EXHAUSTED` when all
+    /// `watches_max` are taken.
+    pub(crate) fn admit_watch(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.watches.clone().try_acquire_owned().map_err(|_| {
+            let max = self.config.watches_max;
+            resource_exhausted(format!("{max} watches are open, the most this node serves"), self.config.retry_after)
+        })
+    }
+
+    /// Watches open now.
+    #[allow(dead_code)]
+    pub(crate) fn watches_open(&self) -> usize {
+        self.config.watches_max - self.watches.available_permits()
     }
 
     pub(crate) fn node_id(&self) -> NodeId {

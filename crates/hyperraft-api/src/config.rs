@@ -47,6 +47,21 @@ pub struct ApiConfig {
     /// and `Status`. Nodes know each other's peer (QUIC) addresses only, so
     /// a node whose map lacks the leader hints its id alone.
     pub api_addresses: BTreeMap<NodeId, String>,
+    /// Open `Kv.Watch` streams at once. One more is refused with
+    /// `RESOURCE_EXHAUSTED` and a retry hint. A watch holds no request
+    /// permit (those are given back once its stream starts), only this one.
+    pub watches_max: usize,
+    /// Events in one watch response. A response ends at a revision
+    /// boundary; a single revision with more events is sent alone.
+    pub watch_events_per_response_max: usize,
+    /// Encoded event bytes in one watch response, with the same rule. A
+    /// single revision over `message_bytes_max` ends its watch with the
+    /// error tonic gives for an oversized message.
+    pub watch_response_bytes_max: usize,
+    /// Responses queued per watch for a client that reads slowly; when
+    /// full, the watch waits for the client (backpressure), it never
+    /// buffers more.
+    pub watch_responses_buffered: usize,
 }
 
 impl Default for ApiConfig {
@@ -62,6 +77,10 @@ impl Default for ApiConfig {
             keepalive_timeout: Duration::from_secs(20),
             request_timeout: Duration::from_secs(30),
             api_addresses: BTreeMap::new(),
+            watches_max: 4096,
+            watch_events_per_response_max: 1024,
+            watch_response_bytes_max: 1 << 20,
+            watch_responses_buffered: 4,
         }
     }
 }
@@ -80,6 +99,15 @@ impl ApiConfig {
         }
         if self.keepalive_interval.is_zero() || self.keepalive_timeout.is_zero() || self.request_timeout.is_zero() {
             return Err("keepalive_interval, keepalive_timeout and request_timeout must not be zero".to_string());
+        }
+        if self.watch_events_per_response_max == 0
+            || self.watch_response_bytes_max == 0
+            || self.watch_responses_buffered == 0
+        {
+            return Err(
+                "watch_events_per_response_max, watch_response_bytes_max and watch_responses_buffered must not be zero"
+                    .to_string(),
+            );
         }
         Ok(())
     }

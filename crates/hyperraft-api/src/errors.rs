@@ -4,7 +4,10 @@
 //! - `hyperraft-leader-id` / `hyperraft-leader-address` on `UNAVAILABLE`
 //!   from a node that is not the leader but knows it (the address only when
 //!   [`crate::ApiConfig::api_addresses`] holds it);
-//! - `hyperraft-retry-after-ms` on `RESOURCE_EXHAUSTED`.
+//! - `hyperraft-retry-after-ms` on `RESOURCE_EXHAUSTED`;
+//! - `hyperraft-compact-revision` on the `OUT_OF_RANGE` that ends a watch
+//!   whose start is older than the history kept: the smallest
+//!   `start_revision` the node can still serve.
 
 use std::fmt::Display;
 use std::time::Duration;
@@ -19,6 +22,10 @@ pub const LEADER_ID_KEY: &str = "hyperraft-leader-id";
 pub const LEADER_ADDRESS_KEY: &str = "hyperraft-leader-address";
 /// Metadata key of the retry hint, in milliseconds, of `RESOURCE_EXHAUSTED`.
 pub const RETRY_AFTER_MS_KEY: &str = "hyperraft-retry-after-ms";
+
+/// Metadata key of the smallest watchable `start_revision`, on the
+/// `OUT_OF_RANGE` that ends a watch whose history was compacted.
+pub const COMPACT_REVISION_KEY: &str = "hyperraft-compact-revision";
 
 /// `INVALID_ARGUMENT` that names the bad field first: `"accounts[3].code: …"`.
 pub(crate) fn invalid_argument(field: &str, reason: impl Display) -> Status {
@@ -50,6 +57,16 @@ pub(crate) fn not_leader(this_node: NodeId, leader: Option<NodeId>, leader_addre
     if let Some(value) = leader_address.and_then(|address| address.parse().ok()) {
         status.metadata_mut().insert(LEADER_ADDRESS_KEY, value);
     }
+    status
+}
+
+/// `OUT_OF_RANGE` ending a watch that needs history already dropped;
+/// `start_revision_min` is the oldest start the node can still serve.
+pub(crate) fn compacted(start_revision_min: u64) -> Status {
+    let mut status = Status::out_of_range(format!(
+        "the history before revision {start_revision_min} was compacted; read the range again, then watch from its revision + 1"
+    ));
+    status.metadata_mut().insert(COMPACT_REVISION_KEY, MetadataValue::from(start_revision_min));
     status
 }
 

@@ -4,6 +4,7 @@
 //! leader's batcher, ranges are read from the local state.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyperraft_raft::{BatchResponse, KvResult};
 use hyperraft_wire::kv::{KEY_BYTES_MAX, TXN_OPS_MAX, VALUE_BYTES_MAX};
@@ -19,6 +20,7 @@ use crate::errors::{invalid_argument, unexpected};
 use crate::proto;
 use crate::proto::kv_server::Kv;
 use crate::proto::response_op::Response as OpResponse;
+use crate::watch::{self, WatchResponses, WatchSpec, PROGRESS_INTERVAL_MS_MIN};
 
 pub(crate) struct KvService {
     pub(crate) api: Arc<Api>,
@@ -157,14 +159,41 @@ impl KvService {
     }
 }
 
-type WatchStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<proto::WatchResponse, Status>> + Send>>;
+/// The watch of a checked request.
+fn watch_spec(request: proto::WatchRequest) -> Result<WatchSpec, Status> {
+    check_key("", "key", &request.key)?;
+    check_range_end("", "range_end", &request.range_end)?;
+    let progress_interval = match request.progress_interval_ms {
+        0 => None,
+        millis if millis < PROGRESS_INTERVAL_MS_MIN => {
+            return Err(invalid_argument(
+                "progress_interval_ms",
+                format!("{millis} ms, below the {PROGRESS_INTERVAL_MS_MIN} ms this node sends at most; 0 for none"),
+            ))
+        }
+        millis => Some(Duration::from_millis(millis)),
+    };
+    Ok(WatchSpec {
+        key: request.key.into(),
+        range_end: request.range_end.into(),
+        prev_kv: request.prev_kv,
+        start_revision: request.start_revision,
+        progress_interval,
+    })
+}
 
 #[tonic::async_trait]
 impl Kv for KvService {
-    type WatchStream = WatchStream;
+    type WatchStream = WatchResponses;
 
-    async fn watch(&self, _: Request<proto::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        Err(Status::unimplemented("watch is not served by this version"))
+    async fn watch(&self, request: Request<proto::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let request = request.into_inner();
+        // The request's bytes are held only while it is checked; the watch
+        // itself is bounded by `watches_max`.
+        let _permit = self.api.admit(request.encoded_len())?;
+        let spec = watch_spec(request)?;
+        let watch = self.api.admit_watch()?;
+        Ok(Response::new(watch::start(self.api.clone(), spec, watch)))
     }
 
     async fn put(&self, request: Request<proto::PutRequest>) -> Result<Response<proto::PutResponse>, Status> {

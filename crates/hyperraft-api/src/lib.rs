@@ -3,8 +3,8 @@
 //! [`serve`] starts three services of `proto/hyperraft.proto` (package
 //! `hyperraft.v1`) on a TCP socket for one [`hyperraft_node::Node`]:
 //! `Ledger` (accounts and transfers, as protobuf messages or as packed wire
-//! frames), `Kv` (put, range, delete-range, transactions) and `Cluster`
-//! (status). Writes go through the node's leader-side batcher, so
+//! frames), `Kv` (put, range, delete-range, transactions, watches) and
+//! `Cluster` (status). Writes go through the node's leader-side batcher, so
 //! concurrent RPCs coalesce into the same Raft entries; reads are
 //! linearizable unless a request asks for a serializable one. The proto
 //! file documents the conventions (128-bit numbers, leader hints, error
@@ -34,6 +34,7 @@ mod kv;
 mod lease;
 mod ledger;
 mod server;
+mod watch;
 
 pub use config::ApiConfig;
 pub use ledger::{accounts_frame, transfers_frame};

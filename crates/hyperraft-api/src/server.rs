@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hyperraft_node::Node;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
@@ -41,6 +41,8 @@ pub enum ApiError {
 pub struct ApiServer {
     local_addr: SocketAddr,
     stop: oneshot::Sender<()>,
+    /// Tells open streams (watches) to end, so that shutdown does not wait on them.
+    streams_stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
@@ -50,9 +52,11 @@ impl ApiServer {
         self.local_addr
     }
 
-    /// Stops accepting connections, lets calls in progress finish, and
-    /// waits for the server to end.
+    /// Stops accepting connections, ends open watches (`UNAVAILABLE`),
+    /// lets other calls in progress finish, and waits for the server to end.
     pub async fn shutdown(self) -> Result<(), ApiError> {
+        // Watches may have ended already; then there is nobody to tell.
+        self.streams_stop.send_replace(true);
         // The server may have ended already; then there is nobody to tell.
         let _ = self.stop.send(());
         self.task.await.map_err(|error| ApiError::Task(error.to_string()))??;
@@ -83,7 +87,8 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .timeout(config.request_timeout);
     let retry_after = config.retry_after;
-    let api = Arc::new(Api::new(node, config));
+    let (streams_stop, streams_stopped) = watch::channel(false);
+    let api = Arc::new(Api::new(node, config, streams_stopped));
     let admission = api.admission.clone();
     let ledger = LedgerServer::new(LedgerService { api: api.clone() })
         .max_decoding_message_size(message_bytes_max)
@@ -107,7 +112,7 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
         // A dropped sender stops the server too.
         let _ = stopped.await;
     }));
-    Ok(ApiServer { local_addr, stop, task })
+    Ok(ApiServer { local_addr, stop, streams_stop, task })
 }
 
 fn local_addr_unknown() -> SocketAddr {

@@ -94,6 +94,15 @@ pub struct NodeConfig {
     /// Threads that apply one batch (1 = sequential).
     #[serde(default = "default_apply_threads")]
     pub apply_threads: usize,
+    /// Key/value events kept for watchers; a watch that starts before the
+    /// oldest kept one ends with `OUT_OF_RANGE`. Part of the replicated
+    /// state (snapshots carry the history), so every node must use the same.
+    #[serde(default = "default_kv_history_events_max")]
+    pub kv_history_events_max: usize,
+}
+
+fn default_kv_history_events_max() -> usize {
+    hyperraft_state::kv::KvConfig::default().history_events_max
 }
 
 fn default_apply_threads() -> usize {

@@ -87,6 +87,7 @@ impl EmbeddedCluster {
             initial_members,
             raft,
             apply_threads,
+            kv_history_events_max: hyperraft_state::kv::KvConfig::default().history_events_max,
         })
     }
 

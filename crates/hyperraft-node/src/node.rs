@@ -60,9 +60,11 @@ impl Node {
             .map_err(|error| NodeError::Transport(error.to_string()))?;
         let log = LogStore::open(&config.data_dir.join("log"), LogConfig::default())
             .map_err(|error| NodeError::Storage(error.to_string()))?;
+        let defaults = StateConfig::default();
         let state_config = StateConfig {
             apply_threads: NonZeroUsize::new(config.apply_threads).expect("validated"),
-            ..StateConfig::default()
+            kv: hyperraft_state::kv::KvConfig { history_events_max: config.kv_history_events_max, ..defaults.kv },
+            ..defaults
         };
         let state = StateMachineStore::open(&config.data_dir.join("state"), state_config)
             .map_err(|error| NodeError::Storage(error.to_string()))?;

@@ -8,7 +8,7 @@ use hyperraft_api::proto::cluster_client::ClusterClient;
 use hyperraft_api::proto::kv_client::KvClient;
 use hyperraft_api::proto::ledger_client::LedgerClient;
 use hyperraft_api::{ApiConfig, ApiServer};
-use hyperraft_node::{EmbeddedCluster, Node, RaftTuning};
+use hyperraft_node::{EmbeddedCluster, Node, NodeConfig, RaftTuning};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
@@ -36,11 +36,16 @@ impl ApiCluster {
     /// Starts nodes `1..=count` and serves each one's API with `config`
     /// (its `api_addresses` filled in with every node's address).
     pub async fn start(count: u64, config: ApiConfig) -> ApiCluster {
+        ApiCluster::start_with(count, config, |node| node).await
+    }
+
+    /// Like [`ApiCluster::start`], each node's configuration passed through `tune` first.
+    pub async fn start_with(count: u64, config: ApiConfig, tune: impl Fn(NodeConfig) -> NodeConfig) -> ApiCluster {
         let dir = tempfile::tempdir().expect("temporary folder");
         let setup = EmbeddedCluster::new(dir.path(), count, fast_raft(), 1).expect("cluster setup");
         let mut nodes = BTreeMap::new();
         for (&id, node_config) in setup.configs() {
-            nodes.insert(id, Arc::new(Node::start(node_config.clone()).await.expect("node starts")));
+            nodes.insert(id, Arc::new(Node::start(tune(node_config.clone())).await.expect("node starts")));
         }
         let mut listeners = BTreeMap::new();
         let mut addresses = BTreeMap::new();

@@ -7,3 +7,4 @@ mod harness;
 mod kv;
 mod ledger;
 mod routing;
+mod watch;
