@@ -2,7 +2,8 @@
 //! the admission gate — and the two ways a request reaches the node: a
 //! write through the leader's batcher, a read from the local state.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use hyperraft_node::{Node, WriteError};
 use hyperraft_raft::{BatchResponse, NodeId};
@@ -25,13 +26,34 @@ pub(crate) struct Api {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// One permit per open watch.
     watches: Arc<Semaphore>,
+    /// Each node's gRPC address: `ApiConfig::api_addresses`, then what
+    /// `AddNode` told. Read for leader hints and `Status`.
+    api_addresses: RwLock<BTreeMap<NodeId, String>>,
+    /// Held while a membership change or leader transfer runs: one at a time.
+    pub(crate) membership: tokio::sync::Mutex<()>,
 }
 
 impl Api {
     pub(crate) fn new(node: Arc<Node>, config: ApiConfig, shutdown: watch::Receiver<bool>) -> Api {
         let admission = Admission::new(config.requests_in_flight_max, config.request_bytes_in_flight_max);
         let watches = Arc::new(Semaphore::new(config.watches_max));
-        Api { node, config, admission, shutdown, watches }
+        let api_addresses = RwLock::new(config.api_addresses.clone());
+        let membership = tokio::sync::Mutex::new(());
+        Api { node, config, admission, shutdown, watches, api_addresses, membership }
+    }
+
+    /// The gRPC address of node `id`, when known.
+    pub(crate) fn api_address(&self, id: NodeId) -> Option<String> {
+        self.api_addresses.read().expect("the address map lock is never poisoned").get(&id).cloned()
+    }
+
+    /// Remembers (or, with `None`, forgets) node `id`'s gRPC address.
+    pub(crate) fn set_api_address(&self, id: NodeId, address: Option<String>) {
+        let mut addresses = self.api_addresses.write().expect("the address map lock is never poisoned");
+        match address {
+            Some(address) => addresses.insert(id, address),
+            None => addresses.remove(&id),
+        };
     }
 
     /// A place for one more watch, or `RESOURCE_EXHAUSTED` when all
@@ -94,9 +116,14 @@ impl Api {
         Ok(BatchResponse::from_output(decoded.kind(), &output))
     }
 
-    fn not_leader(&self, leader: Option<NodeId>) -> Status {
-        let address = leader.and_then(|leader| self.config.api_addresses.get(&leader));
-        not_leader(self.node_id(), leader, address.map(String::as_str))
+    /// [`Api::not_leader`] from a check made before anything was proposed.
+    pub(crate) fn not_leader_before_proposal(&self, leader: Option<NodeId>) -> Status {
+        self.not_leader(leader)
+    }
+
+    pub(crate) fn not_leader(&self, leader: Option<NodeId>) -> Status {
+        let address = leader.and_then(|leader| self.api_address(leader));
+        not_leader(self.node_id(), leader, address.as_deref())
     }
 
     fn write_error(&self, error: WriteError) -> Status {

@@ -4,7 +4,7 @@
 //! `hyperraft.v1`) on a TCP socket for one [`hyperraft_node::Node`]:
 //! `Ledger` (accounts and transfers, as protobuf messages or as packed wire
 //! frames), `Kv` (put, range, delete-range, transactions, watches) and
-//! `Cluster` (status). Writes go through the node's leader-side batcher, so
+//! `Cluster` (status, adding and removing nodes, leader transfer). Writes go through the node's leader-side batcher, so
 //! concurrent RPCs coalesce into the same Raft entries; reads are
 //! linearizable unless a request asks for a serializable one. The proto
 //! file documents the conventions (128-bit numbers, leader hints, error

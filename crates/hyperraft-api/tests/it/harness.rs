@@ -1,6 +1,7 @@
 //! A cluster of real nodes, each serving its gRPC API on 127.0.0.1:0.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub struct ApiCluster {
     // Dropped last: the nodes' data lives there.
     _dir: tempfile::TempDir,
+    /// The CA and configurations; makes nodes started later.
+    setup: EmbeddedCluster,
+    config: ApiConfig,
     pub nodes: BTreeMap<u64, Arc<Node>>,
     servers: BTreeMap<u64, ApiServer>,
     /// "127.0.0.1:port" of each node's API.
@@ -60,7 +64,22 @@ impl ApiCluster {
             let server = hyperraft_api::serve_on(nodes[&id].clone(), listener, config.clone()).expect("serve");
             servers.insert(id, server);
         }
-        ApiCluster { _dir: dir, nodes, servers, addresses }
+        ApiCluster { _dir: dir, setup, config, nodes, servers, addresses }
+    }
+
+    /// Starts node `id` outside the cluster (no members; it waits to be
+    /// added) and serves its API; answers its peer address.
+    pub async fn start_outsider(&mut self, id: u64) -> SocketAddr {
+        let peer = hyperraft_node::embedded::free_loopback_addr().expect("a free port");
+        let node_config = self.setup.config(id, peer, BTreeMap::new(), fast_raft(), 1).expect("node configuration");
+        let node = Arc::new(Node::start(node_config).await.expect("node starts"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        self.addresses.insert(id, listener.local_addr().expect("address").to_string());
+        let config = ApiConfig { api_addresses: self.addresses.clone(), ..self.config.clone() };
+        let server = hyperraft_api::serve_on(node.clone(), listener, config).expect("serve");
+        self.nodes.insert(id, node);
+        self.servers.insert(id, server);
+        peer
     }
 
     /// The leader, once one leads and every node agrees.

@@ -6,5 +6,6 @@ mod admission;
 mod harness;
 mod kv;
 mod ledger;
+mod membership;
 mod routing;
 mod watch;
