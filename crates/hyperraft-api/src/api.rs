@@ -15,7 +15,7 @@ use tonic::Status;
 use zerocopy::FromBytes;
 
 use crate::admission::{Admission, Permit};
-use crate::errors::{invalid_argument, not_leader, resource_exhausted};
+use crate::errors::{self, invalid_argument, not_leader, resource_exhausted, retry_safe};
 use crate::ApiConfig;
 
 pub(crate) struct Api {
@@ -89,7 +89,7 @@ impl Api {
         // through its queue; the metrics answer at once.
         let leader = self.node.raft().metrics().borrow().current_leader;
         if leader != Some(self.node_id()) {
-            return Err(self.not_leader(leader));
+            return Err(self.not_leader_before_proposal(leader));
         }
         match self.node.write(frame).await {
             Ok(BatchResponse::Rejected(reason)) => Err(Status::failed_precondition(reason)),
@@ -103,9 +103,14 @@ impl Api {
     pub(crate) async fn read(&self, frame: &[u8], serializable: bool) -> Result<BatchResponse, Status> {
         let decoded = Frame::decode(frame, &Limits::default()).map_err(|error| invalid_argument("frame", error))?;
         if !serializable {
+            // A read proposes nothing: retrying it is always safe.
             self.node.raft().ensure_linearizable().await.map_err(|error| match error {
-                RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => self.not_leader(forward.leader_id),
-                other => Status::unavailable(format!("cannot confirm leadership for a linearizable read: {other}")),
+                RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
+                    self.not_leader_before_proposal(forward.leader_id)
+                }
+                other => retry_safe(Status::unavailable(format!(
+                    "cannot confirm leadership for a linearizable read: {other}"
+                ))),
             })?;
         }
         let mut output = BatchOutput::default();
@@ -118,7 +123,7 @@ impl Api {
 
     /// [`Api::not_leader`] from a check made before anything was proposed.
     pub(crate) fn not_leader_before_proposal(&self, leader: Option<NodeId>) -> Status {
-        self.not_leader(leader)
+        retry_safe(self.not_leader(leader))
     }
 
     pub(crate) fn not_leader(&self, leader: Option<NodeId>) -> Status {
@@ -127,17 +132,7 @@ impl Api {
     }
 
     fn write_error(&self, error: WriteError) -> Status {
-        match error {
-            WriteError::InvalidFrame(reason) => invalid_argument("frame", reason),
-            WriteError::NotAWrite(kind) => invalid_argument("frame", format!("a frame of kind {kind} is not a write")),
-            WriteError::Overloaded(queue_len) => resource_exhausted(
-                format!("the leader's write queue is full ({queue_len} requests)"),
-                self.config.retry_after,
-            ),
-            WriteError::NotLeader { leader } => self.not_leader(leader.map(|(id, _)| id)),
-            WriteError::Unavailable(reason) => Status::unavailable(reason),
-            WriteError::Refused(reason) => Status::failed_precondition(reason),
-        }
+        errors::write_error(error, self.config.retry_after, |leader| self.not_leader(leader))
     }
 }
 

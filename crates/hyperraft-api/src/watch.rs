@@ -40,7 +40,7 @@ use tokio_stream::Stream;
 use tonic::Status;
 
 use crate::api::Api;
-use crate::errors::compacted;
+use crate::errors::{compacted, retry_safe};
 use crate::proto;
 
 /// Shortest progress interval a client may ask for; a shorter one is
@@ -338,8 +338,11 @@ async fn tick(progress: &mut Option<tokio::time::Interval>) {
     }
 }
 
+/// A watch only reads, so resuming it elsewhere is always safe.
 fn shutting_down() -> Status {
-    Status::unavailable("the node's API is shutting down; watch again elsewhere from the last revision received + 1")
+    retry_safe(Status::unavailable(
+        "the node's API is shutting down; watch again elsewhere from the last revision received + 1",
+    ))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hyperraft_api::errors::RETRY_AFTER_MS_KEY;
+use hyperraft_api::errors::{RETRY_AFTER_MS_KEY, RETRY_SAFE_KEY};
 use hyperraft_api::proto::cluster_client::ClusterClient;
 use hyperraft_api::proto::kv_client::KvClient;
 use hyperraft_api::proto::{PutRequest, StatusRequest};
@@ -14,7 +14,7 @@ use crate::harness::{channel, ApiCluster, PATIENCE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_gate_refuses_with_resource_exhausted_and_a_retry_hint_while_the_node_keeps_serving() {
-    // Proves a server whose in-flight bound is full (0) refuses every call with RESOURCE_EXHAUSTED and the configured retry hint, writes nothing, and a second server of the same node with room still serves.
+    // Proves a server whose in-flight bound is full (0) refuses every call with RESOURCE_EXHAUSTED, the configured retry hint and the retry-safe mark, writes nothing, and a second server of the same node with room still serves.
     let cluster = ApiCluster::start(1, ApiConfig::default()).await;
     let leader = cluster.leader().await;
     let full = ApiConfig { requests_in_flight_max: 0, ..ApiConfig::default() };
@@ -28,6 +28,7 @@ async fn a_full_gate_refuses_with_resource_exhausted_and_a_retry_hint_while_the_
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     let retry_after_ms = full.retry_after.as_millis().to_string();
     assert_eq!(refused.metadata().get(RETRY_AFTER_MS_KEY).and_then(|v| v.to_str().ok()), Some(&*retry_after_ms));
+    assert_eq!(refused.metadata().get(RETRY_SAFE_KEY).and_then(|v| v.to_str().ok()), Some("true"));
     let mut refused_cluster = ClusterClient::new(channel(&address).await);
     assert_eq!(refused_cluster.status(StatusRequest {}).await.unwrap_err().code(), Code::ResourceExhausted);
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hyperraft_api::errors::{LEADER_ADDRESS_KEY, LEADER_ID_KEY};
+use hyperraft_api::errors::{LEADER_ADDRESS_KEY, LEADER_ID_KEY, RETRY_SAFE_KEY};
 use hyperraft_api::proto::compare::Result as CompareResult;
 use hyperraft_api::proto::{
     Account, Compare, CreateAccountsRequest, CreateTransfersRequest, LookupAccountsRequest, PutRequest, RangeRequest,
@@ -25,7 +25,7 @@ fn metadata(status: &tonic::Status, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_refuses_writes_and_linearizable_reads_with_a_leader_hint() {
-    // Proves followers answer UNAVAILABLE with the leader's id and API address in the metadata for writes and linearizable reads, serve serializable reads, and report the leader in Status.
+    // Proves followers answer UNAVAILABLE with the leader's id and API address (and the retry-safe mark) in the metadata for writes and linearizable reads, serve serializable reads, and report the leader in Status.
     let cluster = ApiCluster::start(3, ApiConfig::default()).await;
     let leader = cluster.leader().await;
     let follower = cluster.follower().await;
@@ -35,6 +35,7 @@ async fn a_follower_refuses_writes_and_linearizable_reads_with_a_leader_hint() {
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert_eq!(metadata(&refused, LEADER_ID_KEY), Some(leader.to_string()));
     assert_eq!(metadata(&refused, LEADER_ADDRESS_KEY).as_ref(), Some(&cluster.addresses[&leader]));
+    assert_eq!(metadata(&refused, RETRY_SAFE_KEY).as_deref(), Some("true"), "refused before proposing");
 
     let refused = kv.range(range("k", b"")).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
@@ -70,11 +71,12 @@ async fn a_follower_refuses_writes_and_linearizable_reads_with_a_leader_hint() {
 fn assert_invalid(status: tonic::Status, field: &str) {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().starts_with(&format!("{field}:")), "expected the field {field} named: {status:?}");
+    assert_eq!(metadata(&status, RETRY_SAFE_KEY).as_deref(), Some("true"), "bad input is refused before proposing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_fields_and_damaged_frames_are_refused_naming_the_field_and_change_nothing() {
-    // Proves INVALID_ARGUMENT names the bad field (key too long or empty, a 17-bit code, both forms given, a compare without target, a damaged or mistyped frame) and none of those requests changed the state.
+    // Proves INVALID_ARGUMENT names the bad field and is marked retry-safe (key too long or empty, a 17-bit code, both forms given, a compare without target, a damaged or mistyped frame) and none of those requests changed the state.
     let cluster = ApiCluster::start(1, ApiConfig::default()).await;
     let leader = cluster.leader().await;
     let mut kv = cluster.kv(leader).await;
