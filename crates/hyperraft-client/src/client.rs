@@ -115,6 +115,13 @@ impl Client {
         self.core.pool.leader().map(|endpoint| endpoint.address.clone())
     }
 
+    /// Asks every endpoint for its status now, as the periodic health
+    /// checks do: learns the leader and marks endpoints up or down. Returns
+    /// how many endpoints answered.
+    pub async fn refresh(&self) -> usize {
+        self.core.pool.health_round().await
+    }
+
     /// Every endpoint the client knows (configured and learned) with the
     /// number of channels open to it.
     pub fn endpoints(&self) -> Vec<(String, usize)> {

@@ -9,7 +9,7 @@
 //! when the stream is dropped.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -43,6 +43,15 @@ const PROGRESS_INTERVAL_MS: u64 = 1000;
 pub struct WatchStream {
     events: ReceiverStream<Result<Event, Error>>,
     task: JoinHandle<()>,
+    node: Arc<Mutex<Option<String>>>,
+}
+
+impl WatchStream {
+    /// The API address of the node the watch is connected to (or trying
+    /// to reach) now; `None` before the first attempt.
+    pub fn node_address(&self) -> Option<String> {
+        self.node.lock().expect("not poisoned").clone()
+    }
 }
 
 impl Drop for WatchStream {
@@ -85,9 +94,17 @@ impl Client {
             revision => revision,
         };
         let (sender, receiver) = mpsc::channel(BUFFER_EVENTS_MAX);
-        let watch = Watch { core: self.core.clone(), key, range_end, next_revision: start_revision, sender };
+        let node = Arc::new(Mutex::new(None));
+        let watch = Watch {
+            core: self.core.clone(),
+            key,
+            range_end,
+            next_revision: start_revision,
+            sender,
+            node: node.clone(),
+        };
         let task = tokio::spawn(watch.run());
-        Ok(WatchStream { events: ReceiverStream::new(receiver), task })
+        Ok(WatchStream { events: ReceiverStream::new(receiver), task, node })
     }
 }
 
@@ -98,6 +115,8 @@ struct Watch {
     /// The first revision not delivered yet.
     next_revision: u64,
     sender: mpsc::Sender<Result<Event, Error>>,
+    /// The address of the node followed now, for [`WatchStream::node_address`].
+    node: Arc<Mutex<Option<String>>>,
 }
 
 /// How one connection of a watch ended.
@@ -117,6 +136,7 @@ impl Watch {
         let mut avoid = None;
         loop {
             let checkout = self.core.pool.checkout(&self.core.pool.pick(Target::Any, avoid.as_ref()));
+            *self.node.lock().expect("not poisoned") = Some(checkout.endpoint.address.clone());
             let status = match self.follow(checkout.channel.clone()).await {
                 Ended::Dropped => return,
                 Ended::Final(error) => {

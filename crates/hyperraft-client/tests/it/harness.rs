@@ -1,0 +1,128 @@
+//! A cluster of real nodes, each serving its gRPC API on 127.0.0.1:0, and
+//! SDK clients for it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyperraft_api::{ApiConfig, ApiServer};
+use hyperraft_client::{Client, ClientConfig};
+use hyperraft_node::{EmbeddedCluster, Node, RaftTuning};
+use tokio::time::Instant;
+
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub struct TestCluster {
+    // Dropped last: the nodes' data lives there.
+    _dir: tempfile::TempDir,
+    nodes: BTreeMap<u64, Arc<Node>>,
+    servers: BTreeMap<u64, ApiServer>,
+    /// "127.0.0.1:port" of each node's API, stopped nodes included.
+    pub addresses: BTreeMap<u64, String>,
+}
+
+fn fast_raft() -> RaftTuning {
+    RaftTuning {
+        heartbeat_interval_ms: 50,
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 600,
+        ..RaftTuning::default()
+    }
+}
+
+impl TestCluster {
+    /// Starts nodes `1..=count`, each serving its API (with every node's
+    /// address, for leader hints).
+    pub async fn start(count: u64) -> TestCluster {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let setup = EmbeddedCluster::new(dir.path(), count, fast_raft(), 1).expect("cluster setup");
+        let mut nodes = BTreeMap::new();
+        for (&id, node_config) in setup.configs() {
+            nodes.insert(id, Arc::new(Node::start(node_config.clone()).await.expect("node starts")));
+        }
+        let mut listeners = BTreeMap::new();
+        let mut addresses = BTreeMap::new();
+        for &id in nodes.keys() {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addresses.insert(id, listener.local_addr().expect("address").to_string());
+            listeners.insert(id, listener);
+        }
+        let config = ApiConfig { api_addresses: addresses.clone(), ..ApiConfig::default() };
+        let mut servers = BTreeMap::new();
+        for (id, listener) in listeners {
+            let server = hyperraft_api::serve_on(nodes[&id].clone(), listener, config.clone()).expect("serve");
+            servers.insert(id, server);
+        }
+        let cluster = TestCluster { _dir: dir, nodes, servers, addresses };
+        cluster.leader().await;
+        cluster
+    }
+
+    /// The leader, once one leads and every running node agrees.
+    pub async fn leader(&self) -> u64 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let leaders: Vec<Option<u64>> = self.nodes.values().map(|node| node.metrics().current_leader).collect();
+            if let Some(Some(leader)) = leaders.first() {
+                let leading = self.nodes.get(leader).is_some_and(|node| node.metrics().state.is_leader());
+                if leading && leaders.iter().all(|seen| *seen == Some(*leader)) {
+                    return *leader;
+                }
+            }
+            assert!(Instant::now() < deadline, "no agreed leader within {PATIENCE:?}: {leaders:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The running nodes other than the leader.
+    pub async fn followers(&self) -> Vec<u64> {
+        let leader = self.leader().await;
+        self.nodes.keys().copied().filter(|id| *id != leader).collect()
+    }
+
+    /// The node serving the API at `address`.
+    pub fn node_at(&self, address: &str) -> u64 {
+        *self.addresses.iter().find(|(_, known)| *known == address).expect("a node's address").0
+    }
+
+    /// A client of the nodes `ids`, in that order, retrying patiently
+    /// enough to outlast an election on a slow machine.
+    pub async fn client(&self, ids: &[u64]) -> Client {
+        let mut config = ClientConfig::new(ids.iter().map(|id| self.addresses[id].clone()));
+        config.retry.attempts = 30;
+        Client::connect(config).await.expect("client connects")
+    }
+
+    /// Stops node `id`: its API server first (its clients see the
+    /// connection close), then the node.
+    pub async fn stop(&mut self, id: u64) {
+        let server = self.servers.remove(&id).expect("a running node");
+        server.shutdown().await.expect("API server stops cleanly");
+        let node = self.nodes.remove(&id).expect("a running node");
+        shutdown_node(id, node).await;
+    }
+
+    /// Stops every node. Drop every client first.
+    pub async fn shutdown(mut self) {
+        for (_, server) in std::mem::take(&mut self.servers) {
+            server.shutdown().await.expect("API server stops cleanly");
+        }
+        for (id, node) in std::mem::take(&mut self.nodes) {
+            shutdown_node(id, node).await;
+        }
+    }
+}
+
+async fn shutdown_node(id: u64, mut node: Arc<Node>) {
+    // Connection tasks may hold the node a moment after the server ends.
+    let deadline = Instant::now() + PATIENCE;
+    let node = loop {
+        match Arc::try_unwrap(node) {
+            Ok(node) => break node,
+            Err(shared) => node = shared,
+        }
+        assert!(Instant::now() < deadline, "node {id} is still held after its API server stopped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    node.shutdown().await.expect("clean shutdown");
+}

@@ -1,0 +1,10 @@
+//! Integration tests of `hyperraft-client`: the SDK against real nodes
+//! (QUIC with mutual TLS between them, fsync'd logs in temporary folders)
+//! serving their gRPC API on loopback.
+
+mod cluster;
+mod failover;
+mod harness;
+mod kv;
+mod ledger;
+mod watch;
