@@ -236,8 +236,7 @@ impl Core {
                     return Err(error);
                 }
                 Verdict::Retry { wait_min, elsewhere, maybe_applied } => {
-                    // A node that answered "not the leader, ask that one" did not take the write.
-                    retried_after_unknown |= maybe_applied && (hinted.is_none() || client_side(&status));
+                    retried_after_unknown |= maybe_applied;
                     if elsewhere {
                         self.pool.failed(&checkout.endpoint, connect_failed(&status) || client_side(&status));
                         avoid = Some(checkout.endpoint.clone());

@@ -51,7 +51,8 @@
 //!   and **membership changes** are retried only when the request
 //!   certainly changed nothing: the client could not connect, the server
 //!   answered `RESOURCE_EXHAUSTED` (after the `hyperraft-retry-after-ms`
-//!   it suggests), or it marked its error `hyperraft-retry-safe: true`.
+//!   it suggests), or it marked a transient error (such as "not the
+//!   leader", answered before proposing) `hyperraft-retry-safe: true`.
 //!   Any other failure after the request left is
 //!   [`Error::OutcomeUnknown`]: read the key to learn what happened.
 //!

@@ -8,7 +8,9 @@
 //! - every call, idempotent or not, when the request certainly changed
 //!   nothing: the client could not connect (nothing was sent), the server
 //!   answered `RESOURCE_EXHAUSTED` (refused before it started), or the
-//!   server marked its error `hyperraft-retry-safe: true`.
+//!   server marked a transient error (`UNAVAILABLE`, such as "not the
+//!   leader" before proposing) `hyperraft-retry-safe: true`. A refusal
+//!   (`INVALID_ARGUMENT`, ...) is final even when marked retry-safe.
 //!
 //! Any other failure of a [`Safety::NotIdempotent`] write is
 //! [`Error::OutcomeUnknown`].
@@ -58,9 +60,6 @@ pub(crate) fn judge(status: &Status, safety: Safety) -> Verdict {
             maybe_applied: false,
         };
     }
-    if retry_safe(status) {
-        return retry(true, false);
-    }
     let transient = match status.code() {
         Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded => true,
         // A connection that broke mid-call surfaces as UNKNOWN or INTERNAL
@@ -68,10 +67,15 @@ pub(crate) fn judge(status: &Status, safety: Safety) -> Verdict {
         Code::Unknown | Code::Internal => client_side(status),
         _ => false,
     };
-    match (transient, safety) {
-        (false, _) => Verdict::Fail(Error::from_status(status)),
-        (true, Safety::Idempotent) => retry(true, true),
-        (true, Safety::NotIdempotent) => Verdict::Fail(Error::OutcomeUnknown(describe(status))),
+    // "Retry-safe" says the request changed nothing, not that repeating
+    // it could help: a refused argument stays refused.
+    if !transient {
+        return Verdict::Fail(Error::from_status(status));
+    }
+    match (retry_safe(status), safety) {
+        (true, _) => retry(true, false),
+        (false, Safety::Idempotent) => retry(true, true),
+        (false, Safety::NotIdempotent) => Verdict::Fail(Error::OutcomeUnknown(describe(status))),
     }
 }
 

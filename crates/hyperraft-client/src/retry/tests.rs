@@ -20,7 +20,7 @@ fn writes_that_may_have_applied_are_not_retried() {
 
 #[test]
 fn overload_is_retried_after_the_hint_and_refusals_are_final() {
-    // Proves RESOURCE_EXHAUSTED waits at least the server's hint, and a caller's mistake is never retried.
+    // Proves RESOURCE_EXHAUSTED waits at least the server's hint, and a caller's mistake is never retried, even when marked retry-safe.
     let mut exhausted = Status::resource_exhausted("queue full");
     exhausted.metadata_mut().insert(crate::RETRY_AFTER_MS_KEY, MetadataValue::from(40u64));
     match judge(&exhausted, Safety::NotIdempotent) {
@@ -29,7 +29,8 @@ fn overload_is_retried_after_the_hint_and_refusals_are_final() {
         }
         other => panic!("{other:?}"),
     }
-    let invalid = Status::invalid_argument("key: empty");
+    let mut invalid = Status::invalid_argument("key: empty");
+    invalid.metadata_mut().insert(crate::RETRY_SAFE_KEY, MetadataValue::from_static("true"));
     assert!(matches!(judge(&invalid, Safety::Idempotent), Verdict::Fail(Error::InvalidArgument { .. })));
 }
 
