@@ -2,6 +2,7 @@
 
 mod cert;
 mod cluster_bench;
+mod ctl;
 mod engine_bench;
 mod serve;
 
@@ -24,6 +25,9 @@ enum Command {
     Bench(engine_bench::BenchArgs),
     /// Create the cluster CA and node certificates for mutual TLS.
     Cert(cert::CertArgs),
+    /// Talk to a running cluster through its gRPC API: status, keys,
+    /// leases, accounts, transfers, membership.
+    Ctl(ctl::CtlArgs),
     /// Run a node until SIGTERM or SIGINT.
     Serve(serve::ServeArgs),
 }
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => engine_bench::run(&args),
         Command::Cert(args) => cert::run(&args),
+        Command::Ctl(args) => ctl::run(&args),
         Command::Serve(args) => serve::run(&args),
     };
     match result {
