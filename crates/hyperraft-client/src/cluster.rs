@@ -1,8 +1,9 @@
 //! Cluster calls: status, membership changes and leader transfer.
 //!
-//! Membership changes and leader transfers go to the leader and, like
-//! key/value writes, are retried only when the request certainly changed
-//! nothing.
+//! Membership changes and leader transfers go to the leader. Adding a
+//! node that is already a voter changes nothing, so `add_node` is retried
+//! like a read; removals and leader transfers, like key/value writes, are
+//! retried only when the request certainly changed nothing.
 
 use std::time::Duration;
 
@@ -52,11 +53,12 @@ impl Client {
         answers
     }
 
-    /// Adds a node: first as a learner, then, once it has caught up, as a voter.
+    /// Adds a node: first as a learner, then, once it has caught up, as a
+    /// voter. Adding a voter again changes nothing.
     pub async fn add_node(&self, node: NewNode) -> Result<StatusResponse, Error> {
         let core = &self.core;
         let response = core
-            .call(Target::Leader, Safety::NotIdempotent, |channel| {
+            .call(Target::Leader, Safety::Idempotent, |channel| {
                 let mut cluster = core.cluster(channel);
                 let mut request = tonic::Request::new(AddNodeRequest {
                     id: node.id,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyperraft_client::{Client, ClientConfig, Error};
+use hyperraft_client::{Client, ClientConfig, Error, NewNode};
 
 use crate::harness::TestCluster;
 use crate::ledger::account;
@@ -84,4 +84,35 @@ async fn connecting_to_nothing_fails_clearly() {
         Err(other) => panic!("expected Unavailable, got {other:?}"),
         Ok(_) => panic!("connected to nothing"),
     }
+}
+
+fn voter_ids(status: &hyperraft_client::proto::StatusResponse) -> Vec<u64> {
+    status.voters.iter().map(|member| member.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_and_leader_transfer() {
+    // Proves the admin calls: add_node makes a started node a voter (twice is harmless), transfer_leader hands leadership to it and writes follow, remove_node takes another voter out.
+    let mut cluster = TestCluster::start(3).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    let peer = cluster.start_outsider(4).await;
+    let node = NewNode {
+        id: 4,
+        peer_address: peer.to_string(),
+        api_address: cluster.addresses[&4].clone(),
+        catch_up: Duration::ZERO,
+    };
+    assert_eq!(voter_ids(&client.add_node(node.clone()).await.expect("add")), vec![1, 2, 3, 4]);
+    assert_eq!(voter_ids(&client.add_node(node).await.expect("add again")), vec![1, 2, 3, 4]);
+
+    let moved = client.transfer_leader(4, Duration::ZERO).await.expect("transfer leader");
+    assert_eq!(moved.leader_id, Some(4));
+    assert_eq!(cluster.leader().await, 4);
+    client.put("after-transfer", "v").await.expect("writes follow the new leader");
+    assert_eq!(client.leader_address(), Some(cluster.addresses[&4].clone()));
+
+    let removed = client.remove_node(1).await.expect("remove");
+    assert_eq!(voter_ids(&removed), vec![2, 3, 4]);
+    drop(client);
+    cluster.shutdown().await;
 }

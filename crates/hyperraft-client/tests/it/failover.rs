@@ -1,4 +1,4 @@
-//! The leader fails while tasks create transfers through the SDK.
+//! The leader fails while tasks write through the SDK.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperraft_check::bank::{check, ClientRecord};
-use hyperraft_client::{Client, CreateTransferResult};
+use hyperraft_client::{prefix_end, Client, CreateTransferResult};
 use hyperraft_state::ledger::{Account, Transfer};
+use tokio_stream::StreamExt;
 
 use crate::harness::{TestCluster, PATIENCE};
 use crate::ledger::{account, transfer};
@@ -96,6 +97,80 @@ async fn writes_survive_a_leader_failure_exactly_once_and_money_is_conserved() {
     assert_eq!(accounts.len(), ACCOUNTS as usize);
     let violations = check(&accounts, &transfers, &record);
     assert!(violations.is_empty(), "bank invariant broken: {violations:?}");
+    drop(client);
+    cluster.shutdown().await;
+}
+
+/// One key/value writer: puts `task/seq` values to its own key until told
+/// to stop; answers the values acknowledged and those of unknown outcome.
+async fn put_until_stopped(client: Client, task: u32, stop: Arc<AtomicBool>, acked: Arc<AtomicU64>) -> KvOutcome {
+    let mut outcome = KvOutcome::default();
+    let mut sequence = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        let value = format!("{task}/{sequence}");
+        match client.put(format!("failover/{task}"), value.clone()).await {
+            Ok(_) => {
+                outcome.acknowledged.insert(value);
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) if error.is_outcome_unknown() => {
+                outcome.unknown.insert(value);
+            }
+            Err(error) => outcome.failures.push(format!("{value}: {error}")),
+        }
+        sequence += 1;
+    }
+    outcome
+}
+
+#[derive(Default)]
+struct KvOutcome {
+    acknowledged: BTreeSet<String>,
+    unknown: BTreeSet<String>,
+    failures: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_value_writes_through_a_leader_failure_are_never_applied_twice() {
+    // Proves the key/value retry rule under failover: every put either succeeds, or fails as OutcomeUnknown (never another error); the store's history (read back through a watch from revision 1) holds every acknowledged put, nothing unsent, and no put twice.
+    let mut cluster = TestCluster::start(3).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> =
+        (0..4).map(|task| tokio::spawn(put_until_stopped(client.clone(), task, stop.clone(), acked.clone()))).collect();
+    wait_for_acks(&acked, 100).await;
+    let leader = cluster.leader().await;
+    let before = acked.load(Ordering::Relaxed);
+    cluster.stop(leader).await;
+    wait_for_acks(&acked, before + 100).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut acknowledged, mut unknown) = (BTreeSet::new(), BTreeSet::new());
+    for writer in writers {
+        let outcome = writer.await.expect("writer");
+        assert!(outcome.failures.is_empty(), "puts failed other than with an unknown outcome: {:?}", outcome.failures);
+        acknowledged.extend(outcome.acknowledged);
+        unknown.extend(outcome.unknown);
+    }
+
+    // A last put marks where the history read back ends.
+    let last = client.put("failover/end", "end").await.expect("put").header.expect("header").revision;
+    let mut history = client.watch("failover/", prefix_end(b"failover/"), 1).await.expect("watch");
+    let mut seen = BTreeSet::new();
+    loop {
+        let event =
+            tokio::time::timeout(PATIENCE, history.next()).await.expect("history").expect("open").expect("event");
+        let pair = event.kv.expect("a pair");
+        if pair.mod_revision == last {
+            break;
+        }
+        let value = String::from_utf8(pair.value.to_vec()).expect("text");
+        assert!(seen.insert(value.clone()), "put {value} was applied twice");
+        assert!(acknowledged.contains(&value) || unknown.contains(&value), "put {value} was never sent");
+    }
+    let missing: Vec<&String> = acknowledged.difference(&seen).collect();
+    assert!(missing.is_empty(), "acknowledged puts are missing: {missing:?}");
+    drop(history);
     drop(client);
     cluster.shutdown().await;
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hyperraft_api::{ApiConfig, ApiServer};
 use hyperraft_client::{Client, ClientConfig};
-use hyperraft_node::{EmbeddedCluster, Node, RaftTuning};
+use hyperraft_node::{EmbeddedCluster, Node, NodeConfig, RaftTuning};
 use tokio::time::Instant;
 
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -15,6 +15,8 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 pub struct TestCluster {
     // Dropped last: the nodes' data lives there.
     _dir: tempfile::TempDir,
+    setup: EmbeddedCluster,
+    api: ApiConfig,
     nodes: BTreeMap<u64, Arc<Node>>,
     servers: BTreeMap<u64, ApiServer>,
     /// "127.0.0.1:port" of each node's API, stopped nodes included.
@@ -34,11 +36,16 @@ impl TestCluster {
     /// Starts nodes `1..=count`, each serving its API (with every node's
     /// address, for leader hints).
     pub async fn start(count: u64) -> TestCluster {
+        TestCluster::start_with(count, |node| node).await
+    }
+
+    /// Like [`TestCluster::start`], each node's configuration passed through `tune` first.
+    pub async fn start_with(count: u64, tune: impl Fn(NodeConfig) -> NodeConfig) -> TestCluster {
         let dir = tempfile::tempdir().expect("temporary folder");
         let setup = EmbeddedCluster::new(dir.path(), count, fast_raft(), 1).expect("cluster setup");
         let mut nodes = BTreeMap::new();
         for (&id, node_config) in setup.configs() {
-            nodes.insert(id, Arc::new(Node::start(node_config.clone()).await.expect("node starts")));
+            nodes.insert(id, Arc::new(Node::start(tune(node_config.clone())).await.expect("node starts")));
         }
         let mut listeners = BTreeMap::new();
         let mut addresses = BTreeMap::new();
@@ -53,9 +60,24 @@ impl TestCluster {
             let server = hyperraft_api::serve_on(nodes[&id].clone(), listener, config.clone()).expect("serve");
             servers.insert(id, server);
         }
-        let cluster = TestCluster { _dir: dir, nodes, servers, addresses };
+        let cluster = TestCluster { _dir: dir, setup, api: config, nodes, servers, addresses };
         cluster.leader().await;
         cluster
+    }
+
+    /// Starts node `id` outside the cluster (no members: it waits to be
+    /// added) and serves its API; answers its peer address.
+    pub async fn start_outsider(&mut self, id: u64) -> std::net::SocketAddr {
+        let peer = hyperraft_node::embedded::free_loopback_addr().expect("a free port");
+        let node_config = self.setup.config(id, peer, BTreeMap::new(), fast_raft(), 1).expect("node configuration");
+        let node = Arc::new(Node::start(node_config).await.expect("node starts"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        self.addresses.insert(id, listener.local_addr().expect("address").to_string());
+        let config = ApiConfig { api_addresses: self.addresses.clone(), ..self.api.clone() };
+        let server = hyperraft_api::serve_on(node.clone(), listener, config).expect("serve");
+        self.nodes.insert(id, node);
+        self.servers.insert(id, server);
+        peer
     }
 
     /// The leader, once one leads and every running node agrees.

@@ -6,5 +6,6 @@ mod cluster;
 mod failover;
 mod harness;
 mod kv;
+mod lease;
 mod ledger;
 mod watch;

@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use hyperraft_client::proto::event::EventType;
 use hyperraft_client::proto::Event;
-use hyperraft_client::{event_revision, prefix_end, Client, WatchStream};
+use hyperraft_client::{event_revision, prefix_end, Client, Error, WatchStream};
+use hyperraft_node::NodeConfig;
 use tokio_stream::StreamExt;
 
 use crate::harness::{TestCluster, PATIENCE};
@@ -60,5 +61,26 @@ async fn watch_delivers_every_change_once_in_order_across_a_node_failure() {
     assert_eq!(events[40].kv.as_ref().unwrap().key, Bytes::from("w/0"));
     drop(watch);
     drop(client);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_compacted_history_ends_with_the_oldest_revision() {
+    // Proves compaction surfaces as Error::Compacted { oldest } and ends the stream, and a watch started from `oldest` delivers from there on.
+    let cluster = TestCluster::start_with(3, |node| NodeConfig { kv_history_events_max: 8, ..node }).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    put_values(&client, 0..30).await;
+    let mut watch = client.watch("w/", prefix_end(b"w/"), 1).await.expect("watch");
+    let oldest = match tokio::time::timeout(PATIENCE, watch.next()).await.expect("an answer") {
+        Some(Err(Error::Compacted { oldest })) => oldest,
+        other => panic!("expected Compacted, got {other:?}"),
+    };
+    assert!(oldest > 1, "history of 8 events after 30 puts starts at {oldest}");
+    assert!(watch.next().await.is_none(), "the stream ends after Compacted");
+
+    let mut resumed = client.watch("w/", prefix_end(b"w/"), oldest).await.expect("watch");
+    let first = next_events(&mut resumed, 1).await;
+    assert_eq!(event_revision(&first[0]), oldest);
+    drop((watch, resumed, client));
     cluster.shutdown().await;
 }
