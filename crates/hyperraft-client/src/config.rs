@@ -30,8 +30,9 @@ pub struct ClientConfig {
     pub batching: BatchingConfig,
     /// Attempts and backoff of retried calls.
     pub retry: RetryConfig,
-    /// Compression of requests (responses are accepted in every encoding
-    /// the client knows). `None` sends requests uncompressed.
+    /// Compression of requests, and of responses (the client asks the
+    /// server for the same encoding). `None`, the default, compresses
+    /// nothing: worth it only for large batches over slow links.
     pub compression: Option<Compression>,
 }
 

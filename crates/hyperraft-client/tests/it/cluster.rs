@@ -47,12 +47,13 @@ async fn writes_find_the_leader_from_followers_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pool_grows_under_concurrent_calls_within_its_bound() {
-    // Proves the pool opens more channels to an endpoint when every open one is busy, and never more than channels_max.
+async fn the_pool_grows_under_concurrent_calls_within_its_bound_and_shrinks_when_idle() {
+    // Proves the pool opens more channels to an endpoint when every open one is busy, never more than channels_max, and closes the extra ones once idle.
     let cluster = TestCluster::start(3).await;
     let mut config = ClientConfig::new(cluster.addresses.values().cloned());
     config.pool.calls_per_channel_target = 1;
     config.pool.channels_max = 3;
+    config.pool.idle_timeout = Duration::from_millis(1);
     let client = Arc::new(Client::connect(config).await.expect("connect"));
     let calls: Vec<_> = (0..64)
         .map(|index| {
@@ -67,6 +68,18 @@ async fn the_pool_grows_under_concurrent_calls_within_its_bound() {
     let channels = client.endpoints().into_iter().find(|(address, _)| *address == leader).expect("leader known").1;
     assert!(channels > 1, "64 concurrent calls on one channel with a target of 1 call each");
     assert!(channels <= 3, "{channels} channels, more than channels_max");
+
+    // Idle channels above channels_min close at the next health checks.
+    let deadline = tokio::time::Instant::now() + crate::harness::PATIENCE;
+    loop {
+        client.refresh().await;
+        let open = client.endpoints().into_iter().find(|(address, _)| *address == leader).expect("leader known").1;
+        if open == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{open} channels stay open while idle");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     drop(client);
     cluster.shutdown().await;
 }
