@@ -40,19 +40,21 @@
 //! exponential backoff and jitter between attempts, following leader
 //! hints. What is retried depends on what a repeat could do:
 //!
-//! - **Reads** (lookups, get, range, status) and **ledger creates** are
-//!   retried after any transient failure. Creating accounts and transfers
+//! - **Reads** (lookups, get, range, status), **ledger creates** and
+//!   `add_node` (adding a voter again changes nothing) are retried after
+//!   any transient failure. Creating accounts and transfers
 //!   is idempotent by id: a repeat of an item the first attempt applied
 //!   answers `EXISTS` and changes nothing. So after a retry whose earlier
 //!   attempt may have been applied, the SDK reads `EXISTS` as success and
 //!   leaves such items out of the failures. (`EXISTS` from a call that was
 //!   not retried that way is reported: the id was created before.)
-//! - **Key/value writes** (put, delete, txn), **lease grants and revokes**
-//!   and **membership changes** are retried only when the request
-//!   certainly changed nothing: the client could not connect, the server
-//!   answered `RESOURCE_EXHAUSTED` (after the `hyperraft-retry-after-ms`
-//!   it suggests), or it marked a transient error (such as "not the
-//!   leader", answered before proposing) `hyperraft-retry-safe: true`.
+//! - **Key/value writes** (put, delete, txn), **lease grants and
+//!   revokes**, node removals and leader transfers are retried only when
+//!   the request certainly changed nothing: the client could not
+//!   connect, the server answered `RESOURCE_EXHAUSTED` (after the
+//!   `hyperraft-retry-after-ms` it suggests), or it marked a transient
+//!   error (such as "not the leader", answered before proposing)
+//!   `hyperraft-retry-safe: true`.
 //!   Any other failure after the request left is
 //!   [`Error::OutcomeUnknown`]: read the key to learn what happened.
 //!
