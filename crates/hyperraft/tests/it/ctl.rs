@@ -103,7 +103,7 @@ fn wait_for_leader(endpoints: &str) -> serde_json::Value {
 
 #[test]
 fn ctl_reads_status_and_writes_and_reads_keys_in_tables_and_json() {
-    // Proves `hyperraft ctl` against real serve processes: status lists every node with one leader (table and --json), put then get returns the value, --json output parses, and a bad key fails with a non-zero exit.
+    // Proves `hyperraft ctl` against real serve processes: status lists every node with one leader (table and --json), put then get returns the value, accounts, transfers, ranges and prefix deletes answer in --json, and a bad key fails with a non-zero exit.
     let dir = tempfile::tempdir().unwrap();
     let (_nodes, apis) = start_cluster(dir.path());
     let endpoints = apis.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
@@ -134,6 +134,19 @@ fn ctl_reads_status_and_writes_and_reads_keys_in_tables_and_json() {
         serde_json::from_str(&stdout(&ctl(&endpoints, &["--json", "account", "lookup", "7", "8"]))).unwrap();
     assert_eq!(accounts.as_array().unwrap().len(), 1);
     assert_eq!(accounts[0]["id"], "7");
+
+    let transfer = ["--json", "transfer", "create", "--id", "9", "--debit", "7", "--credit", "8", "--amount", "5"];
+    let transfer: Vec<&str> = transfer.into_iter().chain(["--ledger", "1", "--code", "1"]).collect();
+    let refused_transfer: serde_json::Value = serde_json::from_str(&stdout(&ctl(&endpoints, &transfer))).unwrap();
+    assert_eq!(refused_transfer["result"], "CREATE_TRANSFER_RESULT_CREDIT_ACCOUNT_NOT_FOUND");
+
+    assert!(ctl(&endpoints, &["put", "greeting2", "hi"]).status.success());
+    let range: serde_json::Value =
+        serde_json::from_str(&stdout(&ctl(&endpoints, &["--json", "range", "greet"]))).unwrap();
+    assert_eq!(range["count"], 2, "{range}");
+    let deleted: serde_json::Value =
+        serde_json::from_str(&stdout(&ctl(&endpoints, &["--json", "del", "--prefix", "greet"]))).unwrap();
+    assert_eq!(deleted["deleted"], 2, "{deleted}");
 
     let refused = ctl(&endpoints, &["put", "", "x"]);
     assert!(!refused.status.success(), "an empty key is refused");
