@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint as ChannelTarget};
 
 use crate::config::{ClientConfig, ENDPOINTS_MAX};
+use crate::error::client_side;
 use crate::Error;
 
 /// HTTP/2 PINGs find a dead connection without waiting for a call to fail.
@@ -243,6 +244,8 @@ impl Pool {
         let status = result.map(tonic::Response::into_inner);
         match &status {
             Ok(status) => self.learn(endpoint, status),
+            // A node that answers, even with a refusal (overloaded), is up.
+            Err(refused) if !client_side(refused) => self.answered(endpoint),
             Err(_) => self.failed(endpoint, true),
         }
         status
@@ -268,12 +271,15 @@ impl Pool {
     }
 
     /// One round of health checks over every endpoint, at once; then closes
-    /// idle channels. Returns how many endpoints answered.
+    /// idle channels. Returns how many endpoints answered (a refusal, such
+    /// as `RESOURCE_EXHAUSTED`, is an answer: the node is up).
     pub(crate) async fn health_round(self: &Arc<Self>) -> usize {
         let mut checks = tokio::task::JoinSet::new();
         for endpoint in self.endpoints() {
             let pool = self.clone();
-            checks.spawn(async move { pool.status_of(&endpoint).await.is_ok() });
+            checks.spawn(
+                async move { pool.status_of(&endpoint).await.map_or_else(|error| !client_side(&error), |_| true) },
+            );
         }
         let mut answered = 0;
         while let Some(check) = checks.join_next().await {

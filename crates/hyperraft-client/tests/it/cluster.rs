@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyperraft_api::ApiConfig;
 use hyperraft_client::{Client, ClientConfig, Error, NewNode};
 
 use crate::harness::TestCluster;
@@ -126,6 +127,24 @@ async fn membership_changes_and_leader_transfer() {
 
     let removed = client.remove_node(1).await.expect("remove");
     assert_eq!(voter_ids(&removed), vec![2, 3, 4]);
+    drop(client);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_cluster_is_retried_then_reported_with_its_hint() {
+    // Proves RESOURCE_EXHAUSTED handling: a refusing node still counts as up, the refused write is retried (it changed nothing), and when every attempt is refused the call ends as Overloaded with the server's retry hint.
+    let refuse_all = ApiConfig { requests_in_flight_max: 0, ..ApiConfig::default() };
+    let cluster = TestCluster::start_with_api(3, refuse_all).await;
+    let mut config = ClientConfig::new(cluster.addresses.values().cloned());
+    config.retry.attempts = 3;
+    let client = Client::connect(config).await.expect("refusing nodes are up");
+    match client.put("k", "v").await {
+        Err(Error::Overloaded { retry_after }) => assert_eq!(retry_after, Some(ApiConfig::default().retry_after)),
+        other => panic!("expected Overloaded, got {other:?}"),
+    }
+    let stats = client.stats();
+    assert_eq!((stats.attempts, stats.retries), (3, 2), "{stats:?}");
     drop(client);
     cluster.shutdown().await;
 }

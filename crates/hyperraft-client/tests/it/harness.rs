@@ -41,6 +41,16 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`], each node's configuration passed through `tune` first.
     pub async fn start_with(count: u64, tune: impl Fn(NodeConfig) -> NodeConfig) -> TestCluster {
+        TestCluster::start_full(count, ApiConfig::default(), tune).await
+    }
+
+    /// Like [`TestCluster::start`], every API served with `api` (its
+    /// addresses filled in).
+    pub async fn start_with_api(count: u64, api: ApiConfig) -> TestCluster {
+        TestCluster::start_full(count, api, |node| node).await
+    }
+
+    async fn start_full(count: u64, api: ApiConfig, tune: impl Fn(NodeConfig) -> NodeConfig) -> TestCluster {
         let dir = tempfile::tempdir().expect("temporary folder");
         let setup = EmbeddedCluster::new(dir.path(), count, fast_raft(), 1).expect("cluster setup");
         let mut nodes = BTreeMap::new();
@@ -54,7 +64,7 @@ impl TestCluster {
             addresses.insert(id, listener.local_addr().expect("address").to_string());
             listeners.insert(id, listener);
         }
-        let config = ApiConfig { api_addresses: addresses.clone(), ..ApiConfig::default() };
+        let config = ApiConfig { api_addresses: addresses.clone(), ..api };
         let mut servers = BTreeMap::new();
         for (id, listener) in listeners {
             let server = hyperraft_api::serve_on(nodes[&id].clone(), listener, config.clone()).expect("serve");
