@@ -18,6 +18,10 @@
 //! bounded too (see [`ApiConfig`]); accepted sockets use TCP_NODELAY and
 //! TCP keepalive, connections HTTP/2 keepalive PINGs.
 //!
+//! Every service accepts gzip- and zstd-compressed requests and compresses
+//! its responses with whichever of the two the client accepts
+//! (`grpc-accept-encoding`); a client that accepts neither gets them plain.
+//!
 //! To serve a node's API from the binary: start the node, then
 //! `serve(Arc::new(node), config.client_listen, ApiConfig { api_addresses,
 //! ..ApiConfig::default() })`, keep the returned [`ApiServer`], and call

@@ -7,6 +7,7 @@ use hyperraft_node::Node;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
@@ -91,15 +92,31 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
     let api = Arc::new(Api::new(node, config, streams_stopped));
     let admission = api.admission.clone();
     let ledger = LedgerServer::new(LedgerService { api: api.clone() })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(message_bytes_max)
         .max_encoding_message_size(message_bytes_max);
     let kv = KvServer::new(KvService { api: api.clone() })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(message_bytes_max)
         .max_encoding_message_size(message_bytes_max);
     let lease = LeaseServer::new(LeaseService { api: api.clone() })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(message_bytes_max)
         .max_encoding_message_size(message_bytes_max);
     let cluster = ClusterServer::new(ClusterService { api })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(message_bytes_max)
         .max_encoding_message_size(message_bytes_max);
     let (stop, stopped) = oneshot::channel::<()>();
