@@ -3,6 +3,7 @@
 //! serving their gRPC API on loopback.
 
 mod cluster;
+mod compression;
 mod failover;
 mod harness;
 mod kv;
