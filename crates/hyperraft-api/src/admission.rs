@@ -16,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::body::Body;
@@ -89,18 +89,47 @@ impl Admission {
 }
 
 /// A gRPC service behind the request bound: a call beyond it is answered
-/// `RESOURCE_EXHAUSTED` before its body is read.
+/// `RESOURCE_EXHAUSTED` before its body is read. It also counts every call
+/// by RPC and gRPC code and times it (`hyperraft_api_requests_total`,
+/// `hyperraft_api_request_seconds`): to its response head, which for a
+/// unary call is the whole call and for a stream (a watch) its start; the
+/// code is the one in the response head (`OK` when it comes in trailers).
 #[derive(Clone, Debug)]
 pub(crate) struct Gated<S> {
     inner: S,
     admission: Admission,
     retry_after: Duration,
+    /// The `node` label of the metrics.
+    node: String,
 }
 
 impl<S> Gated<S> {
-    pub(crate) fn new(inner: S, admission: Admission, retry_after: Duration) -> Gated<S> {
-        Gated { inner, admission, retry_after }
+    pub(crate) fn new(inner: S, admission: Admission, retry_after: Duration, node: String) -> Gated<S> {
+        Gated { inner, admission, retry_after, node }
     }
+}
+
+/// The `rpc` label: `Service/Method` for a method the service answered,
+/// `Service/unknown` when it answered UNIMPLEMENTED, so that clients
+/// cannot grow the label set with made-up method names.
+fn rpc_label(service: &str, path: &str, code: &str) -> String {
+    let method = path.rsplit('/').next().unwrap_or_default();
+    let service = service.rsplit('.').next().unwrap_or(service);
+    if code == "12" || method.is_empty() {
+        format!("{service}/unknown")
+    } else {
+        format!("{service}/{method}")
+    }
+}
+
+/// The gRPC code in a response head, as its number; "0" (OK) when the
+/// status comes later, in the trailers.
+fn code_label<B>(response: &http::Response<B>) -> String {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .map_or_else(|| "0".to_string(), str::to_string)
 }
 
 impl<S: NamedService> NamedService for Gated<S> {
@@ -109,9 +138,15 @@ impl<S: NamedService> NamedService for Gated<S> {
 
 type ResponseFuture = Pin<Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send>>;
 
+fn record_call(node: String, rpc: String, code: String, started: Instant) {
+    metrics::histogram!("hyperraft_api_request_seconds", "node" => node.clone(), "rpc" => rpc.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("hyperraft_api_requests_total", "node" => node, "rpc" => rpc, "code" => code).increment(1);
+}
+
 impl<S, B> Service<http::Request<B>> for Gated<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<Body>, Error = Infallible>,
+    S: Service<http::Request<B>, Response = http::Response<Body>, Error = Infallible> + NamedService,
     S::Future: Send + 'static,
 {
     type Response = http::Response<Body>;
@@ -123,18 +158,30 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> ResponseFuture {
+        let started = Instant::now();
+        let path = request.uri().path().to_string();
+        let node = self.node.clone();
         match self.admission.try_admit_request() {
             Ok(permit) => {
                 let response = self.inner.call(request);
                 Box::pin(async move {
                     let response = response.await;
                     drop(permit);
+                    if let Ok(response) = &response {
+                        let code = code_label(response);
+                        let rpc = rpc_label(S::NAME, &path, &code);
+                        record_call(node, rpc, code, started);
+                    }
                     response
                 })
             }
             Err(refusal) => {
-                let status = resource_exhausted(refusal, self.retry_after);
-                Box::pin(std::future::ready(Ok(status.into_http())))
+                metrics::counter!("hyperraft_api_rejected_total", "node" => node.clone(), "reason" => "requests")
+                    .increment(1);
+                let response = resource_exhausted(refusal, self.retry_after).into_http();
+                let code = code_label(&response);
+                record_call(node, rpc_label(S::NAME, &path, &code), code, started);
+                Box::pin(std::future::ready(Ok(response)))
             }
         }
     }

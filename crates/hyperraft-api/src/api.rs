@@ -31,6 +31,8 @@ pub(crate) struct Api {
     api_addresses: RwLock<BTreeMap<NodeId, String>>,
     /// Held while a membership change or leader transfer runs: one at a time.
     pub(crate) membership: tokio::sync::Mutex<()>,
+    /// The `node` label of this API's metrics.
+    pub(crate) node_label: String,
 }
 
 impl Api {
@@ -39,7 +41,8 @@ impl Api {
         let watches = Arc::new(Semaphore::new(config.watches_max));
         let api_addresses = RwLock::new(config.api_addresses.clone());
         let membership = tokio::sync::Mutex::new(());
-        Api { node, config, admission, shutdown, watches, api_addresses, membership }
+        let node_label = hyperraft_node::telemetry::node_label(node.id());
+        Api { node, config, admission, shutdown, watches, api_addresses, membership, node_label }
     }
 
     /// The gRPC address of node `id`, when known.
@@ -60,6 +63,7 @@ impl Api {
     /// `watches_max` are taken.
     pub(crate) fn admit_watch(&self) -> Result<OwnedSemaphorePermit, Status> {
         self.watches.clone().try_acquire_owned().map_err(|_| {
+            self.count_rejected("watches");
             let max = self.config.watches_max;
             resource_exhausted(format!("{max} watches are open, the most this node serves"), self.config.retry_after)
         })
@@ -79,7 +83,16 @@ impl Api {
     /// bound, or refuses it with a retry hint. (The request bound was
     /// checked before the body was read, by [`crate::admission::Gated`].)
     pub(crate) fn admit(&self, bytes: usize) -> Result<Permit, Status> {
-        self.admission.try_admit_bytes(bytes).map_err(|refusal| resource_exhausted(refusal, self.config.retry_after))
+        self.admission.try_admit_bytes(bytes).map_err(|refusal| {
+            self.count_rejected("bytes");
+            resource_exhausted(refusal, self.config.retry_after)
+        })
+    }
+
+    /// Counts a request refused for lack of room, by `reason`.
+    pub(crate) fn count_rejected(&self, reason: &'static str) {
+        metrics::counter!("hyperraft_api_rejected_total", "node" => self.node_label.clone(), "reason" => reason)
+            .increment(1);
     }
 
     /// Proposes a write frame through this node's batcher (it must lead) and
@@ -132,6 +145,9 @@ impl Api {
     }
 
     fn write_error(&self, error: WriteError) -> Status {
+        if matches!(error, WriteError::Overloaded(_)) {
+            self.count_rejected("write_queue");
+        }
         errors::write_error(error, self.config.retry_after, |leader| self.not_leader(leader))
     }
 }

@@ -91,6 +91,7 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
     let (streams_stop, streams_stopped) = watch::channel(false);
     let api = Arc::new(Api::new(node, config, streams_stopped));
     let admission = api.admission.clone();
+    let node_label = hyperraft_node::telemetry::node_label(api.node_id());
     let ledger = LedgerServer::new(LedgerService { api: api.clone() })
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
@@ -121,10 +122,10 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
         .max_encoding_message_size(message_bytes_max);
     let (stop, stopped) = oneshot::channel::<()>();
     let router = server
-        .add_service(Gated::new(ledger, admission.clone(), retry_after))
-        .add_service(Gated::new(kv, admission.clone(), retry_after))
-        .add_service(Gated::new(lease, admission.clone(), retry_after))
-        .add_service(Gated::new(cluster, admission, retry_after));
+        .add_service(Gated::new(ledger, admission.clone(), retry_after, node_label.clone()))
+        .add_service(Gated::new(kv, admission.clone(), retry_after, node_label.clone()))
+        .add_service(Gated::new(lease, admission.clone(), retry_after, node_label.clone()))
+        .add_service(Gated::new(cluster, admission, retry_after, node_label));
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         // A dropped sender stops the server too.
         let _ = stopped.await;

@@ -214,8 +214,11 @@ pub(crate) fn start(api: Arc<Api>, spec: WatchSpec, permit: OwnedSemaphorePermit
         spec,
         sender,
     };
+    let active = metrics::gauge!("hyperraft_watches_active", "node" => task.api.node_label.clone());
+    active.increment(1.0);
     tokio::spawn(async move {
         let ending = task.run().await;
+        active.decrement(1.0);
         drop(permit);
         if let Some(status) = ending {
             // The client may be gone already; then nobody reads it.

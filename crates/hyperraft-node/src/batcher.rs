@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hyperraft_raft::{Batch, BatchResponse, TypeConfig};
 use hyperraft_wire::{encode_frame, Frame, Kind, Limits};
@@ -86,6 +86,27 @@ struct Counters {
     items: AtomicU64,
 }
 
+/// Prometheus series of one batcher (see `crate::telemetry`).
+struct BatchMetrics {
+    /// Requests merged into each proposal.
+    requests: metrics::Histogram,
+    /// Items in each proposal.
+    items: metrics::Histogram,
+    /// From proposing a batch to its answer: commit by a majority and apply.
+    commit_apply_seconds: metrics::Histogram,
+}
+
+impl BatchMetrics {
+    fn new(node: u64) -> BatchMetrics {
+        let node = crate::telemetry::node_label(node);
+        BatchMetrics {
+            requests: metrics::histogram!("hyperraft_batch_requests", "node" => node.clone()),
+            items: metrics::histogram!("hyperraft_batch_items", "node" => node.clone()),
+            commit_apply_seconds: metrics::histogram!("hyperraft_commit_apply_seconds", "node" => node),
+        }
+    }
+}
+
 /// Submits writes to the leader's batcher. Cheap to clone.
 #[derive(Clone)]
 pub struct Batcher {
@@ -100,8 +121,14 @@ impl Batcher {
         assert!(config.queue_len_max > 0 && config.proposals_in_flight_max > 0);
         let (queue, receiver) = mpsc::channel(config.queue_len_max);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(run(raft, config, receiver, counters.clone()));
+        let batch_metrics = BatchMetrics::new(raft.metrics().borrow().id);
+        tokio::spawn(run(raft, config, receiver, counters.clone(), batch_metrics));
         Batcher { queue, queue_len_max: config.queue_len_max, counters }
+    }
+
+    /// Requests waiting in the queue now.
+    pub fn queue_depth(&self) -> usize {
+        self.queue_len_max - self.queue.capacity()
     }
 
     pub fn stats(&self) -> BatcherStats {
@@ -135,7 +162,9 @@ async fn run(
     config: BatcherConfig,
     mut queue: mpsc::Receiver<Pending>,
     counters: Arc<Counters>,
+    batch_metrics: BatchMetrics,
 ) {
+    let commit_apply_seconds = batch_metrics.commit_apply_seconds.clone();
     let slots = Arc::new(Semaphore::new(config.proposals_in_flight_max));
     let mut carried: Option<Pending> = None;
     loop {
@@ -154,12 +183,18 @@ async fn run(
         let frame = merge(&members);
         counters.proposals.fetch_add(1, Ordering::Relaxed);
         counters.requests.fetch_add(members.len() as u64, Ordering::Relaxed);
-        counters.items.fetch_add(members.iter().map(|member| u64::from(member.count)).sum(), Ordering::Relaxed);
+        let items: u64 = members.iter().map(|member| u64::from(member.count)).sum();
+        counters.items.fetch_add(items, Ordering::Relaxed);
+        batch_metrics.requests.record(members.len() as f64);
+        batch_metrics.items.record(items as f64);
         let batch = Batch { timestamp_ns: now_ns(), frame };
+        let proposed = Instant::now();
         match raft.client_write_ff(batch).await {
             Ok(receiver) => {
+                let commit_apply_seconds = commit_apply_seconds.clone();
                 tokio::spawn(async move {
                     let result = receiver.await;
+                    commit_apply_seconds.record(proposed.elapsed().as_secs_f64());
                     drop(slot);
                     answer(members, result);
                 });

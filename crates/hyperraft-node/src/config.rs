@@ -4,6 +4,7 @@
 //! node_id = 1
 //! peer_listen = "127.0.0.1:7001"      # QUIC between nodes
 //! client_listen = "127.0.0.1:7101"    # the gRPC API
+//! metrics_listen = "127.0.0.1:9101"   # optional; Prometheus scrapes, GET /metrics
 //!
 //! [client_addresses]                  # other nodes' gRPC addresses, for leader hints
 //! 2 = "127.0.0.1:7102"
@@ -99,6 +100,11 @@ pub struct NodeConfig {
     /// state (snapshots carry the history), so every node must use the same.
     #[serde(default = "default_kv_history_events_max")]
     pub kv_history_events_max: usize,
+    /// Where `hyperraft serve` answers Prometheus scrapes (`GET /metrics`,
+    /// plain HTTP); none: no listener (metrics are still recorded if some
+    /// other part of the process installed the recorder).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_kv_history_events_max() -> usize {

@@ -88,6 +88,7 @@ impl EmbeddedCluster {
             raft,
             apply_threads,
             kv_history_events_max: hyperraft_state::kv::KvConfig::default().history_events_max,
+            metrics_listen: None,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod network;
 pub mod node;
 pub mod protocol;
 mod service;
+pub mod telemetry;
 
 pub use batcher::{Batcher, BatcherConfig, BatcherStats, WriteError};
 pub use client::{Client, ClientError};
@@ -17,3 +18,4 @@ pub use config::{NodeConfig, RaftTuning, TlsPaths};
 pub use embedded::EmbeddedCluster;
 pub use node::{members, wait_for_leader, Node, NodeError};
 pub use protocol::Status;
+pub use telemetry::{MetricsServer, TelemetryError};

@@ -58,7 +58,8 @@ impl Node {
         let identity = load_identity(&config.tls).map_err(|error| NodeError::Config(error.to_string()))?;
         let transport = Transport::bind(config.peer_listen, identity, transport_config())
             .map_err(|error| NodeError::Transport(error.to_string()))?;
-        let log = LogStore::open(&config.data_dir.join("log"), LogConfig::default())
+        let log_config = LogConfig { metrics_node: config.node_id, ..LogConfig::default() };
+        let log = LogStore::open(&config.data_dir.join("log"), log_config)
             .map_err(|error| NodeError::Storage(error.to_string()))?;
         let defaults = StateConfig::default();
         let state_config = StateConfig {
@@ -75,6 +76,7 @@ impl Node {
             .await
             .map_err(|error| NodeError::Raft(error.to_string()))?;
         let batcher = Batcher::start(raft.clone(), BatcherConfig::default());
+        crate::telemetry::start_sampler(config.node_id, raft.metrics(), batcher.clone());
         let service = NodeService { raft: raft.clone(), batcher: batcher.clone(), state: state.clone() };
         transport.serve(Arc::new(service)).map_err(|error| NodeError::Transport(error.to_string()))?;
         bootstrap(&raft, &config).await?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use hyperraft_api::ApiConfig;
-use hyperraft_node::{Node, NodeConfig};
+use hyperraft_node::{MetricsServer, Node, NodeConfig};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -44,6 +44,14 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let (id, listen, client_listen) = (config.node_id, config.peer_listen, config.client_listen);
+    // Before the node starts, so that its series are recorded from the first one.
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(MetricsServer::start(addr).await.context("start the metrics listener")?),
+        None => None,
+    };
+    if let Some(metrics) = &metrics {
+        println!("node {id} serving Prometheus metrics on http://{}/metrics", metrics.local_addr());
+    }
     let mut api_addresses = config.client_addresses.clone();
     if let Some(addr) = client_listen {
         api_addresses.insert(id, addr.to_string());
@@ -71,6 +79,9 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     }
     let node = Arc::try_unwrap(node).map_err(|_| anyhow::anyhow!("the node is still in use at shutdown"))?;
     node.shutdown().await.context("shut down")?;
+    if let Some(metrics) = metrics {
+        metrics.shutdown().await;
+    }
     println!("node {id} stopped");
     Ok(())
 }

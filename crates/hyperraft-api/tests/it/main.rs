@@ -8,5 +8,6 @@ mod harness;
 mod kv;
 mod ledger;
 mod membership;
+mod metrics;
 mod routing;
 mod watch;

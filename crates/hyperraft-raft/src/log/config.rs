@@ -26,6 +26,9 @@ pub struct LogConfig {
     /// `limited_get_log_entries` returns at most this many record bytes
     /// (but always at least one entry).
     pub read_bytes_max: u64,
+    /// The `node` label of this log's Prometheus series (fsync counts and
+    /// latency); 0 for a log that belongs to no node.
+    pub metrics_node: u64,
 }
 
 const MEBIBYTE: u64 = 1024 * 1024;
@@ -39,6 +42,7 @@ impl Default for LogConfig {
             queue_bytes_max: 256 * MEBIBYTE,
             cache_bytes_max: 64 * MEBIBYTE,
             read_bytes_max: 8 * MEBIBYTE,
+            metrics_node: 0,
         }
     }
 }

@@ -156,8 +156,10 @@ pub(crate) fn spawn(
     shared: Arc<Shared>,
     receiver: mpsc::Receiver<WriteOp>,
     group_ops_max: usize,
+    metrics_node: u64,
 ) -> io::Result<thread::JoinHandle<()>> {
     let writer = Writer {
+        syncs: SyncMetrics::new(metrics_node),
         shared,
         receiver,
         group_ops_max,
@@ -188,7 +190,30 @@ impl Failure {
     }
 }
 
+/// Prometheus series of the writer's syncs, labelled with the node.
+struct SyncMetrics {
+    data: metrics::Counter,
+    meta: metrics::Counter,
+    directory: metrics::Counter,
+    /// Latency of the group commit's `sync_data`.
+    data_seconds: metrics::Histogram,
+}
+
+impl SyncMetrics {
+    fn new(node: u64) -> SyncMetrics {
+        let node = node.to_string();
+        let fsyncs = |kind: &'static str| metrics::counter!("hyperraft_log_fsyncs_total", "node" => node.clone(), "kind" => kind);
+        SyncMetrics {
+            data: fsyncs("data"),
+            meta: fsyncs("meta"),
+            directory: fsyncs("directory"),
+            data_seconds: metrics::histogram!("hyperraft_log_fsync_seconds", "node" => node.clone()),
+        }
+    }
+}
+
 struct Writer {
+    syncs: SyncMetrics,
     shared: Arc<Shared>,
     receiver: mpsc::Receiver<WriteOp>,
     group_ops_max: usize,
@@ -306,6 +331,7 @@ impl Writer {
             let file = OpenOptions::new().write(true).create_new(true).open(&chunk.path)?;
             meta::sync_directory(&self.shared.dir)?;
             Counters::add(&self.shared.counters.directory_syncs, 1);
+            self.syncs.directory.increment(1);
             file
         } else {
             OpenOptions::new().write(true).open(&chunk.path)?
@@ -317,9 +343,12 @@ impl Writer {
     fn sync_open(&mut self) -> io::Result<()> {
         if let Some(open) = &mut self.open {
             if open.dirty {
+                let started = std::time::Instant::now();
                 open.file.sync_data()?;
+                self.syncs.data_seconds.record(started.elapsed().as_secs_f64());
                 open.dirty = false;
                 Counters::add(&self.shared.counters.data_syncs, 1);
+                self.syncs.data.increment(1);
             }
         }
         Ok(())
@@ -358,12 +387,14 @@ impl Writer {
         if !plan.delete.is_empty() {
             meta::sync_directory(&self.shared.dir)?;
             Counters::add(&self.shared.counters.directory_syncs, 1);
+            self.syncs.directory.increment(1);
         }
         if let Some((path, offset)) = &plan.cut {
             let file = OpenOptions::new().write(true).open(path)?;
             file.set_len(*offset)?;
             file.sync_data()?;
             Counters::add(&self.shared.counters.data_syncs, 1);
+            self.syncs.data.increment(1);
         }
         Ok(())
     }
@@ -392,6 +423,8 @@ impl Writer {
         meta::replace(path, bytes, Durability::Synced)?;
         Counters::add(&self.shared.counters.meta_syncs, 1);
         Counters::add(&self.shared.counters.directory_syncs, 1);
+        self.syncs.meta.increment(1);
+        self.syncs.directory.increment(1);
         Ok(())
     }
 }
