@@ -89,6 +89,9 @@ pub(crate) struct Collected {
     /// The whole history after the start was looked at: the watch is
     /// current to the store's revision.
     pub(crate) caught_up: bool,
+    /// The revision to report in the header: `through`, or the store's
+    /// revision when the watch starts after it (a start in the future).
+    pub(crate) current: u64,
 }
 
 /// The events of `spec`'s range with a revision above `after`, whole
@@ -100,7 +103,7 @@ pub(crate) fn collect(
     spec: &WatchSpec,
     bounds: ResponseBounds,
 ) -> Result<Collected, KvError> {
-    let mut collected = Collected { events: Vec::new(), through: after, caught_up: false };
+    let mut collected = Collected { events: Vec::new(), through: after, caught_up: false, current: 0 };
     let mut bytes = 0usize;
     let mut group: Vec<proto::Event> = Vec::new();
     let mut group_bytes = 0usize;
@@ -111,14 +114,14 @@ pub(crate) fn collect(
             if let Some(done) = group_revision {
                 // The previous revision is complete: take it if it fits.
                 if !fits(&collected, bytes, group.len(), group_bytes, bounds) {
-                    return Ok(collected);
+                    return Ok(partial(collected));
                 }
                 collected.events.append(&mut group);
                 bytes += group_bytes;
                 group_bytes = 0;
                 collected.through = done;
                 if scanned >= EVENTS_SCANNED_PER_READ_MAX {
-                    return Ok(collected);
+                    return Ok(partial(collected));
                 }
             }
             group_revision = Some(revision);
@@ -131,14 +134,21 @@ pub(crate) fn collect(
     }
     if let Some(done) = group_revision {
         if !fits(&collected, bytes, group.len(), group_bytes, bounds) {
-            return Ok(collected);
+            return Ok(partial(collected));
         }
         collected.events.append(&mut group);
         collected.through = done;
     }
+    collected.current = store.revision();
     collected.through = collected.through.max(store.revision());
     collected.caught_up = true;
     Ok(collected)
+}
+
+/// A response that ends before the store's revision.
+fn partial(mut collected: Collected) -> Collected {
+    collected.current = collected.through;
+    collected
 }
 
 /// Whether a revision of `count` events and `bytes` bytes fits after what
@@ -273,6 +283,9 @@ impl WatchTask {
             progress.set_missed_tick_behavior(MissedTickBehavior::Delay);
             progress
         });
+        // The cursor (`after`) may lie ahead of the store when the watch
+        // starts in the future; headers report what the store reached.
+        let mut current = after;
         let mut read = true;
         loop {
             if read {
@@ -285,8 +298,9 @@ impl WatchTask {
                     );
                 let collected = collected?;
                 after = collected.through;
+                current = collected.current;
                 if !collected.events.is_empty() {
-                    self.send(after, collected.events).await?;
+                    self.send(current, collected.events).await?;
                     if let Some(progress) = progress.as_mut() {
                         progress.reset();
                     }
@@ -314,7 +328,7 @@ impl WatchTask {
                     read = now != applied;
                     applied = now;
                 }
-                Wake::Progress => self.send(after, Vec::new()).await?,
+                Wake::Progress => self.send(current, Vec::new()).await?,
             }
         }
     }

@@ -47,7 +47,7 @@ const WIDE: ResponseBounds = ResponseBounds { events_max: 1000, bytes_max: 1 << 
 
 #[test]
 fn collect_takes_the_range_only_in_revision_order_and_is_current_to_the_store() {
-    // Proves collect filters by key, single key, prefix-like range and "from" range (range_end "\0"), keeps revision order, reports prev_kv, and is current to the store's revision even when the last revisions are outside the range.
+    // Proves collect filters by key, single key, prefix-like range and "from" range (range_end "\0"), keeps revision order, reports prev_kv, and is current to the store's revision even when the last revisions are outside the range (a start in the future keeps its cursor but reports the store's revision).
     let mut store = KvStore::new(KvConfig::default());
     apply(&mut store, &[vec![put(b"a", b"1")], vec![put(b"b", b"1")], vec![put(b"a", b"2")], vec![put(b"c", b"1")]]);
     let single = collect(&store, 0, &spec(b"a", b""), WIDE).unwrap();
@@ -61,6 +61,8 @@ fn collect_takes_the_range_only_in_revision_order_and_is_current_to_the_store() 
     assert_eq!(keys_and_revisions(&from), vec![(b"b".to_vec(), 2), (b"c".to_vec(), 4)]);
     let none = collect(&store, 4, &spec(b"a", b"\0"), WIDE).unwrap();
     assert_eq!((none.events.len(), none.through, none.caught_up), (0, 4, true));
+    let future = collect(&store, 9, &spec(b"a", b"\0"), WIDE).unwrap();
+    assert_eq!((future.through, future.current), (9, 4), "a future start keeps its cursor, reports the store");
 }
 
 #[test]
