@@ -30,7 +30,7 @@ pub(crate) struct Api {
     /// `AddNode` told. Read for leader hints and `Status`.
     api_addresses: RwLock<BTreeMap<NodeId, String>>,
     /// Held while a membership change or leader transfer runs: one at a time.
-    pub(crate) membership: tokio::sync::Mutex<()>,
+    pub(crate) membership: Arc<tokio::sync::Mutex<()>>,
     /// The `node` label of this API's metrics.
     pub(crate) node_label: String,
 }
@@ -40,7 +40,7 @@ impl Api {
         let admission = Admission::new(config.requests_in_flight_max, config.request_bytes_in_flight_max);
         let watches = Arc::new(Semaphore::new(config.watches_max));
         let api_addresses = RwLock::new(config.api_addresses.clone());
-        let membership = tokio::sync::Mutex::new(());
+        let membership = Arc::new(tokio::sync::Mutex::new(()));
         let node_label = hyperraft_node::telemetry::node_label(node.id());
         Api { node, config, admission, shutdown, watches, api_addresses, membership, node_label }
     }

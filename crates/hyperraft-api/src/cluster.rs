@@ -1,10 +1,11 @@
 //! The `Cluster` service: what this node knows about the cluster, and the
 //! leader's membership changes (add, remove) and leader transfer.
 //!
-//! A change runs in a task of its own, one at a time per node: if the
-//! client gives up (deadline, cancel) the change still finishes as
-//! `hyperraft_node::Node` defines it — a node that does not catch up is
-//! removed again — instead of stopping half way.
+//! A change runs in a task of its own, one at a time per node (another is
+//! refused with `ABORTED` meanwhile): if the client gives up (deadline,
+//! cancel) the change still finishes as `hyperraft_node::Node` defines it —
+//! a node that does not catch up is removed again — instead of stopping
+//! half way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use openraft::{BasicNode, RaftMetrics};
 use tonic::{Request, Response, Status};
 
 use crate::api::Api;
-use crate::errors::invalid_argument;
+use crate::errors::{invalid_argument, retry_safe};
 use crate::proto;
 use crate::proto::cluster_server::Cluster;
 
@@ -141,16 +142,22 @@ impl ClusterService {
         }
     }
 
-    /// Runs `change` in its own task, one change at a time, so that a
-    /// client that gives up does not stop it half way.
+    /// Runs `change` in its own task, so that a client that gives up does
+    /// not stop it half way. One change at a time: while one runs, another
+    /// is refused at once (`ABORTED`, retry-safe) rather than queued, so
+    /// retrying clients cannot pile up changes that would run long after
+    /// they gave up.
     async fn run_change<F>(&self, field: &str, change: F) -> Result<(), Status>
     where
         F: std::future::Future<Output = Result<(), NodeError>> + Send + 'static,
     {
-        let api = self.api.clone();
+        let one_at_a_time = self.api.membership.clone().try_lock_owned().map_err(|_| {
+            retry_safe(Status::aborted("another membership change or leader transfer is running on this node; retry"))
+        })?;
         let task = tokio::spawn(async move {
-            let _one_at_a_time = api.membership.lock().await;
-            change.await
+            let outcome = change.await;
+            drop(one_at_a_time);
+            outcome
         });
         let outcome = task.await.map_err(|error| Status::internal(format!("the change task failed: {error}")))?;
         outcome.map_err(|error| self.change_error(field, error))

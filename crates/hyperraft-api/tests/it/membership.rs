@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hyperraft_api::errors::LEADER_ID_KEY;
+use hyperraft_api::errors::{LEADER_ID_KEY, RETRY_SAFE_KEY};
 use hyperraft_api::proto::{
     AddNodeRequest, RangeRequest, RemoveNodeRequest, StatusRequest, StatusResponse, TransferLeaderRequest,
 };
@@ -118,6 +118,43 @@ async fn admin_calls_refuse_bad_input_naming_the_field_and_followers_hint_the_le
         elsewhere.voters.iter().all(|member| member.matched_index.is_none()),
         "health off the leader: {elsewhere:?}"
     );
+    drop(admin);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_while_another_runs_is_refused_with_aborted_and_nothing_is_queued() {
+    // Proves one change at a time: while an AddNode of an unreachable node waits for it to catch up, a leader transfer is refused with ABORTED and the retry-safe mark; the failed addition leaves the voters as they were.
+    let cluster = ApiCluster::start(1, ApiConfig::default()).await;
+    let leader = cluster.leader().await;
+    let mut adding = cluster.cluster(leader).await;
+    let unreachable =
+        AddNodeRequest { id: 7, peer_address: "127.0.0.1:9".into(), catch_up_ms: 5_000, ..Default::default() };
+    // The transfers below may hold the lock a moment too: then the addition is the one refused, and tries again.
+    let addition = tokio::spawn(async move {
+        loop {
+            match adding.add_node(unreachable.clone()).await {
+                Err(status) if status.code() == Code::Aborted => tokio::time::sleep(Duration::from_millis(5)).await,
+                outcome => return outcome,
+            }
+        }
+    });
+    let mut admin = cluster.cluster(leader).await;
+    let to_itself = TransferLeaderRequest { target_id: leader, timeout_ms: 0 };
+    let refused = loop {
+        match admin.transfer_leader(to_itself).await {
+            Err(status) => break status,
+            Ok(_) if addition.is_finished() => panic!("the addition ended first: {:?}", addition.await),
+            Ok(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(refused.code(), Code::Aborted, "{refused:?}");
+    assert_eq!(refused.metadata().get(RETRY_SAFE_KEY).and_then(|value| value.to_str().ok()), Some("true"));
+    let failed = addition.await.unwrap().unwrap_err();
+    assert_eq!(failed.code(), Code::FailedPrecondition, "{failed:?}");
+    let status = admin.status(StatusRequest {}).await.unwrap().into_inner();
+    assert_eq!((voter_ids(&status), status.learners.len()), (vec![leader], 0), "{status:?}");
     drop(admin);
     cluster.shutdown().await;
 }
