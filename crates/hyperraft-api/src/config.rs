@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use hyperraft_raft::NodeId;
 
+use crate::auth::ApiToken;
+
 /// Bounds and timings of the gRPC API. Every queue and message has a limit;
 /// what happens at each limit is documented on its field.
 ///
@@ -62,6 +64,29 @@ pub struct ApiConfig {
     /// full, the watch waits for the client (backpressure), it never
     /// buffers more.
     pub watch_responses_buffered: usize,
+    /// The tokens this node accepts (see [`crate::auth`]). Empty: the API
+    /// is open to anyone who reaches it. Otherwise every call needs
+    /// `authorization: Bearer <token>` with one of them, whose role covers
+    /// the method.
+    pub tokens: Vec<ApiToken>,
+    /// The server certificate and key: the API speaks TLS (HTTP/2 over
+    /// TLS 1.2/1.3, rustls). None: plaintext HTTP/2.
+    pub tls: Option<ApiTls>,
+}
+
+/// The API's TLS identity, in PEM: the certificate chain (leaf first) and
+/// its private key (PKCS#8, SEC1 or PKCS#1).
+#[derive(Clone)]
+pub struct ApiTls {
+    pub certificate_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ApiTls {
+    // The key stays out of logs.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("ApiTls").field("certificate_pem", &self.certificate_pem).finish_non_exhaustive()
+    }
 }
 
 impl Default for ApiConfig {
@@ -81,6 +106,8 @@ impl Default for ApiConfig {
             watch_events_per_response_max: 1024,
             watch_response_bytes_max: 1 << 20,
             watch_responses_buffered: 4,
+            tokens: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -108,6 +135,26 @@ impl ApiConfig {
                 "watch_events_per_response_max, watch_response_bytes_max and watch_responses_buffered must not be zero"
                     .to_string(),
             );
+        }
+        self.validate_security()
+    }
+
+    /// Token names and digests are unique (one secret, one role); a TLS
+    /// identity has both parts.
+    fn validate_security(&self) -> Result<(), String> {
+        for (index, token) in self.tokens.iter().enumerate() {
+            let earlier = &self.tokens[..index];
+            if earlier.iter().any(|other| other.name() == token.name()) {
+                return Err(format!("tokens: the name {:?} is used twice", token.name()));
+            }
+            if earlier.iter().any(|other| other.sha256_hex() == token.sha256_hex()) {
+                return Err(format!("tokens: {:?} has the same secret as another token", token.name()));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.certificate_pem.trim().is_empty() || tls.key_pem.trim().is_empty() {
+                return Err("tls: the certificate and the key must not be empty".to_string());
+            }
         }
         Ok(())
     }

@@ -11,7 +11,8 @@
 //!   checked before proposing, admission control or the write queue refused
 //!   it (`RESOURCE_EXHAUSTED`), its input was invalid (`INVALID_ARGUMENT`),
 //!   or it was a read (a refused linearizable read, a watch ended by a
-//!   server shutdown).
+//!   server shutdown), or its token was refused (`UNAUTHENTICATED`,
+//!   `PERMISSION_DENIED`: checked before anything else).
 //!   Errors after the write was handed to Raft never carry it: a timeout or
 //!   a leader lost while committing leave the outcome unknown (the write
 //!   may still commit), and so does a refusal by the state machine (it was
@@ -27,6 +28,8 @@ use hyperraft_node::WriteError;
 use hyperraft_raft::NodeId;
 use tonic::metadata::MetadataValue;
 use tonic::Status;
+
+use crate::auth::{ApiToken, Role};
 
 /// Metadata key of the leader's node id in a not-the-leader answer.
 pub const LEADER_ID_KEY: &str = "hyperraft-leader-id";
@@ -63,6 +66,23 @@ pub(crate) fn resource_exhausted(reason: impl Display, retry_after: Duration) ->
     status.metadata_mut().insert(RETRY_AFTER_MS_KEY, MetadataValue::from(retry_after_ms));
     // Every refusal for lack of room comes before the request is proposed.
     retry_safe(status)
+}
+
+/// `UNAUTHENTICATED`: the call carries no token, or one this node does not
+/// know. Checked before anything else, so retry-safe (though repeating it
+/// with the same token fails the same way).
+pub(crate) fn unauthenticated(reason: impl Display) -> Status {
+    retry_safe(Status::unauthenticated(reason.to_string()))
+}
+
+/// `PERMISSION_DENIED`: `token` is known but its role is below `needed`
+/// for `method` (`Service/Method`). Retry-safe like [`unauthenticated`].
+pub(crate) fn permission_denied(method: &str, needed: Role, token: &ApiToken) -> Status {
+    retry_safe(Status::permission_denied(format!(
+        "{method} needs the {needed} role; token {:?} has the {} role",
+        token.name(),
+        token.role()
+    )))
 }
 
 /// `UNAVAILABLE` from a node that cannot serve the request because it does

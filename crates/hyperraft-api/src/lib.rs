@@ -18,6 +18,12 @@
 //! bounded too (see [`ApiConfig`]); accepted sockets use TCP_NODELAY and
 //! TCP keepalive, connections HTTP/2 keepalive PINGs.
 //!
+//! With tokens configured ([`ApiConfig::tokens`]) every call needs
+//! `authorization: Bearer <token>` whose role (`read`, `write`, `admin`)
+//! covers the method; [`auth`] checks it from the headers alone, before
+//! admission control (`UNAUTHENTICATED` / `PERMISSION_DENIED`). With
+//! [`ApiConfig::tls`] the API speaks TLS (rustls).
+//!
 //! Every service accepts gzip- and zstd-compressed requests and compresses
 //! its responses with whichever of the two the client accepts
 //! (`grpc-accept-encoding`); a client that accepts neither gets them plain.
@@ -29,6 +35,7 @@
 
 mod admission;
 mod api;
+pub mod auth;
 mod cluster;
 mod config;
 mod connections;
@@ -40,7 +47,8 @@ mod ledger;
 mod server;
 mod watch;
 
-pub use config::ApiConfig;
+pub use auth::{ApiToken, Role};
+pub use config::{ApiConfig, ApiTls};
 pub use ledger::{accounts_frame, transfers_frame};
 pub use server::{serve, serve_on, ApiError, ApiServer};
 

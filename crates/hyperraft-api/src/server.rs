@@ -9,10 +9,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::admission::Gated;
 use crate::api::Api;
+use crate::auth::AuthLayer;
 use crate::cluster::ClusterService;
 use crate::connections::BoundedIncoming;
 use crate::kv::KvService;
@@ -22,7 +23,7 @@ use crate::proto::cluster_server::ClusterServer;
 use crate::proto::kv_server::KvServer;
 use crate::proto::lease_server::LeaseServer;
 use crate::proto::ledger_server::LedgerServer;
-use crate::ApiConfig;
+use crate::{ApiConfig, ApiTls};
 
 /// Why the API could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -87,11 +88,17 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .timeout(config.request_timeout);
+    if let Some(tls) = &config.tls {
+        server =
+            server.tls_config(tls_config(tls, &config)).map_err(|error| ApiError::Config(format!("tls: {error}")))?;
+    }
+    let node_label = hyperraft_node::telemetry::node_label(node.id());
+    // In front of every service and of admission control: see `crate::auth`.
+    let mut server = server.layer(AuthLayer::new(&config.tokens, node_label.clone()));
     let retry_after = config.retry_after;
     let (streams_stop, streams_stopped) = watch::channel(false);
     let api = Arc::new(Api::new(node, config, streams_stopped));
     let admission = api.admission.clone();
-    let node_label = hyperraft_node::telemetry::node_label(api.node_id());
     let ledger = LedgerServer::new(LedgerService { api: api.clone() })
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)
@@ -131,6 +138,15 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
         let _ = stopped.await;
     }));
     Ok(ApiServer { local_addr, stop, streams_stop, task })
+}
+
+/// rustls with the configured identity; a client that has not finished its
+/// handshake within the keepalive timeout is dropped, so half-open
+/// handshakes cannot pile up.
+fn tls_config(tls: &ApiTls, config: &ApiConfig) -> ServerTlsConfig {
+    ServerTlsConfig::new()
+        .identity(Identity::from_pem(&tls.certificate_pem, &tls.key_pem))
+        .timeout(config.keepalive_timeout)
 }
 
 fn local_addr_unknown() -> SocketAddr {

@@ -21,6 +21,15 @@
 //! 2 = "127.0.0.1:7002"
 //! 3 = "127.0.0.1:7003"
 //!
+//! [api.tls]                          # optional; the gRPC API speaks TLS
+//! cert = "certs/node-1.pem"            # e.g. `hyperraft cert issue --node-id 1 --host api1.example.com`
+//! key = "certs/node-1.key"
+//!
+//! [[api.tokens]]                      # optional; none: the API is open to anyone
+//! name = "agent-7"
+//! role = "write"                      # read | write | admin
+//! sha256 = "…"                        # `hyperraft token hash` or `hyperraft token new`
+//!
 //! [raft]                              # optional; these are the defaults
 //! heartbeat_interval_ms = 200           # also openraft's AppendEntries timeout
 //! election_timeout_min_ms = 1000
@@ -42,6 +51,75 @@ pub struct TlsPaths {
     pub ca_cert: PathBuf,
     pub node_cert: PathBuf,
     pub node_key: PathBuf,
+}
+
+/// Who may call the gRPC API, and whether it speaks TLS.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Tokens the API accepts; empty: every call is allowed.
+    #[serde(default)]
+    pub tokens: Vec<ApiTokenEntry>,
+    /// The API's server certificate and key; none: plaintext.
+    #[serde(default)]
+    pub tls: Option<ApiTlsPaths>,
+}
+
+/// One API token: its name, role, and the SHA-256 of its secret (the
+/// secret itself is never written into the configuration).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokenEntry {
+    pub name: String,
+    pub role: ApiRole,
+    /// 64 hex digits.
+    pub sha256: String,
+}
+
+/// What an API token may do; each includes the ones before it.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiRole {
+    /// Reads, watches, status.
+    Read,
+    /// Reads and every write.
+    Write,
+    /// Writes and membership and leadership changes.
+    Admin,
+}
+
+impl ApiSection {
+    /// Names are given and unique; digests are 64 hex digits. A digest
+    /// that looks like anything else is most likely a token pasted in
+    /// plain text, which must never sit in a configuration file.
+    pub fn validate(&self) -> Result<(), String> {
+        for (index, token) in self.tokens.iter().enumerate() {
+            if token.name.trim().is_empty() {
+                return Err(format!("api.tokens[{index}].name must not be empty"));
+            }
+            if self.tokens[..index].iter().any(|other| other.name == token.name) {
+                return Err(format!("api.tokens[{index}].name {:?} is used twice", token.name));
+            }
+            let digest = token.sha256.trim();
+            if digest.len() != 64 || !digest.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "api.tokens[{index}].sha256 must be the 64 hex digits of the token's SHA-256 \
+                     (`hyperraft token hash`), never the token itself"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Paths of the API's TLS identity (PEM).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTlsPaths {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key of the leaf.
+    pub key: PathBuf,
 }
 
 /// Raft timing and log compaction.
@@ -105,6 +183,9 @@ pub struct NodeConfig {
     /// other part of the process installed the recorder).
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Authentication and TLS of the gRPC API.
+    #[serde(default)]
+    pub api: ApiSection,
 }
 
 fn default_kv_history_events_max() -> usize {
@@ -161,7 +242,7 @@ impl NodeConfig {
         if self.initial_members.contains_key(&0) {
             return invalid("initial_members has node id 0".into());
         }
-        Ok(())
+        self.api.validate().map_err(ConfigError::Invalid)
     }
 
     /// The address peers dial to reach this node.
@@ -169,3 +250,6 @@ impl NodeConfig {
         self.peer_advertise.unwrap_or(self.peer_listen)
     }
 }
+
+#[cfg(test)]
+mod tests;

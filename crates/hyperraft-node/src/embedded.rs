@@ -89,6 +89,7 @@ impl EmbeddedCluster {
             apply_threads,
             kv_history_events_max: hyperraft_state::kv::KvConfig::default().history_events_max,
             metrics_listen: None,
+            api: crate::config::ApiSection::default(),
         })
     }
 

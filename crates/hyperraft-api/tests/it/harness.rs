@@ -8,10 +8,10 @@ use std::time::Duration;
 use hyperraft_api::proto::cluster_client::ClusterClient;
 use hyperraft_api::proto::kv_client::KvClient;
 use hyperraft_api::proto::ledger_client::LedgerClient;
-use hyperraft_api::{ApiConfig, ApiServer};
+use hyperraft_api::{ApiConfig, ApiServer, ApiTls};
 use hyperraft_node::{EmbeddedCluster, Node, NodeConfig, RaftTuning};
 use tokio::time::Instant;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -21,6 +21,8 @@ pub struct ApiCluster {
     /// The CA and configurations; makes nodes started later.
     setup: EmbeddedCluster,
     config: ApiConfig,
+    /// Whether each API speaks TLS with its node's certificate.
+    tls: bool,
     pub nodes: BTreeMap<u64, Arc<Node>>,
     servers: BTreeMap<u64, ApiServer>,
     /// "127.0.0.1:port" of each node's API.
@@ -45,6 +47,22 @@ impl ApiCluster {
 
     /// Like [`ApiCluster::start`], each node's configuration passed through `tune` first.
     pub async fn start_with(count: u64, config: ApiConfig, tune: impl Fn(NodeConfig) -> NodeConfig) -> ApiCluster {
+        ApiCluster::start_full(count, config, tune, false).await
+    }
+
+    /// Like [`ApiCluster::start`], each API speaking TLS with its node's
+    /// certificate (issued by the cluster CA for 127.0.0.1 and
+    /// `node-{id}.hyperraft`); clients trust [`ApiCluster::ca_pem`].
+    pub async fn start_tls(count: u64, config: ApiConfig) -> ApiCluster {
+        ApiCluster::start_full(count, config, |node| node, true).await
+    }
+
+    async fn start_full(
+        count: u64,
+        config: ApiConfig,
+        tune: impl Fn(NodeConfig) -> NodeConfig,
+        tls: bool,
+    ) -> ApiCluster {
         let dir = tempfile::tempdir().expect("temporary folder");
         let setup = EmbeddedCluster::new(dir.path(), count, fast_raft(), 1).expect("cluster setup");
         let mut nodes = BTreeMap::new();
@@ -61,10 +79,11 @@ impl ApiCluster {
         let config = ApiConfig { api_addresses: addresses.clone(), ..config };
         let mut servers = BTreeMap::new();
         for (id, listener) in listeners {
-            let server = hyperraft_api::serve_on(nodes[&id].clone(), listener, config.clone()).expect("serve");
+            let node_config = ApiConfig { tls: tls.then(|| node_tls(&setup, id)), ..config.clone() };
+            let server = hyperraft_api::serve_on(nodes[&id].clone(), listener, node_config).expect("serve");
             servers.insert(id, server);
         }
-        ApiCluster { _dir: dir, setup, config, nodes, servers, addresses }
+        ApiCluster { _dir: dir, setup, config, tls, nodes, servers, addresses }
     }
 
     /// Starts node `id` outside the cluster (no members; it waits to be
@@ -75,7 +94,8 @@ impl ApiCluster {
         let node = Arc::new(Node::start(node_config).await.expect("node starts"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         self.addresses.insert(id, listener.local_addr().expect("address").to_string());
-        let config = ApiConfig { api_addresses: self.addresses.clone(), ..self.config.clone() };
+        let tls = self.tls.then(|| node_tls(&self.setup, id));
+        let config = ApiConfig { api_addresses: self.addresses.clone(), tls, ..self.config.clone() };
         let server = hyperraft_api::serve_on(node.clone(), listener, config).expect("serve");
         self.nodes.insert(id, node);
         self.servers.insert(id, server);
@@ -102,6 +122,11 @@ impl ApiCluster {
     pub async fn follower(&self) -> u64 {
         let leader = self.leader().await;
         *self.nodes.keys().find(|id| **id != leader).expect("a cluster of more than one node")
+    }
+
+    /// The cluster CA's certificate (PEM), which the API certificates chain to.
+    pub fn ca_pem(&self) -> String {
+        self.setup.ca().certificate_pem().to_string()
     }
 
     pub async fn channel(&self, id: u64) -> Channel {
@@ -143,4 +168,16 @@ impl ApiCluster {
 
 pub async fn channel(address: &str) -> Channel {
     Channel::from_shared(format!("http://{address}")).expect("uri").connect().await.expect("connect")
+}
+
+/// A TLS channel to `address` that trusts `ca_pem` and expects `domain`.
+pub async fn tls_channel(address: &str, ca_pem: &str, domain: &str) -> Result<Channel, tonic::transport::Error> {
+    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca_pem)).domain_name(domain);
+    Channel::from_shared(format!("https://{address}")).expect("uri").tls_config(tls)?.connect().await
+}
+
+/// Node `id`'s own certificate and key, as its API's TLS identity.
+fn node_tls(setup: &EmbeddedCluster, id: u64) -> ApiTls {
+    let read = |name: String| std::fs::read_to_string(setup.certs_dir().join(name)).expect("a node certificate file");
+    ApiTls { certificate_pem: read(format!("node-{id}.pem")), key_pem: read(format!("node-{id}.key")) }
 }

@@ -3,6 +3,7 @@
 //! driven by the generated tonic clients.
 
 mod admission;
+mod auth;
 mod compression;
 mod harness;
 mod kv;

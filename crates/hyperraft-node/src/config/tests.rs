@@ -1,0 +1,63 @@
+use super::{ApiRole, ApiTlsPaths, NodeConfig};
+
+const BASE: &str = r#"
+node_id = 1
+peer_listen = "127.0.0.1:7001"
+client_listen = "127.0.0.1:7101"
+data_dir = "/tmp/hyperraft-1"
+
+[tls]
+ca_cert = "certs/ca.pem"
+node_cert = "certs/node-1.pem"
+node_key = "certs/node-1.key"
+"#;
+
+fn parse(extra: &str) -> NodeConfig {
+    toml::from_str(&format!("{BASE}{extra}")).expect("the configuration parses")
+}
+
+#[test]
+fn api_tokens_and_tls_parse_from_hashes_and_paths() {
+    // Proves the [api] section: tokens are configured by name, role and SHA-256 (the token itself appears nowhere), roles are read/write/admin, and [api.tls] names the certificate and key files; without the section the API has no tokens and no TLS.
+    let config = parse(
+        r#"
+[api.tls]
+cert = "certs/node-1.pem"
+key = "certs/node-1.key"
+
+[[api.tokens]]
+name = "agent-7"
+role = "write"
+sha256 = "1ec1c26b50d5d3c58d9583181af8076655fe00756bf7285940ba3670f99fcba0"
+
+[[api.tokens]]
+name = "ops"
+role = "admin"
+sha256 = "4e738ca5563c06cfd0018299933d58db1dd8bf97f6973dc99bf6cdc64b5550bd"
+"#,
+    );
+    config.validate().unwrap();
+    let tokens = &config.api.tokens;
+    assert_eq!((tokens[0].name.as_str(), tokens[0].role), ("agent-7", ApiRole::Write));
+    assert_eq!(tokens[1].role, ApiRole::Admin);
+    assert_eq!(config.api.tls, Some(ApiTlsPaths { cert: "certs/node-1.pem".into(), key: "certs/node-1.key".into() }));
+    let open = parse("");
+    assert!(open.api.tokens.is_empty() && open.api.tls.is_none());
+}
+
+#[test]
+fn a_token_in_plain_text_an_unknown_role_or_a_duplicate_name_is_refused() {
+    // Proves the configuration never accepts a token where its hash belongs (anything but 64 hex digits is refused, naming the command that makes the hash), nor an unknown role or key, nor two tokens of one name.
+    let plain = parse("[[api.tokens]]\nname = \"a\"\nrole = \"read\"\nsha256 = \"hrt_my-secret-token\"\n");
+    let refused = plain.validate().unwrap_err().to_string();
+    assert!(refused.contains("api.tokens[0].sha256") && refused.contains("hyperraft token hash"), "{refused}");
+    let hash = "1ec1c26b50d5d3c58d9583181af8076655fe00756bf7285940ba3670f99fcba0";
+    let twice = parse(&format!(
+        "[[api.tokens]]\nname = \"a\"\nrole = \"read\"\nsha256 = \"{hash}\"\n[[api.tokens]]\nname = \"a\"\nrole = \"write\"\nsha256 = \"{hash}\"\n"
+    ));
+    assert!(twice.validate().unwrap_err().to_string().contains("used twice"));
+    let role = format!("{BASE}[[api.tokens]]\nname = \"a\"\nrole = \"owner\"\nsha256 = \"{hash}\"\n");
+    assert!(toml::from_str::<NodeConfig>(&role).is_err());
+    let token_key = format!("{BASE}[[api.tokens]]\nname = \"a\"\nrole = \"read\"\ntoken = \"secret\"\n");
+    assert!(toml::from_str::<NodeConfig>(&token_key).is_err(), "a `token` key is not accepted");
+}
