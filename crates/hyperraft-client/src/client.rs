@@ -12,13 +12,12 @@ use hyperraft_proto::lease_client::LeaseClient;
 use hyperraft_proto::ledger_client::LedgerClient;
 use tokio::task::JoinHandle;
 use tonic::codec::CompressionEncoding;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::batcher::Batcher;
 use crate::config::{ClientConfig, Compression};
 use crate::error::{client_side, connect_failed, leader_hint};
-use crate::pool::{spawn_health_checks, Pool, Target};
+use crate::pool::{spawn_health_checks, Channel, Pool, Target};
 use crate::retry::{backoff, exhausted, judge, Safety, Verdict};
 use crate::Error;
 
@@ -78,16 +77,15 @@ pub(crate) struct Answer<T> {
 impl Client {
     /// Checks `config`, asks every endpoint for its status (to learn the
     /// leader and the other nodes), and starts the health checks and the
-    /// auto-batcher. Fails when no endpoint answers.
+    /// auto-batcher. Fails when no endpoint answers: with
+    /// [`Error::Unauthenticated`] when they refused the token, otherwise
+    /// with [`Error::Unavailable`] naming each endpoint's failure.
     ///
     /// Must be called within a tokio runtime.
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
         config.validate()?;
         let pool = Arc::new(Pool::new(config)?);
-        if pool.health_round().await == 0 {
-            let addresses: Vec<String> = pool.endpoints().iter().map(|endpoint| endpoint.address.clone()).collect();
-            return Err(Error::Unavailable(format!("no endpoint answered: {}", addresses.join(", "))));
-        }
+        pool.first_round().await?;
         let health = AbortOnDrop(spawn_health_checks(&pool));
         let core = Arc::new(Core { pool, counters: Counters::default() });
         let batcher = Arc::new(Batcher::start(core.clone()));

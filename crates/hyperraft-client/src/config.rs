@@ -9,10 +9,13 @@ use crate::Error;
 /// addresses it learns from leader hints and `Status` answers.
 pub const ENDPOINTS_MAX: usize = 64;
 
+/// Longest token the client sends (the server refuses longer ones).
+pub const TOKEN_BYTES_MAX: usize = 512;
+
 /// How the client reaches a cluster. Start from [`ClientConfig::new`] (or
 /// `default()` plus `endpoints`) and change what you need; the client
 /// checks the whole with [`ClientConfig::validate`] when it connects.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// gRPC API addresses of some or all nodes, `"host:port"` or
     /// `"http://host:port"`. One reachable node is enough: the others are
@@ -34,6 +37,42 @@ pub struct ClientConfig {
     /// server for the same encoding). `None`, the default, compresses
     /// nothing: worth it only for large batches over slow links.
     pub compression: Option<Compression>,
+    /// The bearer token sent with every call (`authorization: Bearer
+    /// <token>`), health checks and watches included. Needed when the
+    /// nodes have tokens configured; its role decides which calls succeed.
+    pub token: Option<String>,
+    /// TLS to the nodes' API. None: plaintext HTTP/2.
+    pub tls: Option<ClientTls>,
+}
+
+/// How the client checks the nodes' API certificates.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    /// The certificate authority (PEM) the nodes' certificates chain to;
+    /// for certificates made by `hyperraft cert`, the cluster's `ca.pem`.
+    pub ca_pem: String,
+    /// The name the certificates must carry. None: the host of each
+    /// endpoint's address (an IP address works when the certificate names
+    /// it). Nodes' own certificates also carry `node-{id}.hyperraft`.
+    pub domain: Option<String>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    // The token stays out of logs.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ClientConfig")
+            .field("endpoints", &self.endpoints)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("pool", &self.pool)
+            .field("batching", &self.batching)
+            .field("retry", &self.retry)
+            .field("compression", &self.compression)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// Connection pool bounds: HTTP/2 multiplexes many calls on one channel,
@@ -102,6 +141,8 @@ impl Default for ClientConfig {
             batching: BatchingConfig::default(),
             retry: RetryConfig::default(),
             compression: None,
+            token: None,
+            tls: None,
         }
     }
 }
@@ -152,8 +193,22 @@ impl ClientConfig {
         if self.endpoints.len() > ENDPOINTS_MAX {
             return invalid("endpoints", &format!("more than {ENDPOINTS_MAX}"));
         }
-        if let Some(bad) = self.endpoints.iter().find(|endpoint| crate::pool::endpoint_uri(endpoint).is_err()) {
-            return invalid("endpoints", &format!("{bad:?} is not host:port or http://host:port"));
+        let tls = self.tls.is_some();
+        if let Some(bad) = self.endpoints.iter().find(|endpoint| crate::pool::endpoint_uri(endpoint, tls).is_err()) {
+            return invalid("endpoints", &format!("{bad:?} is not host:port, http://host:port or https://host:port"));
+        }
+        if let Some(token) = &self.token {
+            if token.is_empty() || token.len() > TOKEN_BYTES_MAX || !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+                return invalid("token", &format!("must be 1..={TOKEN_BYTES_MAX} printable ASCII characters"));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if !tls.ca_pem.contains("-----BEGIN CERTIFICATE-----") {
+                return invalid("tls.ca_pem", "holds no PEM certificate");
+            }
+            if tls.domain.as_ref().is_some_and(|domain| domain.is_empty()) {
+                return invalid("tls.domain", "empty; leave it None to use each endpoint's host");
+            }
         }
         if self.connect_timeout.is_zero() || self.request_timeout.is_zero() {
             return invalid("connect_timeout/request_timeout", "must not be zero");

@@ -42,6 +42,14 @@ pub enum Error {
     /// a transaction branch writes one key twice, ...). Nothing changed.
     #[error("failed precondition: {0}")]
     FailedPrecondition(String),
+    /// The nodes require a token and the client sent none, or one they do
+    /// not know ([`crate::ClientConfig::token`]). Never retried.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The token is known but its role does not allow this call; the
+    /// message names the role needed. Never retried.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// The server does not serve this call (yet).
     #[error("not served by this server: {0}")]
     Unimplemented(String),
@@ -112,6 +120,8 @@ impl Error {
                 Error::InvalidArgument { field, message }
             }
             Code::NotFound => Error::NotFound(message),
+            Code::Unauthenticated => Error::Unauthenticated(message),
+            Code::PermissionDenied => Error::PermissionDenied(message),
             Code::FailedPrecondition => Error::FailedPrecondition(message),
             Code::Unimplemented => Error::Unimplemented(message),
             Code::ResourceExhausted => Error::Overloaded { retry_after: retry_after(status) },
@@ -159,6 +169,26 @@ pub(crate) fn connect_failed(status: &Status) -> bool {
         source = error.source();
     }
     false
+}
+
+/// The status's message followed by its chain of causes, for errors the
+/// client made itself (a refused TLS certificate is only named deep in
+/// the chain).
+pub(crate) fn describe_chain(status: &Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        let cause = error.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = error.source();
+    }
+    if text.contains("certificate") || text.contains("InvalidCertificate") {
+        text.push_str(" (check ClientConfig::tls: the CA must be the one that signed the nodes' API certificates, and the domain one they name)");
+    }
+    text
 }
 
 /// Whether the status was made by this client from a transport failure

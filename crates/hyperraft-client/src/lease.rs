@@ -151,7 +151,14 @@ async fn renew(core: Arc<Core>, id: u64, state: watch::Sender<KeepAliveState>) {
             }
         };
         failures += 1;
-        let fatal = matches!(error, Error::NotFound(_) | Error::Unimplemented(_) | Error::InvalidArgument { .. });
+        let fatal = matches!(
+            error,
+            Error::NotFound(_)
+                | Error::Unimplemented(_)
+                | Error::InvalidArgument { .. }
+                | Error::Unauthenticated(_)
+                | Error::PermissionDenied(_)
+        );
         if fatal || failures >= retry.attempts {
             let _ = state.send(KeepAliveState::Lost(error));
             return;

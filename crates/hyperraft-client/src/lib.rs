@@ -58,6 +58,14 @@
 //!   Any other failure after the request left is
 //!   [`Error::OutcomeUnknown`]: read the key to learn what happened.
 //!
+//! # Authentication and TLS
+//!
+//! [`ClientConfig::token`] is sent as `authorization: Bearer <token>` with
+//! every call, health checks and watches included; [`ClientConfig::tls`]
+//! connects over TLS, trusting the given CA (a cluster's `ca.pem`). A
+//! refused token is [`Error::Unauthenticated`], a role too low for the
+//! call [`Error::PermissionDenied`]; neither is ever retried.
+//!
 //! # Auto-batching
 //!
 //! [`Client::create_transfer`] queues one transfer; a background task packs
@@ -90,7 +98,9 @@ mod watch;
 
 pub use client::{Client, ClientStats};
 pub use cluster::NewNode;
-pub use config::{BatchingConfig, ClientConfig, Compression, PoolConfig, RetryConfig, ENDPOINTS_MAX};
+pub use config::{
+    BatchingConfig, ClientConfig, ClientTls, Compression, PoolConfig, RetryConfig, ENDPOINTS_MAX, TOKEN_BYTES_MAX,
+};
 pub use error::{Error, COMPACT_REVISION_KEY, LEADER_ADDRESS_KEY, LEADER_ID_KEY, RETRY_AFTER_MS_KEY, RETRY_SAFE_KEY};
 pub use kv::prefix_end;
 pub use lease::{KeepAlive, KeepAliveState};

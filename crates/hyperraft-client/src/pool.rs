@@ -10,6 +10,9 @@
 //! endpoints up or down, learns the leader and the API addresses of nodes
 //! the configuration did not name, and closes channels above the minimum
 //! that stayed idle for `idle_timeout`.
+//!
+//! Every channel carries the configured token ([`Credentials`]) and, with
+//! [`crate::ClientTls`], speaks TLS trusting the configured CA.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -18,11 +21,49 @@ use std::time::{Duration, Instant};
 use hyperraft_proto::cluster_client::ClusterClient;
 use hyperraft_proto::{StatusRequest, StatusResponse};
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint as ChannelTarget};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint as ChannelTarget};
 
 use crate::config::{ClientConfig, ENDPOINTS_MAX};
-use crate::error::client_side;
+use crate::error::{client_side, describe_chain};
 use crate::Error;
+
+/// A channel of the pool: a tonic channel that adds the token to every call.
+pub(crate) type Channel = InterceptedService<tonic::transport::Channel, Credentials>;
+
+/// Puts `authorization: Bearer <token>` on every request (nothing when no
+/// token is configured). The header value is built once.
+#[derive(Clone, Debug)]
+pub(crate) struct Credentials {
+    authorization: Option<AsciiMetadataValue>,
+}
+
+impl Credentials {
+    fn new(token: Option<&str>) -> Result<Credentials, String> {
+        let authorization = match token {
+            Some(token) => {
+                let mut value: AsciiMetadataValue = format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| "token: not a valid header value (printable ASCII only)".to_string())?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(Credentials { authorization })
+    }
+}
+
+impl Interceptor for Credentials {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(authorization) = &self.authorization {
+            request.metadata_mut().insert("authorization", authorization.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// HTTP/2 PINGs find a dead connection without waiting for a call to fail.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
@@ -42,6 +83,7 @@ pub(crate) struct Endpoint {
     /// `host:port`, as leader hints name it.
     pub(crate) address: String,
     target: ChannelTarget,
+    credentials: Credentials,
     /// The node id behind the address, 0 until a `Status` names it.
     node_id: AtomicU64,
     up: AtomicBool,
@@ -69,13 +111,16 @@ impl Drop for Checkout {
     }
 }
 
-/// The channel target of `endpoint` ("host:port" or "http://host:port").
-pub(crate) fn endpoint_uri(endpoint: &str) -> Result<(String, ChannelTarget), String> {
-    let address = endpoint.strip_prefix("http://").unwrap_or(endpoint).trim_end_matches('/');
+/// The channel target of `endpoint` ("host:port", "http://host:port" or
+/// "https://host:port"); its scheme follows `tls`, whatever the address says.
+pub(crate) fn endpoint_uri(endpoint: &str, tls: bool) -> Result<(String, ChannelTarget), String> {
+    let address = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://")).unwrap_or(endpoint);
+    let address = address.trim_end_matches('/');
     if address.is_empty() || address.contains('/') || !address.contains(':') {
         return Err(format!("{endpoint:?} is not host:port"));
     }
-    let target = ChannelTarget::from_shared(format!("http://{address}")).map_err(|error| error.to_string())?;
+    let scheme = if tls { "https" } else { "http" };
+    let target = ChannelTarget::from_shared(format!("{scheme}://{address}")).map_err(|error| error.to_string())?;
     Ok((address.to_string(), target))
 }
 
@@ -104,7 +149,7 @@ impl Pool {
 
     /// The endpoint at `address`, added when new (up to [`ENDPOINTS_MAX`]).
     fn add(&self, address: &str) -> Result<Arc<Endpoint>, String> {
-        let (address, target) = endpoint_uri(address)?;
+        let (address, target) = endpoint_uri(address, self.config.tls.is_some())?;
         let mut endpoints = self.endpoints.write().expect("not poisoned");
         if let Some(known) = endpoints.iter().find(|endpoint| endpoint.address == address) {
             return Ok(known.clone());
@@ -118,9 +163,23 @@ impl Pool {
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
+        let target = match &self.config.tls {
+            Some(tls) => {
+                let mut settings = ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+                    .timeout(self.config.connect_timeout);
+                if let Some(domain) = &tls.domain {
+                    settings = settings.domain_name(domain.clone());
+                }
+                target.tls_config(settings).map_err(|error| format!("tls: {}", describe_error(&error)))?
+            }
+            None => target,
+        };
+        let credentials = Credentials::new(self.config.token.as_deref())?;
         let endpoint = Arc::new(Endpoint {
             address,
             target,
+            credentials,
             node_id: AtomicU64::new(0),
             // Believed up until a call or a health check says otherwise.
             up: AtomicBool::new(true),
@@ -180,7 +239,7 @@ impl Pool {
             least_busy.is_none_or(|pooled| pooled.calls.load(Ordering::Relaxed) >= pool.calls_per_channel_target);
         if channels.len() < pool.channels_min || (busy && channels.len() < pool.channels_max) {
             channels.push(Pooled {
-                channel: endpoint.target.connect_lazy(),
+                channel: InterceptedService::new(endpoint.target.connect_lazy(), endpoint.credentials.clone()),
                 calls: Arc::new(AtomicUsize::new(0)),
                 last_used: Arc::new(Mutex::new(Instant::now())),
             });
@@ -251,6 +310,54 @@ impl Pool {
         status
     }
 
+    /// The first health round of a new client: `Ok` when some endpoint
+    /// answered, otherwise an error that says why — a refused token, or
+    /// the connection failure (a refused TLS certificate included).
+    pub(crate) async fn first_round(self: &Arc<Self>) -> Result<(), Error> {
+        let mut checks = tokio::task::JoinSet::new();
+        for endpoint in self.endpoints() {
+            let pool = self.clone();
+            checks.spawn(async move { (endpoint.address.clone(), pool.status_of(&endpoint).await) });
+        }
+        let (mut answered, mut failures, mut refused) = (0, Vec::new(), None);
+        while let Some(check) = checks.join_next().await {
+            let Ok((address, result)) = check else { continue };
+            match result {
+                Ok(_) => answered += 1,
+                Err(status) if !client_side(&status) => {
+                    let error = Error::from_status(&status);
+                    if matches!(error, Error::Unauthenticated(_) | Error::PermissionDenied(_)) {
+                        refused = Some(error);
+                    } else {
+                        answered += 1;
+                    }
+                }
+                Err(status) => {
+                    failures.push(format!("{address}: {}{}", describe_chain(&status), self.tls_hint(&status)))
+                }
+            }
+        }
+        if answered > 0 {
+            return Ok(());
+        }
+        if let Some(refused) = refused {
+            return Err(refused);
+        }
+        Err(Error::Unavailable(format!("no endpoint answered: {}", failures.join("; "))))
+    }
+
+    /// A hint for a plaintext client whose connection the node closed at
+    /// once: what a node whose API speaks TLS does to plaintext.
+    fn tls_hint(&self, status: &tonic::Status) -> &'static str {
+        let text = describe_chain(status);
+        let closed = ["broken pipe", "connection reset", "closed"].iter().any(|sign| text.contains(sign));
+        if self.config.tls.is_none() && closed {
+            " (if the node's API speaks TLS, set ClientConfig::tls)"
+        } else {
+            ""
+        }
+    }
+
     /// What a `Status` answer of `endpoint` teaches.
     fn learn(&self, endpoint: &Arc<Endpoint>, status: &StatusResponse) {
         self.answered(endpoint);
@@ -305,6 +412,17 @@ impl Pool {
             }
         }
     }
+}
+
+fn describe_error(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Runs health checks every `health_check_interval` until the pool is dropped.

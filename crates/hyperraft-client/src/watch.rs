@@ -165,7 +165,7 @@ impl Watch {
     }
 
     /// Follows one `Watch` call until it ends.
-    async fn follow(&mut self, channel: tonic::transport::Channel) -> Ended {
+    async fn follow(&mut self, channel: crate::pool::Channel) -> Ended {
         let request = WatchRequest {
             key: self.key.clone(),
             range_end: self.range_end.clone(),
@@ -230,7 +230,13 @@ impl Watch {
 /// Whether a failed watch call is worth another connection.
 fn judge(status: Status, progressed: bool) -> Ended {
     match status.code() {
-        Code::OutOfRange | Code::InvalidArgument | Code::Unimplemented | Code::NotFound | Code::FailedPrecondition
+        Code::OutOfRange
+        | Code::InvalidArgument
+        | Code::Unimplemented
+        | Code::NotFound
+        | Code::FailedPrecondition
+        | Code::Unauthenticated
+        | Code::PermissionDenied
             if !client_side(&status) =>
         {
             Ended::Final(Error::from_status(&status))

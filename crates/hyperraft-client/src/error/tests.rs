@@ -4,6 +4,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use crate::error::{leader_hint, retry_safe};
+use crate::retry::{judge, Safety, Verdict};
 use crate::Error;
 
 #[test]
@@ -29,4 +30,19 @@ fn statuses_become_errors_with_their_details() {
     not_leader.metadata_mut().insert(crate::RETRY_SAFE_KEY, MetadataValue::from_static("true"));
     assert!(retry_safe(&not_leader));
     assert_eq!(Error::from_status(&Status::new(Code::DataLoss, "x")).to_string(), "server error DataLoss: x");
+}
+
+#[test]
+fn refused_tokens_become_their_own_errors_and_are_never_retried() {
+    // Proves UNAUTHENTICATED and PERMISSION_DENIED map to Error::Unauthenticated and Error::PermissionDenied with the server's message, and the retry judge gives up on them at once, even for reads and even when marked retry-safe.
+    let mut denied = Status::permission_denied("Kv/Put needs the write role");
+    denied.metadata_mut().insert(crate::RETRY_SAFE_KEY, MetadataValue::from_static("true"));
+    let unknown = Status::unauthenticated("the token is not known to this node");
+    assert!(matches!(Error::from_status(&denied), Error::PermissionDenied(ref message) if message.contains("write")));
+    assert!(matches!(Error::from_status(&unknown), Error::Unauthenticated(_)));
+    for status in [&denied, &unknown] {
+        for safety in [Safety::Idempotent, Safety::NotIdempotent] {
+            assert!(matches!(judge(status, safety), Verdict::Fail(_)), "{status:?} was retried");
+        }
+    }
 }

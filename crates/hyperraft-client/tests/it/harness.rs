@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyperraft_api::{ApiConfig, ApiServer};
-use hyperraft_client::{Client, ClientConfig};
+use hyperraft_api::{ApiConfig, ApiServer, ApiTls};
+use hyperraft_client::{Client, ClientConfig, ClientTls};
 use hyperraft_node::{EmbeddedCluster, Node, NodeConfig, RaftTuning};
 use tokio::time::Instant;
 
@@ -17,6 +17,8 @@ pub struct TestCluster {
     _dir: tempfile::TempDir,
     setup: EmbeddedCluster,
     api: ApiConfig,
+    /// Whether each API speaks TLS with its node's certificate.
+    tls: bool,
     nodes: BTreeMap<u64, Arc<Node>>,
     servers: BTreeMap<u64, ApiServer>,
     /// "127.0.0.1:port" of each node's API, stopped nodes included.
@@ -41,16 +43,23 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`], each node's configuration passed through `tune` first.
     pub async fn start_with(count: u64, tune: impl Fn(NodeConfig) -> NodeConfig) -> TestCluster {
-        TestCluster::start_full(count, ApiConfig::default(), tune).await
+        TestCluster::start_full(count, ApiConfig::default(), tune, false).await
     }
 
     /// Like [`TestCluster::start`], every API served with `api` (its
     /// addresses filled in).
     pub async fn start_with_api(count: u64, api: ApiConfig) -> TestCluster {
-        TestCluster::start_full(count, api, |node| node).await
+        TestCluster::start_full(count, api, |node| node, false).await
     }
 
-    async fn start_full(count: u64, api: ApiConfig, tune: impl Fn(NodeConfig) -> NodeConfig) -> TestCluster {
+    /// Like [`TestCluster::start_with_api`], each API speaking TLS with its
+    /// node's certificate (issued by the cluster CA for 127.0.0.1);
+    /// [`TestCluster::client_config`] trusts the CA.
+    pub async fn start_tls(count: u64, api: ApiConfig) -> TestCluster {
+        TestCluster::start_full(count, api, |node| node, true).await
+    }
+
+    async fn start_full(count: u64, api: ApiConfig, tune: impl Fn(NodeConfig) -> NodeConfig, tls: bool) -> TestCluster {
         let dir = tempfile::tempdir().expect("temporary folder");
         let setup = EmbeddedCluster::new(dir.path(), count, fast_raft(), 1).expect("cluster setup");
         let mut nodes = BTreeMap::new();
@@ -67,10 +76,11 @@ impl TestCluster {
         let config = ApiConfig { api_addresses: addresses.clone(), ..api };
         let mut servers = BTreeMap::new();
         for (id, listener) in listeners {
-            let server = hyperraft_api::serve_on(nodes[&id].clone(), listener, config.clone()).expect("serve");
+            let node_config = ApiConfig { tls: tls.then(|| node_tls(&setup, id)), ..config.clone() };
+            let server = hyperraft_api::serve_on(nodes[&id].clone(), listener, node_config).expect("serve");
             servers.insert(id, server);
         }
-        let cluster = TestCluster { _dir: dir, setup, api: config, nodes, servers, addresses };
+        let cluster = TestCluster { _dir: dir, setup, api: config, tls, nodes, servers, addresses };
         cluster.leader().await;
         cluster
     }
@@ -83,7 +93,8 @@ impl TestCluster {
         let node = Arc::new(Node::start(node_config).await.expect("node starts"));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         self.addresses.insert(id, listener.local_addr().expect("address").to_string());
-        let config = ApiConfig { api_addresses: self.addresses.clone(), ..self.api.clone() };
+        let tls = self.tls.then(|| node_tls(&self.setup, id));
+        let config = ApiConfig { api_addresses: self.addresses.clone(), tls, ..self.api.clone() };
         let server = hyperraft_api::serve_on(node.clone(), listener, config).expect("serve");
         self.nodes.insert(id, node);
         self.servers.insert(id, server);
@@ -120,9 +131,21 @@ impl TestCluster {
     /// A client of the nodes `ids`, in that order, retrying patiently
     /// enough to outlast an election on a slow machine.
     pub async fn client(&self, ids: &[u64]) -> Client {
+        Client::connect(self.client_config(ids)).await.expect("client connects")
+    }
+
+    /// The configuration of [`TestCluster::client`]: patient retries, and
+    /// trust in the cluster CA when the APIs speak TLS.
+    pub fn client_config(&self, ids: &[u64]) -> ClientConfig {
         let mut config = ClientConfig::new(ids.iter().map(|id| self.addresses[id].clone()));
         config.retry.attempts = 30;
-        Client::connect(config).await.expect("client connects")
+        config.tls = self.tls.then(|| ClientTls { ca_pem: self.ca_pem(), domain: None });
+        config
+    }
+
+    /// The cluster CA's certificate (PEM), which the API certificates chain to.
+    pub fn ca_pem(&self) -> String {
+        self.setup.ca().certificate_pem().to_string()
     }
 
     /// Stops node `id`: its API server first (its clients see the
@@ -157,4 +180,10 @@ async fn shutdown_node(id: u64, mut node: Arc<Node>) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     node.shutdown().await.expect("clean shutdown");
+}
+
+/// Node `id`'s own certificate and key, as its API's TLS identity.
+fn node_tls(setup: &EmbeddedCluster, id: u64) -> ApiTls {
+    let read = |name: String| std::fs::read_to_string(setup.certs_dir().join(name)).expect("a node certificate file");
+    ApiTls { certificate_pem: read(format!("node-{id}.pem")), key_pem: read(format!("node-{id}.key")) }
 }
