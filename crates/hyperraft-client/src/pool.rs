@@ -350,7 +350,9 @@ impl Pool {
     /// once: what a node whose API speaks TLS does to plaintext.
     fn tls_hint(&self, status: &tonic::Status) -> &'static str {
         let text = describe_chain(status);
-        let closed = ["broken pipe", "connection reset", "closed"].iter().any(|sign| text.contains(sign));
+        let closed = ["broken pipe", "connection reset", "closed", "frame with invalid size"]
+            .iter()
+            .any(|sign| text.contains(sign));
         if self.config.tls.is_none() && closed {
             " (if the node's API speaks TLS, set ClientConfig::tls)"
         } else {

@@ -23,7 +23,10 @@ enum CertCommand {
         #[arg(long, default_value = "hyperraft cluster CA")]
         name: String,
     },
-    /// Issue `node-N.pem` / `node-N.key`, signed by the CA in `--dir`.
+    /// Issue `node-N.pem` / `node-N.key`, signed by the CA in `--dir`. The
+    /// pair also serves the node's gRPC API over TLS (`[api.tls]`): name
+    /// the API's host names and addresses with `--host`, and give clients
+    /// `ca.pem` (`hyperraft ctl --ca`, `ClientTls::ca_pem`).
     Issue {
         #[arg(long, default_value = "certs")]
         dir: PathBuf,

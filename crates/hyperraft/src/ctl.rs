@@ -9,9 +9,12 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use hyperraft_client::proto::{DeleteRangeRequest, Event, KeyValue, PutRequest, RangeRequest, StatusResponse};
 use hyperraft_client::wire::{AccountRecord, TransferRecord};
-use hyperraft_client::{prefix_end, Client, ClientConfig, NewNode};
+use hyperraft_client::{prefix_end, Client, ClientConfig, ClientTls, NewNode};
 use serde_json::{json, Value};
 use tokio_stream::StreamExt;
+
+/// The environment variable `--token` falls back to.
+const TOKEN_VARIABLE: &str = "HYPERRAFT_TOKEN";
 
 #[derive(Args, Debug)]
 pub struct CtlArgs {
@@ -24,6 +27,18 @@ pub struct CtlArgs {
     /// Longest one attempt of a call may take, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
+    /// The API bearer token; the environment variable HYPERRAFT_TOKEN when
+    /// absent (preferred: a flag shows in the process list).
+    #[arg(long)]
+    token: Option<String>,
+    /// Connect over TLS, trusting this CA certificate (PEM), e.g. the
+    /// cluster's `certs/ca.pem`.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// With --ca: the name the nodes' certificates must carry; the host of
+    /// each endpoint when absent.
+    #[arg(long, requires = "ca")]
+    tls_domain: Option<String>,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -231,6 +246,11 @@ pub fn run(args: &CtlArgs) -> anyhow::Result<()> {
 async fn ctl(args: &CtlArgs) -> anyhow::Result<()> {
     let mut config = ClientConfig::new(args.endpoints.iter().cloned());
     config.request_timeout = Duration::from_millis(args.timeout_ms.max(1));
+    config.token = args.token.clone().or_else(|| std::env::var(TOKEN_VARIABLE).ok().filter(|token| !token.is_empty()));
+    if let Some(ca) = &args.ca {
+        let ca_pem = std::fs::read_to_string(ca).with_context(|| format!("read {}", ca.display()))?;
+        config.tls = Some(ClientTls { ca_pem, domain: args.tls_domain.clone() });
+    }
     let client = Client::connect(config).await.context("connect to the cluster")?;
     if let CtlCommand::Watch { key, prefix, start_revision, count } = &args.command {
         return watch(&client, args.json, key, *prefix, *start_revision, *count).await;

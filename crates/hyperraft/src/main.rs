@@ -5,6 +5,7 @@ mod cluster_bench;
 mod ctl;
 mod engine_bench;
 mod serve;
+mod token;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,9 @@ enum Command {
     Ctl(ctl::CtlArgs),
     /// Run a node until SIGTERM or SIGINT.
     Serve(serve::ServeArgs),
+    /// Bearer tokens for the gRPC API: generate one, or hash one for the
+    /// nodes' configuration.
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Cert(args) => cert::run(&args),
         Command::Ctl(args) => ctl::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Token(args) => token::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

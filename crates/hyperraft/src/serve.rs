@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use hyperraft_api::ApiConfig;
+use hyperraft_api::{ApiConfig, ApiTls, ApiToken, Role};
+use hyperraft_node::config::{ApiRole, ApiSection};
 use hyperraft_node::{MetricsServer, Node, NodeConfig};
 
 #[derive(Args, Debug)]
@@ -56,16 +57,22 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     if let Some(addr) = client_listen {
         api_addresses.insert(id, addr.to_string());
     }
+    let (tokens, tls) = api_security(&config.api)?;
+    let secured = tls.is_some();
+    if client_listen.is_some() && tokens.is_empty() {
+        tracing::warn!("no [[api.tokens]] configured: anyone who reaches the gRPC API can read and write everything");
+    }
     let node = Arc::new(Node::start(config).await.context("start the node")?);
     let api = match client_listen {
         Some(addr) => {
-            let api_config = ApiConfig { api_addresses, ..ApiConfig::default() };
+            let api_config = ApiConfig { api_addresses, tokens, tls, ..ApiConfig::default() };
             Some(hyperraft_api::serve(node.clone(), addr, api_config).await.context("start the gRPC API")?)
         }
         None => None,
     };
     tracing::info!(node_id = id, %listen, ?client_listen, "serving");
     match client_listen {
+        Some(addr) if secured => println!("node {id} serving peers on {listen}, the gRPC API on {addr} (TLS)"),
         Some(addr) => println!("node {id} serving peers on {listen}, the gRPC API on {addr}"),
         None => println!("node {id} serving peers on {listen}"),
     }
@@ -84,4 +91,27 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     }
     println!("node {id} stopped");
     Ok(())
+}
+
+/// The API's tokens and TLS identity from the `[api]` section: digests
+/// parsed, certificate and key read.
+fn api_security(section: &ApiSection) -> anyhow::Result<(Vec<ApiToken>, Option<ApiTls>)> {
+    let mut tokens = Vec::with_capacity(section.tokens.len());
+    for entry in &section.tokens {
+        let role = match entry.role {
+            ApiRole::Read => Role::Read,
+            ApiRole::Write => Role::Write,
+            ApiRole::Admin => Role::Admin,
+        };
+        tokens.push(ApiToken::from_sha256_hex(&entry.name, role, &entry.sha256).map_err(anyhow::Error::msg)?);
+    }
+    let tls = match &section.tls {
+        Some(paths) => {
+            let read =
+                |path: &PathBuf| std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()));
+            Some(ApiTls { certificate_pem: read(&paths.cert)?, key_pem: read(&paths.key)? })
+        }
+        None => None,
+    };
+    Ok((tokens, tls))
 }
