@@ -186,6 +186,16 @@ pub struct NodeConfig {
     /// Authentication and TLS of the gRPC API.
     #[serde(default)]
     pub api: ApiSection,
+    /// Whether the log fsyncs appends before acknowledging them (see
+    /// `LogConfig::sync_appends`). `false` is UNSAFE — acknowledged writes
+    /// can be lost at a crash — and is deliberately not read from the TOML
+    /// file: only `hyperraft bench --fsync off` sets it, for comparison.
+    #[serde(skip, default = "default_log_sync")]
+    pub log_sync: bool,
+}
+
+fn default_log_sync() -> bool {
+    true
 }
 
 fn default_kv_history_events_max() -> usize {

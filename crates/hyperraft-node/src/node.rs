@@ -58,7 +58,8 @@ impl Node {
         let identity = load_identity(&config.tls).map_err(|error| NodeError::Config(error.to_string()))?;
         let transport = Transport::bind(config.peer_listen, identity, transport_config())
             .map_err(|error| NodeError::Transport(error.to_string()))?;
-        let log_config = LogConfig { metrics_node: config.node_id, ..LogConfig::default() };
+        let log_config =
+            LogConfig { metrics_node: config.node_id, sync_appends: config.log_sync, ..LogConfig::default() };
         let log = LogStore::open(&config.data_dir.join("log"), log_config)
             .map_err(|error| NodeError::Storage(error.to_string()))?;
         let defaults = StateConfig::default();

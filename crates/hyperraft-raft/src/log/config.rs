@@ -29,6 +29,12 @@ pub struct LogConfig {
     /// The `node` label of this log's Prometheus series (fsync counts and
     /// latency); 0 for a log that belongs to no node.
     pub metrics_node: u64,
+    /// Whether the group commit calls `sync_data` before it reports appends
+    /// durable. `false` is UNSAFE: an append acknowledged to Raft (and so a
+    /// committed write acknowledged to a client) can vanish at a crash or
+    /// power loss. It exists only to measure what fsync costs
+    /// (`hyperraft bench --fsync off`); votes and metadata are synced either way.
+    pub sync_appends: bool,
 }
 
 const MEBIBYTE: u64 = 1024 * 1024;
@@ -43,6 +49,7 @@ impl Default for LogConfig {
             cache_bytes_max: 64 * MEBIBYTE,
             read_bytes_max: 8 * MEBIBYTE,
             metrics_node: 0,
+            sync_appends: true,
         }
     }
 }

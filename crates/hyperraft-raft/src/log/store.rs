@@ -65,8 +65,7 @@ impl LogStore {
         let recovered = recovery::recover(dir, &config)?;
         let shared = Arc::new(Shared::new(dir.to_owned(), recovered.index, config.read_bytes_max));
         let (sender, receiver) = mpsc::channel(config.queue_depth_max);
-        let writer = writer::spawn(shared.clone(), receiver, config.queue_depth_max, config.metrics_node)
-            .map_err(|error| LogError::io(dir, error))?;
+        let writer = writer::spawn(shared.clone(), receiver, &config).map_err(|error| LogError::io(dir, error))?;
         let budget_units_max = (config.queue_bytes_max / BUDGET_UNIT_BYTES).min(u64::from(u32::MAX)) as u32;
         Ok(Self {
             reader: LogReader::new(shared.clone()),

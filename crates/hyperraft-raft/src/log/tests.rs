@@ -229,3 +229,20 @@ async fn queued_appends_share_one_sync() {
     assert_eq!(after.appends - before.appends, 32);
     assert_eq!(after.data_syncs - before.data_syncs, 1);
 }
+
+#[tokio::test]
+async fn appends_without_sync_skip_fdatasync_and_stay_readable() {
+    // Proves `sync_appends: false` (the benchmark's unsafe comparison mode)
+    // acknowledges appends without any fdatasync, and the entries still read back.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { sync_appends: false, ..LogConfig::default() };
+    let mut store = LogStore::open(dir.path(), config).unwrap();
+    let before = store.metrics();
+    for index in 0..8 {
+        store.submit_append([entry(1, index, 4096)]).await.unwrap().flushed().await.unwrap();
+    }
+    let after = store.metrics();
+    assert_eq!(after.appends - before.appends, 8);
+    assert_eq!(after.data_syncs, before.data_syncs, "no fdatasync for appends");
+    assert_eq!(store.reader().read(0, 8, u64::MAX).unwrap().len(), 8);
+}

@@ -25,6 +25,7 @@ use std::thread;
 use openraft::storage::LogFlushed;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
+use super::config::LogConfig;
 use super::index::{Chunk, PurgePlan, TruncatePlan};
 use super::meta::{self, Durability};
 use super::segment;
@@ -155,14 +156,14 @@ impl Counters {
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     receiver: mpsc::Receiver<WriteOp>,
-    group_ops_max: usize,
-    metrics_node: u64,
+    config: &LogConfig,
 ) -> io::Result<thread::JoinHandle<()>> {
     let writer = Writer {
-        syncs: SyncMetrics::new(metrics_node),
+        syncs: SyncMetrics::new(config.metrics_node),
         shared,
         receiver,
-        group_ops_max,
+        group_ops_max: config.queue_depth_max,
+        sync_appends: config.sync_appends,
         open: None,
         pending: Vec::new(),
         written: None,
@@ -217,6 +218,8 @@ struct Writer {
     shared: Arc<Shared>,
     receiver: mpsc::Receiver<WriteOp>,
     group_ops_max: usize,
+    /// [`LogConfig::sync_appends`]: false skips the group commit's `sync_data` (unsafe).
+    sync_appends: bool,
     open: Option<OpenSegment>,
     /// Appends written in this group, completed at its sync.
     pending: Vec<Flushed>,
@@ -342,7 +345,9 @@ impl Writer {
 
     fn sync_open(&mut self) -> io::Result<()> {
         if let Some(open) = &mut self.open {
-            if open.dirty {
+            if open.dirty && !self.sync_appends {
+                open.dirty = false;
+            } else if open.dirty {
                 let started = std::time::Instant::now();
                 open.file.sync_data()?;
                 self.syncs.data_seconds.record(started.elapsed().as_secs_f64());
