@@ -23,10 +23,16 @@
 //!                       u64                     for Version (1), CreateRevision (2),
 //!                                               ModRevision (3) and Lease (4)
 //!              op: Equal 0, NotEqual 1, Less 2, Greater 3
+//! LeaseGrant      tag=5 u8 | flags u8 (none defined) | id u64 | ttl_ms u64
+//!                                                                 (18 bytes)
+//! LeaseRevoke     tag=6 u8 | flags u8 (none defined) | id u64     (10 bytes)
+//! LeaseKeepAlive  tag=7 u8 | flags u8 (none defined) | id u64     (10 bytes)
+//! LeaseExpire     tag=8 u8 | flags u8 (none defined) | id u64     (10 bytes)
 //! ```
 //!
 //! A transaction's operations use the Put, DeleteRange and Range layouts
-//! above; a transaction inside a transaction is rejected. The three part
+//! above; a transaction inside a transaction is rejected, and so is a lease
+//! command: lease commands are top-level commands only. The three part
 //! lengths (`*_len`, in bytes) let a [`TxnView`] slice its parts without
 //! walking them again, and each part must hold exactly its count of items.
 //!
@@ -34,7 +40,9 @@
 //! bytes, a range end is 0..=[`KEY_BYTES_MAX`] bytes, every value (including
 //! a compare's operand) is at most [`VALUE_BYTES_MAX`] bytes, and each of a
 //! transaction's compares, success ops and failure ops number at most
-//! [`TXN_OPS_MAX`]. The whole frame is bounded by [`crate::Limits`].
+//! [`TXN_OPS_MAX`]. A lease's TTL is
+//! [`LEASE_TTL_MS_MIN`]..=[`LEASE_TTL_MS_MAX`] milliseconds, so a bad TTL
+//! never reaches the log. The whole frame is bounded by [`crate::Limits`].
 //!
 //! The encoding is canonical: a valid byte string decodes to exactly one
 //! command, and re-encoding that command gives the same bytes. Decoding
@@ -53,6 +61,10 @@ pub const KEY_BYTES_MAX: usize = 4096;
 pub const VALUE_BYTES_MAX: usize = 1 << 20;
 /// Most compares, and most operations per branch, in one transaction.
 pub const TXN_OPS_MAX: usize = 128;
+/// Shortest lease TTL accepted, in milliseconds (one second).
+pub const LEASE_TTL_MS_MIN: u64 = 1_000;
+/// Longest lease TTL accepted, in milliseconds (one day).
+pub const LEASE_TTL_MS_MAX: u64 = 86_400_000;
 
 /// Why one key/value command was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +90,12 @@ pub enum KvDecodeError {
     /// A transaction among a transaction's operations.
     #[error("transactions cannot nest")]
     NestedTxn,
+    /// A lease command (carrying its tag) among a transaction's operations.
+    #[error("lease command tag {0} inside a transaction; lease commands are top-level only")]
+    LeaseInTxn(u8),
+    /// A lease TTL outside [`LEASE_TTL_MS_MIN`]..=[`LEASE_TTL_MS_MAX`].
+    #[error("lease TTL of {0} ms is outside {LEASE_TTL_MS_MIN}..={LEASE_TTL_MS_MAX}")]
+    LeaseTtlOutOfRange(u64),
     /// A compare target code with no [`CompareTarget`].
     #[error("unknown compare target {0}")]
     UnknownCompareTarget(u8),
@@ -239,6 +257,37 @@ impl<'a> TxnView<'a> {
     }
 }
 
+/// Create a lease that lives `ttl_ms` unless kept alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseGrantView {
+    /// The id to create, or 0 to let the state machine choose one.
+    pub id: u64,
+    /// Time to live in milliseconds, [`LEASE_TTL_MS_MIN`]..=[`LEASE_TTL_MS_MAX`].
+    pub ttl_ms: u64,
+}
+
+/// Delete a lease and every key attached to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseRevokeView {
+    /// The lease.
+    pub id: u64,
+}
+
+/// Renew a lease for its full TTL from the batch's timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseKeepAliveView {
+    /// The lease.
+    pub id: u64,
+}
+
+/// Revoke a lease if its deadline is at or before the batch's timestamp;
+/// proposed by the leader when it sees the lease expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseExpireView {
+    /// The lease.
+    pub id: u64,
+}
+
 /// One key/value command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KvCommand<'a> {
@@ -250,6 +299,14 @@ pub enum KvCommand<'a> {
     Range(RangeView<'a>),
     /// See [`TxnView`].
     Txn(TxnView<'a>),
+    /// See [`LeaseGrantView`].
+    LeaseGrant(LeaseGrantView),
+    /// See [`LeaseRevokeView`].
+    LeaseRevoke(LeaseRevokeView),
+    /// See [`LeaseKeepAliveView`].
+    LeaseKeepAlive(LeaseKeepAliveView),
+    /// See [`LeaseExpireView`].
+    LeaseExpire(LeaseExpireView),
 }
 
 impl<'a> From<KvOp<'a>> for KvCommand<'a> {

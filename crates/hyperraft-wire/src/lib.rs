@@ -24,6 +24,7 @@ pub use frame::{
 };
 pub use kv::{
     Compare, CompareIter, CompareOp, CompareTarget, DeleteView, KvBatchWriter, KvCommand, KvCommands, KvDecodeError,
-    KvIter, KvOp, OpIter, PutView, RangeView, TxnView,
+    KvIter, KvOp, LeaseExpireView, LeaseGrantView, LeaseKeepAliveView, LeaseRevokeView, OpIter, PutView, RangeView,
+    TxnView,
 };
 pub use records::{account_flags, transfer_flags, AccountRecord, ResultRecord, TransferRecord};

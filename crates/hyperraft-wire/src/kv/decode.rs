@@ -8,13 +8,15 @@ use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::FromBytes;
 
 use super::layout::{
-    CompareHeader, DeleteHeader, PutHeader, RangeHeader, TxnHeader, FLAG_COUNT_ONLY, FLAG_KEYS_ONLY, FLAG_PREV_KV,
-    TAG_DELETE_RANGE, TAG_PUT, TAG_RANGE, TAG_TXN, TARGET_CREATE_REVISION, TARGET_LEASE, TARGET_MOD_REVISION,
+    CompareHeader, DeleteHeader, LeaseGrantHeader, LeaseHeader, PutHeader, RangeHeader, TxnHeader, FLAG_COUNT_ONLY,
+    FLAG_KEYS_ONLY, FLAG_PREV_KV, TAG_DELETE_RANGE, TAG_LEASE_EXPIRE, TAG_LEASE_GRANT, TAG_LEASE_KEEP_ALIVE,
+    TAG_LEASE_REVOKE, TAG_PUT, TAG_RANGE, TAG_TXN, TARGET_CREATE_REVISION, TARGET_LEASE, TARGET_MOD_REVISION,
     TARGET_VALUE, TARGET_VERSION,
 };
 use super::{
-    Compare, CompareOp, CompareTarget, DeleteView, KvCommand, KvDecodeError, KvOp, PutView, RangeView, TxnView,
-    KEY_BYTES_MAX, TXN_OPS_MAX, VALUE_BYTES_MAX,
+    Compare, CompareOp, CompareTarget, DeleteView, KvCommand, KvDecodeError, KvOp, LeaseExpireView, LeaseGrantView,
+    LeaseKeepAliveView, LeaseRevokeView, PutView, RangeView, TxnView, KEY_BYTES_MAX, LEASE_TTL_MS_MAX,
+    LEASE_TTL_MS_MIN, TXN_OPS_MAX, VALUE_BYTES_MAX,
 };
 
 type Parsed<'a, T> = Result<(T, &'a [u8]), KvDecodeError>;
@@ -43,6 +45,15 @@ pub(super) fn check_range_end(len: usize) -> Result<(), KvDecodeError> {
 pub(super) fn check_value(len: usize) -> Result<(), KvDecodeError> {
     if len > VALUE_BYTES_MAX {
         return Err(KvDecodeError::ValueTooLong(len));
+    }
+    Ok(())
+}
+
+/// Checks a lease TTL against [`LEASE_TTL_MS_MIN`]..=[`LEASE_TTL_MS_MAX`].
+#[inline]
+pub(super) fn check_lease_ttl(ttl_ms: u64) -> Result<(), KvDecodeError> {
+    if !(LEASE_TTL_MS_MIN..=LEASE_TTL_MS_MAX).contains(&ttl_ms) {
+        return Err(KvDecodeError::LeaseTtlOutOfRange(ttl_ms));
     }
     Ok(())
 }
@@ -85,6 +96,16 @@ pub(super) fn command(bytes: &[u8]) -> Parsed<'_, KvCommand<'_>> {
         Some(&TAG_DELETE_RANGE) => delete_range(bytes).map(|(delete, rest)| (KvCommand::DeleteRange(delete), rest)),
         Some(&TAG_RANGE) => range(bytes).map(|(range, rest)| (KvCommand::Range(range), rest)),
         Some(&TAG_TXN) => txn(bytes).map(|(txn, rest)| (KvCommand::Txn(txn), rest)),
+        Some(&TAG_LEASE_GRANT) => lease_grant(bytes).map(|(grant, rest)| (KvCommand::LeaseGrant(grant), rest)),
+        Some(&TAG_LEASE_REVOKE) => {
+            lease_id(bytes).map(|(id, rest)| (KvCommand::LeaseRevoke(LeaseRevokeView { id }), rest))
+        }
+        Some(&TAG_LEASE_KEEP_ALIVE) => {
+            lease_id(bytes).map(|(id, rest)| (KvCommand::LeaseKeepAlive(LeaseKeepAliveView { id }), rest))
+        }
+        Some(&TAG_LEASE_EXPIRE) => {
+            lease_id(bytes).map(|(id, rest)| (KvCommand::LeaseExpire(LeaseExpireView { id }), rest))
+        }
         Some(&tag) => Err(KvDecodeError::UnknownTag(tag)),
     }
 }
@@ -98,8 +119,28 @@ pub(super) fn op(bytes: &[u8]) -> Parsed<'_, KvOp<'_>> {
         Some(&TAG_DELETE_RANGE) => delete_range(bytes).map(|(delete, rest)| (KvOp::DeleteRange(delete), rest)),
         Some(&TAG_RANGE) => range(bytes).map(|(range, rest)| (KvOp::Range(range), rest)),
         Some(&TAG_TXN) => Err(KvDecodeError::NestedTxn),
+        Some(&tag @ (TAG_LEASE_GRANT | TAG_LEASE_REVOKE | TAG_LEASE_KEEP_ALIVE | TAG_LEASE_EXPIRE)) => {
+            Err(KvDecodeError::LeaseInTxn(tag))
+        }
         Some(&tag) => Err(KvDecodeError::UnknownTag(tag)),
     }
+}
+
+#[inline]
+fn lease_grant(bytes: &[u8]) -> Parsed<'_, LeaseGrantView> {
+    let (header, rest) = LeaseGrantHeader::ref_from_prefix(bytes).map_err(|_| KvDecodeError::Truncated)?;
+    check_flags(header.flags, 0)?;
+    let ttl_ms = header.ttl_ms.get();
+    check_lease_ttl(ttl_ms)?;
+    Ok((LeaseGrantView { id: header.id.get(), ttl_ms }, rest))
+}
+
+/// Parses the id of a LeaseRevoke, LeaseKeepAlive or LeaseExpire (one layout).
+#[inline]
+fn lease_id(bytes: &[u8]) -> Parsed<'_, u64> {
+    let (header, rest) = LeaseHeader::ref_from_prefix(bytes).map_err(|_| KvDecodeError::Truncated)?;
+    check_flags(header.flags, 0)?;
+    Ok((header.id.get(), rest))
 }
 
 #[inline]

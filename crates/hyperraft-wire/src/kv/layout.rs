@@ -8,6 +8,10 @@ pub(super) const TAG_PUT: u8 = 1;
 pub(super) const TAG_DELETE_RANGE: u8 = 2;
 pub(super) const TAG_RANGE: u8 = 3;
 pub(super) const TAG_TXN: u8 = 4;
+pub(super) const TAG_LEASE_GRANT: u8 = 5;
+pub(super) const TAG_LEASE_REVOKE: u8 = 6;
+pub(super) const TAG_LEASE_KEEP_ALIVE: u8 = 7;
+pub(super) const TAG_LEASE_EXPIRE: u8 = 8;
 
 /// Put and DeleteRange flag: return the previous key-value pair.
 pub(super) const FLAG_PREV_KV: u8 = 1 << 0;
@@ -72,8 +76,29 @@ pub(super) struct CompareHeader {
     pub key_len: U16,
 }
 
+/// LeaseGrant.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(super) struct LeaseGrantHeader {
+    pub tag: u8,
+    pub flags: u8,
+    pub id: U64,
+    pub ttl_ms: U64,
+}
+
+/// LeaseRevoke, LeaseKeepAlive and LeaseExpire: a lease id and nothing else.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(super) struct LeaseHeader {
+    pub tag: u8,
+    pub flags: u8,
+    pub id: U64,
+}
+
 const _: () = assert!(size_of::<PutHeader>() == 16);
 const _: () = assert!(size_of::<DeleteHeader>() == 6);
 const _: () = assert!(size_of::<RangeHeader>() == 10);
 const _: () = assert!(size_of::<TxnHeader>() == 20);
 const _: () = assert!(size_of::<CompareHeader>() == 4);
+const _: () = assert!(size_of::<LeaseGrantHeader>() == 18);
+const _: () = assert!(size_of::<LeaseHeader>() == 10);

@@ -72,3 +72,53 @@ fn unfinished_writer_leaves_no_bytes() {
     drop(writer);
     assert_eq!(out, [7]);
 }
+
+#[test]
+fn lease_commands_have_the_documented_layout() {
+    // Proves LeaseGrant is tag 5, flags, id, ttl_ms (18 bytes) and LeaseRevoke, LeaseKeepAlive
+    // and LeaseExpire are tags 6, 7 and 8 with flags and an id (10 bytes each).
+    let mut out = Vec::new();
+    let mut writer = KvBatchWriter::new(&mut out);
+    writer.lease_grant(LeaseGrantView { id: 7, ttl_ms: 5_000 }).expect("grant");
+    writer.lease_revoke(LeaseRevokeView { id: 8 }).expect("revoke");
+    writer.lease_keep_alive(LeaseKeepAliveView { id: 9 }).expect("keep alive");
+    writer.lease_expire(LeaseExpireView { id: 10 }).expect("expire");
+    assert_eq!(writer.finish(), HEADER_BYTES + 18 + 3 * 10);
+    let body = &out[HEADER_BYTES..];
+    assert_eq!(&body[..2], &[5, 0]);
+    assert_eq!(&body[2..10], &7u64.to_le_bytes());
+    assert_eq!(&body[10..18], &5_000u64.to_le_bytes());
+    for (index, (tag, id)) in [(6u8, 8u64), (7, 9), (8, 10)].into_iter().enumerate() {
+        let command = &body[18 + index * 10..][..10];
+        assert_eq!(&command[..2], &[tag, 0]);
+        assert_eq!(&command[2..], &id.to_le_bytes());
+    }
+    let commands: Vec<KvCommand<'_>> = decode(&out).iter().collect();
+    assert_eq!(
+        commands,
+        [
+            KvCommand::LeaseGrant(LeaseGrantView { id: 7, ttl_ms: 5_000 }),
+            KvCommand::LeaseRevoke(LeaseRevokeView { id: 8 }),
+            KvCommand::LeaseKeepAlive(LeaseKeepAliveView { id: 9 }),
+            KvCommand::LeaseExpire(LeaseExpireView { id: 10 }),
+        ]
+    );
+}
+
+#[test]
+fn lease_ttl_bounds_are_inclusive_and_enforced() {
+    // Proves the writer accepts TTLs exactly at both bounds and refuses one below and one above,
+    // naming the TTL, without writing anything.
+    let mut out = Vec::new();
+    let mut writer = KvBatchWriter::new(&mut out);
+    for ttl_ms in [LEASE_TTL_MS_MIN, LEASE_TTL_MS_MAX] {
+        writer.lease_grant(LeaseGrantView { id: 0, ttl_ms }).expect("a TTL at a bound");
+    }
+    for ttl_ms in [0, LEASE_TTL_MS_MIN - 1, LEASE_TTL_MS_MAX + 1, u64::MAX] {
+        let error = writer.lease_grant(LeaseGrantView { id: 0, ttl_ms }).unwrap_err();
+        let reason = KvDecodeError::LeaseTtlOutOfRange(ttl_ms);
+        assert_eq!(error, crate::EncodeError::Kv { index: 2, reason });
+    }
+    writer.finish();
+    assert_eq!(decode(&out).len(), 2);
+}

@@ -3,13 +3,17 @@
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
 use zerocopy::IntoBytes;
 
-use super::decode::{check_key, check_ops, check_range_end, check_value};
+use super::decode::{check_key, check_lease_ttl, check_ops, check_range_end, check_value};
 use super::layout::{
-    CompareHeader, DeleteHeader, PutHeader, RangeHeader, TxnHeader, FLAG_COUNT_ONLY, FLAG_KEYS_ONLY, FLAG_PREV_KV,
-    TAG_DELETE_RANGE, TAG_PUT, TAG_RANGE, TAG_TXN, TARGET_CREATE_REVISION, TARGET_LEASE, TARGET_MOD_REVISION,
+    CompareHeader, DeleteHeader, LeaseGrantHeader, LeaseHeader, PutHeader, RangeHeader, TxnHeader, FLAG_COUNT_ONLY,
+    FLAG_KEYS_ONLY, FLAG_PREV_KV, TAG_DELETE_RANGE, TAG_LEASE_EXPIRE, TAG_LEASE_GRANT, TAG_LEASE_KEEP_ALIVE,
+    TAG_LEASE_REVOKE, TAG_PUT, TAG_RANGE, TAG_TXN, TARGET_CREATE_REVISION, TARGET_LEASE, TARGET_MOD_REVISION,
     TARGET_VALUE, TARGET_VERSION,
 };
-use super::{Compare, CompareTarget, DeleteView, KvCommand, KvDecodeError, KvOp, PutView, RangeView};
+use super::{
+    Compare, CompareTarget, DeleteView, KvCommand, KvDecodeError, KvOp, LeaseExpireView, LeaseGrantView,
+    LeaseKeepAliveView, LeaseRevokeView, PutView, RangeView,
+};
 use crate::frame::{begin_frame, seal_frame, EncodeError, Kind, Limits};
 
 /// Builds the body of a `Kv` frame, validating sizes as it goes, and appends the frame.
@@ -112,6 +116,30 @@ impl<'o> KvBatchWriter<'o> {
         Ok(())
     }
 
+    /// Appends a LeaseGrant; a TTL outside the bounds is refused.
+    pub fn lease_grant(&mut self, grant: LeaseGrantView) -> Result<(), EncodeError> {
+        self.command(check_lease_ttl(grant.ttl_ms), size_of::<LeaseGrantHeader>() as u64)?;
+        let header =
+            LeaseGrantHeader { tag: TAG_LEASE_GRANT, flags: 0, id: U64::new(grant.id), ttl_ms: U64::new(grant.ttl_ms) };
+        self.out.extend_from_slice(header.as_bytes());
+        Ok(())
+    }
+
+    /// Appends a LeaseRevoke.
+    pub fn lease_revoke(&mut self, revoke: LeaseRevokeView) -> Result<(), EncodeError> {
+        self.lease_command(TAG_LEASE_REVOKE, revoke.id)
+    }
+
+    /// Appends a LeaseKeepAlive.
+    pub fn lease_keep_alive(&mut self, keep_alive: LeaseKeepAliveView) -> Result<(), EncodeError> {
+        self.lease_command(TAG_LEASE_KEEP_ALIVE, keep_alive.id)
+    }
+
+    /// Appends a LeaseExpire.
+    pub fn lease_expire(&mut self, expire: LeaseExpireView) -> Result<(), EncodeError> {
+        self.lease_command(TAG_LEASE_EXPIRE, expire.id)
+    }
+
     /// Appends a command, typically one read from another frame.
     ///
     /// A transaction view is copied verbatim: it was validated when its
@@ -127,6 +155,10 @@ impl<'o> KvBatchWriter<'o> {
                 self.out.extend_from_slice(bytes);
                 Ok(())
             }
+            KvCommand::LeaseGrant(grant) => self.lease_grant(*grant),
+            KvCommand::LeaseRevoke(revoke) => self.lease_revoke(*revoke),
+            KvCommand::LeaseKeepAlive(keep_alive) => self.lease_keep_alive(*keep_alive),
+            KvCommand::LeaseExpire(expire) => self.lease_expire(*expire),
         }
     }
 
@@ -134,6 +166,14 @@ impl<'o> KvBatchWriter<'o> {
     pub fn finish(mut self) -> usize {
         self.finished = true;
         seal_frame(self.out, self.start, Kind::Kv, self.count)
+    }
+
+    /// Appends one of the lease commands that carry only an id.
+    fn lease_command(&mut self, tag: u8, id: u64) -> Result<(), EncodeError> {
+        self.command(Ok(()), size_of::<LeaseHeader>() as u64)?;
+        let header = LeaseHeader { tag, flags: 0, id: U64::new(id) };
+        self.out.extend_from_slice(header.as_bytes());
+        Ok(())
     }
 
     /// Admits one command of `command_bytes` whose contents checked as

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use hyperraft_wire::kv::{KEY_BYTES_MAX, TXN_OPS_MAX, VALUE_BYTES_MAX};
+use hyperraft_wire::kv::{KEY_BYTES_MAX, LEASE_TTL_MS_MAX, LEASE_TTL_MS_MIN, TXN_OPS_MAX, VALUE_BYTES_MAX};
 use hyperraft_wire::{encode_frame, encode_ids, DecodeError, Frame, Kind, KvDecodeError, Limits};
 use zerocopy::byteorder::little_endian::{U16, U32};
 
@@ -49,6 +49,8 @@ fn kv_error_name(error: &KvDecodeError) -> &'static str {
         KvDecodeError::ValueTooLong(_) => "ValueTooLong",
         KvDecodeError::TooManyOps(_) => "TooManyOps",
         KvDecodeError::NestedTxn => "NestedTxn",
+        KvDecodeError::LeaseInTxn(_) => "LeaseInTxn",
+        KvDecodeError::LeaseTtlOutOfRange(_) => "LeaseTtlOutOfRange",
         KvDecodeError::UnknownCompareTarget(_) => "UnknownCompareTarget",
         KvDecodeError::UnknownCompareOp(_) => "UnknownCompareOp",
         KvDecodeError::ReservedFlags(_) => "ReservedFlags",
@@ -56,7 +58,7 @@ fn kv_error_name(error: &KvDecodeError) -> &'static str {
     }
 }
 
-const KV_ERROR_NAMES: [&str; 11] = [
+const KV_ERROR_NAMES: [&str; 13] = [
     "Truncated",
     "UnknownTag",
     "EmptyKey",
@@ -64,6 +66,8 @@ const KV_ERROR_NAMES: [&str; 11] = [
     "ValueTooLong",
     "TooManyOps",
     "NestedTxn",
+    "LeaseInTxn",
+    "LeaseTtlOutOfRange",
     "UnknownCompareTarget",
     "UnknownCompareOp",
     "ReservedFlags",
@@ -158,7 +162,15 @@ fn command_cases() -> Vec<KvCase> {
         ("put value cut short", 1, put[..put.len() - 1].to_vec(), 0, Truncated),
         ("second command cut short", 2, [&put[..], &put[..3]].concat(), 1, Truncated),
         ("tag zero", 1, vec![0], 0, UnknownTag(0)),
-        ("tag five after a put", 2, [&put[..], &[5]].concat(), 1, UnknownTag(5)),
+        ("tag nine after a put", 2, [&put[..], &[9]].concat(), 1, UnknownTag(9)),
+        ("lease grant cut short", 1, grant(0, 1_000)[..17].to_vec(), 0, Truncated),
+        ("lease revoke cut short", 1, vec![6, 0, 1], 0, Truncated),
+        ("lease grant TTL below the bound", 1, grant(0, LEASE_TTL_MS_MIN - 1), 0,
+            LeaseTtlOutOfRange(LEASE_TTL_MS_MIN - 1)),
+        ("lease grant TTL above the bound", 1, grant(0, LEASE_TTL_MS_MAX + 1), 0,
+            LeaseTtlOutOfRange(LEASE_TTL_MS_MAX + 1)),
+        ("lease grant flags", 1, grant(0x01, 1_000), 0, ReservedFlags(0x01)),
+        ("lease expire flags", 1, Bytes::default().u8(8).u8(0x80).u64(1).0, 0, ReservedFlags(0x80)),
         ("empty put key", 1, put_bytes(0, b"", b"v"), 0, EmptyKey),
         ("put key too long", 1, put_bytes(0, &long_key, b""), 0, KeyTooLong(KEY_BYTES_MAX + 1)),
         ("range end too long", 1, long_end, 0, KeyTooLong(4097)),
@@ -169,6 +181,11 @@ fn command_cases() -> Vec<KvCase> {
         ("body with a spare command", 1, [&put[..], &put[..]].concat(), 1, TrailingBytes(put.len())),
         ("body with bytes but no commands", 0, vec![1, 2, 3], 0, TrailingBytes(3)),
     ]
+}
+
+/// A LeaseGrant: tag 5, flags, id 9, ttl_ms.
+fn grant(flags: u8, ttl_ms: u64) -> Vec<u8> {
+    Bytes::default().u8(5).u8(flags).u64(9).u64(ttl_ms).0
 }
 
 fn compare_bytes(target: u8, op: u8, key: &[u8], operand: &[u8]) -> Vec<u8> {
@@ -185,6 +202,7 @@ fn txn_cases() -> Vec<KvCase> {
     let version = 7u64.to_le_bytes();
     let long_value = Bytes::default().u32(VALUE_BYTES_MAX as u32 + 1).0;
     let too_many = TXN_OPS_MAX as u16 + 1;
+    let lease_id = Bytes::default().u8(7).u8(0).u64(3).0;
     let with_compare = |compare: &[u8]| txn_bytes(0, [1, 0, 0], [compare, &[], &[]]);
     vec![
         ("txn header cut short", 1, empty_txn[..19].to_vec(), 0, Truncated),
@@ -192,6 +210,8 @@ fn txn_cases() -> Vec<KvCase> {
         ("too many compares", 1, txn_bytes(0, [too_many, 0, 0], [&[], &[], &[]]), 0, TooManyOps(129)),
         ("too many failure ops", 1, txn_bytes(0, [0, 0, too_many], [&[], &[], &[]]), 0, TooManyOps(129)),
         ("txn in a txn", 1, txn_bytes(0, [0, 1, 0], [&[], &empty_txn, &[]]), 0, NestedTxn),
+        ("lease grant in a txn", 1, txn_bytes(0, [0, 1, 0], [&[], &grant(0, 1_000), &[]]), 0, LeaseInTxn(5)),
+        ("lease keep-alive in a txn", 1, txn_bytes(0, [0, 0, 1], [&[], &[], &lease_id]), 0, LeaseInTxn(7)),
         ("compare target 5", 1, with_compare(&compare_bytes(5, 0, b"k", &version)), 0, UnknownCompareTarget(5)),
         ("compare op 4", 1, with_compare(&compare_bytes(1, 4, b"k", &version)), 0, UnknownCompareOp(4)),
         ("empty compare key", 1, with_compare(&compare_bytes(1, 0, b"", &version)), 0, EmptyKey),

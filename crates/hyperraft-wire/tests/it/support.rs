@@ -2,10 +2,10 @@
 //! for crafting raw frames byte by byte.
 
 use hyperraft_wire::frame::HEADER_BYTES;
-use hyperraft_wire::kv::{KEY_BYTES_MAX, TXN_OPS_MAX};
+use hyperraft_wire::kv::{KEY_BYTES_MAX, LEASE_TTL_MS_MAX, LEASE_TTL_MS_MIN, TXN_OPS_MAX};
 use hyperraft_wire::{
     Body, Compare, CompareOp, CompareTarget, DeleteView, FrameHeader, KvBatchWriter, KvCommand, KvCommands, KvOp,
-    PutView, RangeView,
+    LeaseExpireView, LeaseGrantView, LeaseKeepAliveView, LeaseRevokeView, PutView, RangeView,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -64,7 +64,13 @@ impl OwnedCompare {
 #[derive(Clone, Debug)]
 pub enum OwnedCommand {
     Op(OwnedOp),
-    Txn { compares: Vec<OwnedCompare>, success: Vec<OwnedOp>, failure: Vec<OwnedOp> },
+    Txn {
+        compares: Vec<OwnedCompare>,
+        success: Vec<OwnedOp>,
+        failure: Vec<OwnedOp>,
+    },
+    /// A lease command: its views own nothing, so the view itself is stored.
+    Lease(KvCommand<'static>),
 }
 
 impl OwnedCommand {
@@ -82,6 +88,11 @@ impl OwnedCommand {
                 let failure: Vec<KvOp<'_>> = failure.iter().map(OwnedOp::view).collect();
                 writer.txn(&compares, &success, &failure)
             }
+            OwnedCommand::Lease(KvCommand::LeaseGrant(grant)) => writer.lease_grant(*grant),
+            OwnedCommand::Lease(KvCommand::LeaseRevoke(revoke)) => writer.lease_revoke(*revoke),
+            OwnedCommand::Lease(KvCommand::LeaseKeepAlive(keep_alive)) => writer.lease_keep_alive(*keep_alive),
+            OwnedCommand::Lease(KvCommand::LeaseExpire(expire)) => writer.lease_expire(*expire),
+            OwnedCommand::Lease(other) => panic!("not a lease command: {other:?}"),
         };
         result.expect("generated commands are within bounds");
     }
@@ -99,6 +110,7 @@ impl OwnedCommand {
                 assert!(txn.failure().eq(failure.iter().map(OwnedOp::view)));
             }
             (OwnedCommand::Txn { .. }, other) => panic!("expected a txn, decoded {other:?}"),
+            (OwnedCommand::Lease(lease), decoded) => assert_eq!(lease, decoded),
         }
     }
 }
@@ -179,7 +191,23 @@ pub fn command() -> impl Strategy<Value = OwnedCommand> {
         (vec(compare(), compares), vec(op(), success), vec(op(), failure))
             .prop_map(|(compares, success, failure)| OwnedCommand::Txn { compares, success, failure })
     });
-    prop_oneof![4 => op().prop_map(OwnedCommand::Op), 1 => txn]
+    prop_oneof![4 => op().prop_map(OwnedCommand::Op), 1 => txn, 1 => lease_command()]
+}
+
+/// Lease commands with any id; grant TTLs mostly inside the bounds, sometimes exactly at one.
+pub fn lease_command() -> impl Strategy<Value = OwnedCommand> {
+    let ttl_ms = prop_oneof![
+        8 => LEASE_TTL_MS_MIN..=LEASE_TTL_MS_MAX,
+        1 => Just(LEASE_TTL_MS_MIN),
+        1 => Just(LEASE_TTL_MS_MAX),
+    ];
+    let command = prop_oneof![
+        (any::<u64>(), ttl_ms).prop_map(|(id, ttl_ms)| KvCommand::LeaseGrant(LeaseGrantView { id, ttl_ms })),
+        any::<u64>().prop_map(|id| KvCommand::LeaseRevoke(LeaseRevokeView { id })),
+        any::<u64>().prop_map(|id| KvCommand::LeaseKeepAlive(LeaseKeepAliveView { id })),
+        any::<u64>().prop_map(|id| KvCommand::LeaseExpire(LeaseExpireView { id })),
+    ];
+    command.prop_map(OwnedCommand::Lease)
 }
 
 /// Rewrites a frame's header with `edit` and recomputes the header
