@@ -236,13 +236,16 @@ fn decode_events(
         return Err(KvSnapshotError::TooManyEvents { count, max: events_max });
     }
     let mut events = VecDeque::new();
-    let mut previous_revision = compacted_revision + 1;
+    // The history may keep some events of the compacted revision itself:
+    // when a command's events are pushed out one at a time, the revision
+    // counts as compacted as soon as its first event goes.
+    let mut previous_revision = compacted_revision;
     for index in 0..count {
         let event = decode_event(input).map_err(|error| error.at_event(index))?;
         let invalid = |reason| KvSnapshotError::InvalidEvent { index, reason };
         check_event(&event, revision).map_err(invalid)?;
         if event.revision() < previous_revision {
-            return Err(invalid("events are not in revision order after the compacted revision"));
+            return Err(invalid("events are not in revision order from the compacted revision"));
         }
         previous_revision = event.revision();
         events.push_back(event);
