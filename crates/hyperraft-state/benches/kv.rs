@@ -59,8 +59,8 @@ fn apply(
 ) {
     results.clear();
     match pool {
-        Some(pool) => store.apply_batch(commands, Some(pool), results),
-        None => store.apply_batch_sequential(commands, results),
+        Some(pool) => store.apply_batch(commands, 0, Some(pool), results),
+        None => store.apply_batch_sequential(commands, 0, results),
     }
 }
 

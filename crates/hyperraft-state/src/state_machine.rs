@@ -135,8 +135,12 @@ impl StateMachine {
             }
             Body::LookupAccounts(_) | Body::LookupTransfers(_) => return self.read(frame, output),
             Body::Kv(commands) => {
+                // The whole batch shares one timestamp, the clock of lease
+                // deadlines; taking it from `start` keeps that clock from
+                // going back when the leader's does.
                 output.kv.clear();
-                self.kv.apply_batch(commands, pool, &mut output.kv);
+                self.kv.apply_batch(commands, start, pool, &mut output.kv);
+                self.advance(start, 1);
             }
             Body::Results(_) => return Err(ApplyError::NotACommand(frame.kind())),
         }

@@ -9,7 +9,7 @@ use hyperraft_wire::{DeleteView, KvCommand, KvOp, PutView, RangeView};
 use super::key_range::KeyRange;
 use super::keyspace::Keyspace;
 use super::reader::Reader;
-use super::{txn, Event, KvError, KvResponse};
+use super::{lease_command, txn, Event, KvError, KvResponse};
 
 /// Applies `command` at `revision`, appending its events to `events`.
 ///
@@ -28,6 +28,10 @@ pub(crate) fn apply(
         KvCommand::DeleteRange(delete) => apply_delete(keyspace, delete, revision, events),
         KvCommand::Range(range) => read_range(&keyspace.reader(), range, 0),
         KvCommand::Txn(transaction) => txn::apply_txn(keyspace, transaction, revision, events),
+        KvCommand::LeaseGrant(grant) => lease_command::grant(keyspace, grant),
+        KvCommand::LeaseRevoke(revoke) => lease_command::revoke(keyspace, revoke.id, revision, events),
+        KvCommand::LeaseKeepAlive(keep_alive) => lease_command::keep_alive(keyspace, keep_alive.id),
+        KvCommand::LeaseExpire(expire) => lease_command::expire(keyspace, expire.id, revision, events),
     }
 }
 
@@ -46,6 +50,9 @@ pub(crate) fn apply_op(
 }
 
 fn apply_put(keyspace: &mut Keyspace<'_>, put: &PutView<'_>, revision: u64, events: &mut Vec<Event>) -> KvResponse {
+    if let Err(error) = check_lease(keyspace, put) {
+        return KvResponse::Error(error);
+    }
     if keyspace.keys_room() == 0 && keyspace.reader().get(put.key).is_none() {
         return KvResponse::Error(KvError::StoreFull { keys_max: keyspace.keys_max() });
     }
@@ -53,6 +60,14 @@ fn apply_put(keyspace: &mut Keyspace<'_>, put: &PutView<'_>, revision: u64, even
     let prev = if put.prev_kv { event.prev.clone() } else { None };
     events.push(event);
     KvResponse::Put { revision, prev }
+}
+
+/// etcd's rule: a put that names a lease needs that lease to be live.
+pub(crate) fn check_lease(keyspace: &Keyspace<'_>, put: &PutView<'_>) -> Result<(), KvError> {
+    if put.lease != 0 && !keyspace.leases().contains(put.lease) {
+        return Err(KvError::LeaseNotFound { id: put.lease });
+    }
+    Ok(())
 }
 
 fn apply_delete(

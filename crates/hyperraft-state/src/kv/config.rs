@@ -9,10 +9,13 @@ pub struct KvConfig {
     pub keys_max: usize,
     /// Most events kept for watchers; the oldest are dropped first.
     pub history_events_max: usize,
+    /// Most live leases. A grant at this bound is refused with
+    /// [`super::KvError::LeasesFull`] and changes nothing.
+    pub leases_max: usize,
 }
 
 impl Default for KvConfig {
     fn default() -> Self {
-        KvConfig { keys_max: 1_000_000, history_events_max: 100_000 }
+        KvConfig { keys_max: 1_000_000, history_events_max: 100_000, leases_max: 100_000 }
     }
 }

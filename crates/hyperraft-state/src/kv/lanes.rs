@@ -7,7 +7,8 @@ use hyperraft_wire::KvCommand;
 use rayon::prelude::*;
 
 use super::command;
-use super::keyspace::Keyspace;
+use super::keyspace::{Bounds, Keyspace};
+use super::lease::LeaseTable;
 use super::route::Route;
 use super::shard::{Shard, SHARDS};
 use super::spares::Spares;
@@ -58,12 +59,14 @@ struct Lane {
 }
 
 impl Lanes {
-    /// Applies a batch on `pool`: rounds of lanes in parallel, each round
-    /// ended by a barrier command that runs alone over every shard.
+    /// Applies a batch stamped `now_ns` on `pool`: rounds of lanes in
+    /// parallel, each round ended by a barrier command that runs alone over
+    /// every shard.
     pub(crate) fn apply(
         &mut self,
         state: &mut State,
         commands: &[KvCommand<'_>],
+        now_ns: u64,
         pool: &rayon::ThreadPool,
         results: &mut Vec<KvResponse>,
     ) {
@@ -75,9 +78,10 @@ impl Lanes {
         while start < commands.len() {
             let barrier = self.routes[start..].iter().position(Route::is_barrier);
             let end = barrier.map_or(commands.len(), |offset| start + offset);
-            self.apply_segment(state, commands, base, start..end, pool, results);
+            let bounds = Bounds { keys_max: state.config.keys_max, now_ns };
+            self.apply_segment(state, commands, bounds, start..end, pool, results);
             if end < commands.len() {
-                state.apply_in_order(base, std::iter::once((end, commands[end])), results);
+                state.apply_in_order(base, now_ns, std::iter::once((end, commands[end])), results);
             }
             start = end + 1;
         }
@@ -88,22 +92,25 @@ impl Lanes {
         &mut self,
         state: &mut State,
         commands: &[KvCommand<'_>],
-        base: u64,
+        bounds: Bounds,
         segment: Range<usize>,
         pool: &rayon::ThreadPool,
         results: &mut Vec<KvResponse>,
     ) {
+        // The store revision only moves when the batch settles, after every
+        // segment: it is still the batch's base.
+        let base = state.revision;
         if !self.assign(state, segment.clone()) {
             let in_order = segment.map(|position| (position, commands[position]));
-            state.apply_in_order(base, in_order, results);
+            state.apply_in_order(base, bounds.now_ns, in_order, results);
             return;
         }
-        let keys_max = state.config.keys_max;
-        let (shards, lanes) = (&mut state.shards, &mut self.lanes);
+        // The lease table is only read here: lease commands are barriers.
+        let (shards, leases, lanes) = (&mut state.shards, &state.leases, &mut self.lanes);
         pool.install(|| {
             let pairs = shards.par_iter_mut().zip(lanes.par_iter_mut()).enumerate();
             pairs.for_each(|(index, (shard, lane))| {
-                lane.run(shard, index, commands, base, keys_max);
+                lane.run(shard, index, leases, commands, base, bounds);
             });
         });
         self.merge(state, base, segment, results);
@@ -163,9 +170,17 @@ impl Lanes {
 
 impl Lane {
     /// Applies this lane's commands, in batch order, to its own shard.
-    fn run(&mut self, shard: &mut Shard, index: usize, commands: &[KvCommand<'_>], base: u64, keys_max: usize) {
+    fn run(
+        &mut self,
+        shard: &mut Shard,
+        index: usize,
+        leases: &LeaseTable,
+        commands: &[KvCommand<'_>],
+        base: u64,
+        bounds: Bounds,
+    ) {
         let Lane { positions, responses, events, spares } = self;
-        let mut keyspace = Keyspace::lane(shard, index, keys_max, spares);
+        let mut keyspace = Keyspace::lane(shard, index, leases, bounds, spares);
         for &position in positions.iter() {
             let position = position as usize;
             let revision = revision_at(base, position);

@@ -17,6 +17,29 @@
 //! that would create one more is refused whole (`StoreFull`) and changes
 //! nothing.
 //!
+//! # Leases
+//!
+//! A lease has an id (never 0), a TTL and a deadline in the batch clock:
+//! every batch carries the timestamp the leader gave it (nanoseconds), the
+//! same on every replica. `LeaseGrant` creates a lease with deadline =
+//! batch timestamp + TTL; id 0 lets the store choose the first free id from
+//! a counter kept in the state (so every replica chooses the same one); a
+//! live id is refused (`LeaseExists`), and so is a grant while `leases_max`
+//! leases live (`LeasesFull`). `LeaseKeepAlive` sets the deadline to the
+//! batch timestamp + TTL. `LeaseRevoke` deletes every key attached to the
+//! lease, all at the command's revision with one delete event per key in
+//! key order (as a delete-range would), then the lease; an unknown lease
+//! is `LeaseNotFound`. `LeaseExpire` is the leader's expiry: it revokes the
+//! lease only when its deadline is at or before the batch timestamp, and
+//! otherwise, or when the lease no longer exists, answers `expired: false`
+//! and changes nothing. Grants and keep-alives write no key, so they take
+//! no revision. A put naming a lease attaches its key to it (detaching it
+//! from any previous lease; lease 0 detaches), a delete detaches; a put,
+//! alone or in the branch a transaction runs, naming a lease that does not
+//! exist refuses the whole command (`LeaseNotFound`), as in etcd. Lease
+//! commands are top-level commands only (the wire format refuses them in
+//! a transaction), so the lease table never changes inside one.
+//!
 //! # Parallel apply
 //!
 //! Keys live in `SHARDS` (8) sorted maps, chosen by a
@@ -44,9 +67,19 @@
 //!   the lanes only when the store has room for all of its puts, otherwise
 //!   it is applied in order (so only a nearly full store loses the lanes).
 //!
-//! Both paths call the same per-command functions (`command`, `txn`), over
-//! a `Keyspace` that is either every shard or one lane's shard; a lane
-//! touching a key outside its shard is a routing bug and panics.
+//! Leases follow the same split. Lease commands are barriers: they change
+//! the lease table, and a revoke deletes keys of every shard. Which keys a
+//! lease holds is indexed per shard, next to the keys, so a leased put (or
+//! a put or delete that detaches a key) runs in its key's lane and changes
+//! only its own shard's index; lanes only read the lease table, to check
+//! that a put's lease exists, and the table cannot change until the next
+//! barrier.
+//!
+//! Both paths call the same per-command functions (`command`, `txn`,
+//! `lease_command`), over a `Keyspace` that is either every shard (with
+//! the lease table writable) or one lane's shard (with the table
+//! read-only); a lane touching a key outside its shard, or running a lease
+//! command, is a routing bug and panics.
 //!
 //! # Memory
 //!
@@ -90,6 +123,9 @@ mod key_range;
 mod key_value;
 mod keyspace;
 mod lanes;
+mod lease;
+mod lease_command;
+mod lease_info;
 mod reader;
 mod response;
 mod route;
@@ -108,6 +144,7 @@ pub use error::KvError;
 pub use event::{Event, EventKind};
 pub use key_value::KeyValue;
 pub use lanes::LaneTuning;
+pub use lease_info::LeaseInfo;
 pub use response::KvResponse;
 pub use snapshot::{KvSnapshotError, SNAPSHOT_VERSION};
 pub use store::KvStore;

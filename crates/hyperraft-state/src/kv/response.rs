@@ -43,6 +43,40 @@ pub enum KvResponse {
         /// One response per operation of the branch that ran, in order.
         responses: Vec<KvResponse>,
     },
+    /// A lease was granted.
+    LeaseGrant {
+        /// The store revision (a grant writes no key).
+        revision: u64,
+        /// The lease id, chosen by the store when the grant named 0.
+        id: u64,
+        /// The TTL granted, in milliseconds.
+        ttl_ms: u64,
+    },
+    /// A lease was revoked with its keys.
+    LeaseRevoke {
+        /// The revoke's revision if it deleted keys, else the store revision.
+        revision: u64,
+        /// Number of keys deleted with the lease.
+        deleted: u64,
+    },
+    /// A lease was renewed for its full TTL.
+    LeaseKeepAlive {
+        /// The store revision (a keep-alive writes no key).
+        revision: u64,
+        /// The lease id.
+        id: u64,
+        /// The TTL it was renewed for, in milliseconds.
+        ttl_ms: u64,
+    },
+    /// An expiry ran: it revoked the lease if its deadline had passed.
+    LeaseExpire {
+        /// The expiry's revision if it deleted keys, else the store revision.
+        revision: u64,
+        /// False when the lease was not due (or no longer exists): nothing changed.
+        expired: bool,
+        /// Number of keys deleted with the lease.
+        deleted: u64,
+    },
     /// The command was refused and changed nothing.
     Error(KvError),
 }
@@ -54,7 +88,11 @@ impl KvResponse {
             KvResponse::Put { revision, .. }
             | KvResponse::DeleteRange { revision, .. }
             | KvResponse::Range { revision, .. }
-            | KvResponse::Txn { revision, .. } => Some(*revision),
+            | KvResponse::Txn { revision, .. }
+            | KvResponse::LeaseGrant { revision, .. }
+            | KvResponse::LeaseRevoke { revision, .. }
+            | KvResponse::LeaseKeepAlive { revision, .. }
+            | KvResponse::LeaseExpire { revision, .. } => Some(*revision),
             KvResponse::Error(_) => None,
         }
     }
@@ -88,7 +126,11 @@ impl KvResponse {
             KvResponse::Put { revision, .. }
             | KvResponse::DeleteRange { revision, .. }
             | KvResponse::Range { revision, .. }
-            | KvResponse::Txn { revision, .. } => Some(revision),
+            | KvResponse::Txn { revision, .. }
+            | KvResponse::LeaseGrant { revision, .. }
+            | KvResponse::LeaseRevoke { revision, .. }
+            | KvResponse::LeaseKeepAlive { revision, .. }
+            | KvResponse::LeaseExpire { revision, .. } => Some(revision),
             KvResponse::Error(_) => None,
         }
     }

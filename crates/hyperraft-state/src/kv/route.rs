@@ -27,6 +27,12 @@ impl Route {
             KvCommand::DeleteRange(delete) => Route { lane: single_lane(delete.key, delete.range_end), puts: 0 },
             KvCommand::Range(range) => Route { lane: single_lane(range.key, range.range_end), puts: 0 },
             KvCommand::Txn(txn) => route_txn(txn),
+            // They change the lease table that every lane reads, and a
+            // revoke deletes keys of any shard.
+            KvCommand::LeaseGrant(_)
+            | KvCommand::LeaseRevoke(_)
+            | KvCommand::LeaseKeepAlive(_)
+            | KvCommand::LeaseExpire(_) => Route { lane: Route::BARRIER, puts: 0 },
         }
     }
 

@@ -1,6 +1,6 @@
 //! One of the fixed key shards, and the stable key → shard map.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::spares::Spares;
 use super::{Event, EventKind, KeyValue};
@@ -74,9 +74,52 @@ impl Entry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Shard {
     pub(crate) map: BTreeMap<Vec<u8>, Entry>,
+    /// The shard's keys by the lease they are attached to: an index of
+    /// `Entry::lease` (never holding lease 0 or an empty set), kept here so
+    /// that a lane attaches and detaches keys of its own shard only.
+    leased: BTreeMap<u64, BTreeSet<Vec<u8>>>,
 }
 
 impl Shard {
+    /// A shard holding `map`, with its lease index built from the entries.
+    pub(crate) fn from_map(map: BTreeMap<Vec<u8>, Entry>) -> Self {
+        let mut shard = Shard { map, leased: BTreeMap::new() };
+        for (key, entry) in &shard.map {
+            if entry.lease != 0 {
+                shard.leased.entry(entry.lease).or_default().insert(key.clone());
+            }
+        }
+        shard
+    }
+
+    /// The shard's keys attached to lease `id`, sorted.
+    pub(crate) fn lease_keys(&self, id: u64) -> impl Iterator<Item = &[u8]> + '_ {
+        self.leased.get(&id).into_iter().flatten().map(Vec::as_slice)
+    }
+
+    /// Number of the shard's keys attached to lease `id`.
+    pub(crate) fn lease_key_count(&self, id: u64) -> usize {
+        self.leased.get(&id).map_or(0, BTreeSet::len)
+    }
+
+    fn attach(&mut self, lease: u64, key: &[u8]) {
+        if lease != 0 {
+            let added = self.leased.entry(lease).or_default().insert(key.to_vec());
+            assert!(added, "a key was attached to its lease twice");
+        }
+    }
+
+    fn detach(&mut self, lease: u64, key: &[u8]) {
+        if lease == 0 {
+            return;
+        }
+        let keys = self.leased.get_mut(&lease).expect("a leased key is in its lease's index");
+        assert!(keys.remove(key), "a leased key is in its lease's index");
+        if keys.is_empty() {
+            self.leased.remove(&lease);
+        }
+    }
+
     /// Creates or updates `key` at `revision`; returns the event, whose
     /// `prev` holds the old pair (its value buffer moved, not copied).
     /// Every new buffer comes from `spares` when one is there.
@@ -95,24 +138,31 @@ impl Shard {
             entry.version += 1;
             entry.lease = lease;
             let kv = entry.to_event_key_value(key, spares);
+            if prev.lease != lease {
+                self.detach(prev.lease, key);
+                self.attach(lease, key);
+            }
             return Event { kind: EventKind::Put, kv, prev: Some(prev) };
         }
         let entry =
             Entry { value: spares.value(value), create_revision: revision, mod_revision: revision, version: 1, lease };
         let kv = entry.to_event_key_value(key, spares);
         self.map.insert(spares.key(key), entry);
+        self.attach(lease, key);
         Event { kind: EventKind::Put, kv, prev: None }
     }
 
     /// Removes `key` at `revision`; returns the delete event, if it existed.
     pub(crate) fn delete(&mut self, key: &[u8], revision: u64, spares: &mut Spares) -> Option<Event> {
         let (stored_key, entry) = self.map.remove_entry(key)?;
+        self.detach(entry.lease, key);
         Some(delete_event(spares.key(key), stored_key, entry, revision))
     }
 
     /// Like [`Shard::delete`], reusing the caller's copy of the key.
     pub(crate) fn delete_owned(&mut self, key: Vec<u8>, revision: u64) -> Option<Event> {
         let (stored_key, entry) = self.map.remove_entry(key.as_slice())?;
+        self.detach(entry.lease, &key);
         Some(delete_event(key, stored_key, entry, revision))
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! magic u32 "HRKV" · version u16 · revision u64 · compacted_revision u64
+//! lease_id_next u64 · lease_count u64
+//! lease_count × (id u64 · ttl_ms u64 · deadline_ns u64)  (ids strictly increasing)
 //! key_count u64 · key_count × pair            (keys strictly increasing)
 //! event_count u64 · event_count × (kind u8 · pair · has_prev u8 · [pair])
 //! checksum u32                                (crc32c of all bytes before)
@@ -11,24 +13,31 @@
 //!        · create_revision u64 · mod_revision u64 · version u64 · lease u64
 //! ```
 //!
+//! Which keys a lease holds is not written: each pair carries its lease,
+//! and the decoder rebuilds the shards' lease indexes from the pairs, after
+//! checking that every lease a pair names is in the lease table. The
+//! attachments therefore cannot disagree with the keys.
+//!
 //! Decoding checks every length against the bytes present before trusting
 //! it and every field against the store's invariants, so a decoded store
 //! re-encodes to exactly the bytes it came from.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use hyperraft_wire::kv::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+use hyperraft_wire::kv::{KEY_BYTES_MAX, LEASE_TTL_MS_MAX, LEASE_TTL_MS_MIN, VALUE_BYTES_MAX};
 
 use super::history::History;
 use super::key_range::KeyRange;
+use super::lease::{Lease, LeaseTable};
 use super::shard::{shard_of, Entry, Shard, SHARDS};
 use super::state::State;
 use super::{Event, EventKind, KeyValue, KvConfig};
 
 /// `b"HRKV"` read as a little-endian u32.
 const MAGIC: u32 = u32::from_le_bytes(*b"HRKV");
-/// The only snapshot version this build reads and writes.
-pub const SNAPSHOT_VERSION: u16 = 1;
+/// The only snapshot version this build reads and writes. Version 2 added
+/// the lease table.
+pub const SNAPSHOT_VERSION: u16 = 2;
 /// Highest revision accepted (etcd's revisions are signed 64-bit too); it
 /// leaves room for any batch to be applied without overflow.
 const REVISION_MAX: u64 = i64::MAX as u64;
@@ -67,6 +76,23 @@ pub enum KvSnapshotError {
         count: u64,
         /// The configured limit.
         max: usize,
+    },
+    /// More leases than the configured `leases_max`.
+    #[error("snapshot holds {count} leases, more than the limit of {max}")]
+    TooManyLeases {
+        /// Leases in the snapshot.
+        count: u64,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A lease, or the lease id counter, breaks an invariant.
+    #[error("snapshot lease {index}: {reason}")]
+    InvalidLease {
+        /// Position of the lease in the table (the count of leases for
+        /// the id counter).
+        index: u64,
+        /// What is wrong.
+        reason: &'static str,
     },
     /// More events than the configured `history_events_max`.
     #[error("snapshot holds {count} events, more than the limit of {max}")]
@@ -113,6 +139,13 @@ pub(crate) fn encode(state: &State, out: &mut Vec<u8>) {
     out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
     out.extend_from_slice(&state.revision.to_le_bytes());
     out.extend_from_slice(&state.history.compacted_revision().to_le_bytes());
+    out.extend_from_slice(&state.leases.id_next().to_le_bytes());
+    out.extend_from_slice(&(state.leases.len() as u64).to_le_bytes());
+    for (id, lease) in state.leases.iter() {
+        for number in [id, lease.ttl_ms, lease.deadline_ns] {
+            out.extend_from_slice(&number.to_le_bytes());
+        }
+    }
     out.extend_from_slice(&(state.len() as u64).to_le_bytes());
     for (key, entry) in state.reader().iter(KeyRange::From(&[])) {
         let (create, modified) = (entry.create_revision, entry.mod_revision);
@@ -169,14 +202,15 @@ pub(crate) fn decode(bytes: &[u8], config: KvConfig) -> Result<State, KvSnapshot
     if compacted_revision > revision {
         return Err(KvSnapshotError::InvalidRevision { reason: "compacted revision above the revision" });
     }
-    let shards = decode_keys(&mut input, config.keys_max, revision)?;
+    let leases = decode_leases(&mut input, config.leases_max)?;
+    let shards = decode_keys(&mut input, config.keys_max, revision, &leases)?;
     let events = decode_events(&mut input, config.history_events_max, compacted_revision, revision)?;
     let extra = input.bytes.len() - input.offset;
     if extra > 0 {
         return Err(KvSnapshotError::TrailingBytes { extra });
     }
     let history = History::from_parts(events, config.history_events_max, compacted_revision);
-    Ok(State::from_parts(config, shards, revision, history))
+    Ok(State::from_parts(config, shards, leases, revision, history))
 }
 
 /// Checks the magic and the checksum; returns the bytes they cover.
@@ -197,7 +231,38 @@ fn check_envelope(bytes: &[u8]) -> Result<&[u8], KvSnapshotError> {
     Ok(body)
 }
 
-fn decode_keys(input: &mut Input<'_>, keys_max: usize, revision: u64) -> Result<[Shard; SHARDS], KvSnapshotError> {
+fn decode_leases(input: &mut Input<'_>, leases_max: usize) -> Result<LeaseTable, KvSnapshotError> {
+    let id_next = input.u64()?;
+    let count = input.u64()?;
+    if count > leases_max as u64 {
+        return Err(KvSnapshotError::TooManyLeases { count, max: leases_max });
+    }
+    if id_next == 0 {
+        return Err(KvSnapshotError::InvalidLease { index: count, reason: "lease id counter at 0 (no lease)" });
+    }
+    let mut leases = BTreeMap::new();
+    let mut previous_id = 0;
+    for index in 0..count {
+        let [id, ttl_ms, deadline_ns] = [input.u64()?, input.u64()?, input.u64()?];
+        let invalid = |reason| KvSnapshotError::InvalidLease { index, reason };
+        if id <= previous_id {
+            return Err(invalid("lease ids are not strictly increasing from 1"));
+        }
+        if !(LEASE_TTL_MS_MIN..=LEASE_TTL_MS_MAX).contains(&ttl_ms) {
+            return Err(invalid("lease TTL outside the wire bounds"));
+        }
+        previous_id = id;
+        leases.insert(id, Lease { ttl_ms, deadline_ns });
+    }
+    Ok(LeaseTable::from_parts(leases, id_next, leases_max))
+}
+
+fn decode_keys(
+    input: &mut Input<'_>,
+    keys_max: usize,
+    revision: u64,
+    leases: &LeaseTable,
+) -> Result<[Shard; SHARDS], KvSnapshotError> {
     let count = input.u64()?;
     if count > keys_max as u64 {
         return Err(KvSnapshotError::TooManyKeys { count, max: keys_max });
@@ -211,6 +276,9 @@ fn decode_keys(input: &mut Input<'_>, keys_max: usize, revision: u64) -> Result<
         if previous_key.as_ref().is_some_and(|previous| *previous >= kv.key) {
             return Err(invalid("keys are not strictly increasing"));
         }
+        if kv.lease != 0 && !leases.contains(kv.lease) {
+            return Err(invalid("attached to a lease that is not in the lease table"));
+        }
         previous_key = Some(kv.key.clone());
         let entry = Entry {
             value: kv.value,
@@ -222,7 +290,7 @@ fn decode_keys(input: &mut Input<'_>, keys_max: usize, revision: u64) -> Result<
         sorted[shard_of(&kv.key)].push((kv.key, entry));
     }
     // Each shard's pairs arrive sorted, so building its map is linear.
-    Ok(sorted.map(|pairs| Shard { map: BTreeMap::from_iter(pairs) }))
+    Ok(sorted.map(|pairs| Shard::from_map(BTreeMap::from_iter(pairs))))
 }
 
 fn decode_events(

@@ -4,17 +4,20 @@ use hyperraft_wire::KvCommand;
 
 use super::command;
 use super::history::History;
-use super::keyspace::Keyspace;
+use super::keyspace::{Bounds, Keyspace};
+use super::lease::LeaseTable;
 use super::reader::Reader;
 use super::shard::{Shard, SHARDS};
 use super::spares::Spares;
 use super::{Event, KvConfig, KvResponse};
 
-/// Keys, revision and history; everything a snapshot holds.
+/// Keys, leases, revision and history; everything a snapshot holds.
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) config: KvConfig,
     pub(crate) shards: [Shard; SHARDS],
+    /// Live leases; the keys attached to each are indexed in the shards.
+    pub(crate) leases: LeaseTable,
     /// Revision of the last write; 0 before the first.
     pub(crate) revision: u64,
     pub(crate) history: History,
@@ -28,13 +31,20 @@ impl State {
     /// An empty store.
     pub(crate) fn new(config: KvConfig) -> Self {
         let history = History::new(config.history_events_max);
-        State::from_parts(config, Default::default(), 0, history)
+        let leases = LeaseTable::new(config.leases_max);
+        State::from_parts(config, Default::default(), leases, 0, history)
     }
 
     /// A store from a snapshot's validated parts.
-    pub(crate) fn from_parts(config: KvConfig, shards: [Shard; SHARDS], revision: u64, history: History) -> Self {
+    pub(crate) fn from_parts(
+        config: KvConfig,
+        shards: [Shard; SHARDS],
+        leases: LeaseTable,
+        revision: u64,
+        history: History,
+    ) -> Self {
         let (events, spares) = (Vec::new(), Spares::default());
-        State { config, shards, revision, history, events, spares }
+        State { config, shards, leases, revision, history, events, spares }
     }
 
     /// Read access to every shard.
@@ -48,15 +58,17 @@ impl State {
     }
 
     /// Applies `commands` (each with its position in the batch) one after
-    /// the other over every shard; `base` is the revision before the batch.
+    /// the other over every shard; `base` is the revision before the batch
+    /// and `now_ns` its timestamp.
     pub(crate) fn apply_in_order<'a>(
         &mut self,
         base: u64,
+        now_ns: u64,
         commands: impl Iterator<Item = (usize, KvCommand<'a>)>,
         results: &mut Vec<KvResponse>,
     ) {
-        let keys_max = self.config.keys_max;
-        let mut keyspace = Keyspace::whole(&mut self.shards, keys_max, &mut self.spares);
+        let bounds = Bounds { keys_max: self.config.keys_max, now_ns };
+        let mut keyspace = Keyspace::whole(&mut self.shards, &mut self.leases, bounds, &mut self.spares);
         for (position, command) in commands {
             let revision = revision_at(base, position);
             let response = command::apply(&mut keyspace, &command, revision, &mut self.events);
@@ -79,6 +91,7 @@ impl State {
         assert!(current >= self.revision, "the store revision never goes back");
         self.revision = current;
         assert!(self.len() <= self.config.keys_max, "the store holds more keys than its limit");
+        assert!(self.leases.len() <= self.config.leases_max, "the store holds more leases than its limit");
     }
 }
 

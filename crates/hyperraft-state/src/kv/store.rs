@@ -6,7 +6,7 @@ use super::command::read_range;
 use super::lanes::{LaneTuning, Lanes};
 use super::snapshot;
 use super::state::State;
-use super::{Event, KvConfig, KvError, KvResponse, KvSnapshotError};
+use super::{Event, KvConfig, KvError, KvResponse, KvSnapshotError, LeaseInfo};
 
 /// An etcd-like key/value state machine with revisions and a bounded
 /// event history. Applying the same batches to the same store gives the
@@ -59,6 +59,11 @@ impl KvStore {
     /// not dense — deliberately: every command knows its revision from its
     /// position alone, so parallel lanes never need each other's outcome.
     ///
+    /// `now_ns` is the batch's timestamp (assigned by the leader, the same
+    /// on every replica): the clock of lease deadlines. Grants and
+    /// keep-alives set a deadline of `now_ns` plus the TTL; an expiry
+    /// revokes a lease whose deadline is at or before `now_ns`.
+    ///
     /// With a pool of two or more threads, commands on different shards run
     /// in parallel lanes; the responses (one per command, appended to
     /// `results` in order), state, revision and history are exactly those
@@ -66,6 +71,7 @@ impl KvStore {
     pub fn apply_batch(
         &mut self,
         commands: KvCommands<'_>,
+        now_ns: u64,
         pool: Option<&rayon::ThreadPool>,
         results: &mut Vec<KvResponse>,
     ) {
@@ -75,19 +81,19 @@ impl KvStore {
                 // One allocation per batch: lanes index commands by position.
                 let commands: Vec<KvCommand<'_>> = commands.iter().collect();
                 let first_result = results.len();
-                self.lanes.apply(&mut self.state, &commands, pool, results);
+                self.lanes.apply(&mut self.state, &commands, now_ns, pool, results);
                 self.state.settle(&mut results[first_result..]);
             }
-            _ => self.apply_batch_sequential(commands, results),
+            _ => self.apply_batch_sequential(commands, now_ns, results),
         }
     }
 
     /// Applies one batch on the calling thread, command after command: the
     /// reference that [`KvStore::apply_batch`] must equal.
-    pub fn apply_batch_sequential(&mut self, commands: KvCommands<'_>, results: &mut Vec<KvResponse>) {
+    pub fn apply_batch_sequential(&mut self, commands: KvCommands<'_>, now_ns: u64, results: &mut Vec<KvResponse>) {
         let first_result = results.len();
         let base = self.state.revision;
-        self.state.apply_in_order(base, commands.iter().enumerate(), results);
+        self.state.apply_in_order(base, now_ns, commands.iter().enumerate(), results);
         self.state.settle(&mut results[first_result..]);
     }
 
@@ -100,6 +106,39 @@ impl KvStore {
     /// [`KvError::Compacted`] when some of them were already dropped.
     pub fn events_since(&self, revision: u64) -> Result<impl Iterator<Item = &Event>, KvError> {
         self.state.history.since(revision)
+    }
+
+    /// The live lease `id`, if there is one.
+    pub fn lease(&self, id: u64) -> Option<LeaseInfo> {
+        let lease = self.state.leases.get(id)?;
+        let keys = self.state.shards.iter().map(|shard| shard.lease_key_count(id) as u64).sum();
+        Some(LeaseInfo { id, ttl_ms: lease.ttl_ms, deadline_ns: lease.deadline_ns, keys })
+    }
+
+    /// The first `keys_max` keys attached to lease `id`, in key order;
+    /// empty when the lease does not exist.
+    pub fn lease_keys(&self, id: u64, keys_max: usize) -> Vec<Vec<u8>> {
+        let mut keys: Vec<&[u8]> = self.state.shards.iter().flat_map(|shard| shard.lease_keys(id)).collect();
+        keys.sort_unstable();
+        keys.into_iter().take(keys_max).map(<[u8]>::to_vec).collect()
+    }
+
+    /// The ids of every live lease, in increasing order.
+    pub fn lease_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.state.leases.iter().map(|(id, _)| id)
+    }
+
+    /// Number of live leases.
+    pub fn leases_len(&self) -> usize {
+        self.state.leases.len()
+    }
+
+    /// The ids of leases whose deadline is at or before `now_ns`, in
+    /// increasing order, at most `ids_max` of them: what the leader's
+    /// expiry ticker proposes `LeaseExpire` commands for. Scans the table.
+    pub fn expired_leases(&self, now_ns: u64, ids_max: usize) -> Vec<u64> {
+        let expired = self.state.leases.iter().filter(|(_, lease)| lease.deadline_ns <= now_ns);
+        expired.map(|(id, _)| id).take(ids_max).collect()
     }
 
     /// Appends the store's snapshot to `out`: the same state always gives
@@ -124,6 +163,7 @@ impl std::fmt::Debug for KvStore {
             .debug_struct("KvStore")
             .field("revision", &self.revision())
             .field("len", &self.len())
+            .field("leases_len", &self.leases_len())
             .field("config", self.config())
             .finish_non_exhaustive()
     }

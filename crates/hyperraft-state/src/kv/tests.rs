@@ -6,8 +6,8 @@
 use std::sync::OnceLock;
 
 use hyperraft_wire::{
-    Body, Compare, CompareOp, CompareTarget, DeleteView, Frame, KvBatchWriter, KvCommand, KvCommands, KvOp, Limits,
-    PutView, RangeView,
+    Body, Compare, CompareOp, CompareTarget, DeleteView, Frame, KvBatchWriter, KvCommand, KvCommands, KvOp,
+    LeaseExpireView, LeaseGrantView, LeaseKeepAliveView, LeaseRevokeView, Limits, PutView, RangeView,
 };
 use proptest::prelude::*;
 
@@ -16,7 +16,7 @@ use super::key_range::KeyRange;
 use super::lanes::LaneTuning;
 use super::route::Route;
 use super::shard::shard_of;
-use super::{Event, EventKind, KeyValue, KvConfig, KvError, KvResponse, KvStore};
+use super::{Event, EventKind, KeyValue, KvConfig, KvError, KvResponse, KvStore, LeaseInfo};
 
 // ---------------------------------------------------------------------------
 // Owned commands, so proptest can generate and shrink them.
@@ -76,7 +76,13 @@ impl CompareSpec {
 #[derive(Clone, Debug)]
 enum CommandSpec {
     Op(OpSpec),
-    Txn { compares: Vec<CompareSpec>, success: Vec<OpSpec>, failure: Vec<OpSpec> },
+    Txn {
+        compares: Vec<CompareSpec>,
+        success: Vec<OpSpec>,
+        failure: Vec<OpSpec>,
+    },
+    /// A lease command; its view owns nothing.
+    Lease(KvCommand<'static>),
 }
 
 /// Encodes `commands` as one `Kv` frame.
@@ -92,6 +98,7 @@ fn encode_batch(commands: &[CommandSpec]) -> Vec<u8> {
                 let failure: Vec<KvOp<'_>> = failure.iter().map(OpSpec::view).collect();
                 writer.txn(&compares, &success, &failure)
             }
+            CommandSpec::Lease(lease) => writer.push(lease),
         };
         written.expect("generated commands are within the wire bounds");
     }
@@ -159,7 +166,27 @@ fn command(key: BoxedStrategy<Vec<u8>>) -> impl Strategy<Value = CommandSpec> {
         prop::collection::vec(op(key.clone()), 0..3),
     )
         .prop_map(|(compares, success, failure)| CommandSpec::Txn { compares, success, failure });
-    prop_oneof![8 => op(key.clone()).prop_map(CommandSpec::Op), 2 => txn, 2 => compare_and_set(key)]
+    prop_oneof![
+        8 => op(key.clone()).prop_map(CommandSpec::Op),
+        2 => txn,
+        2 => compare_and_set(key),
+        2 => lease_command(),
+    ]
+}
+
+/// Lease commands over the ids that puts name (1 and 2; 0 lets the store
+/// choose), with TTLs of 1 to 3 seconds so that batch clocks 0 to 3
+/// seconds apart make some leases expire and leave others live.
+fn lease_command() -> impl Strategy<Value = CommandSpec> {
+    let id = 0u64..3;
+    let ttl_ms = prop::sample::select(vec![1_000u64, 2_000, 3_000]);
+    let command = prop_oneof![
+        3 => (id.clone(), ttl_ms).prop_map(|(id, ttl_ms)| KvCommand::LeaseGrant(LeaseGrantView { id, ttl_ms })),
+        1 => id.clone().prop_map(|id| KvCommand::LeaseRevoke(LeaseRevokeView { id })),
+        1 => id.clone().prop_map(|id| KvCommand::LeaseKeepAlive(LeaseKeepAliveView { id })),
+        2 => id.prop_map(|id| KvCommand::LeaseExpire(LeaseExpireView { id })),
+    ];
+    command.prop_map(CommandSpec::Lease)
 }
 
 /// The common one-key transaction: compare a key, put it on success, read
@@ -176,7 +203,7 @@ fn compare_and_set(key: BoxedStrategy<Vec<u8>>) -> impl Strategy<Value = Command
 
 /// A few batches whose keys all come from the small space, all from the
 /// big one, or from either.
-fn batches() -> impl Strategy<Value = Vec<Vec<CommandSpec>>> {
+fn batches() -> impl Strategy<Value = Vec<Batch>> {
     (0..3).prop_flat_map(|space| {
         let key = match space {
             0 => small_key().boxed(),
@@ -184,14 +211,32 @@ fn batches() -> impl Strategy<Value = Vec<Vec<CommandSpec>>> {
             _ => prop_oneof![small_key(), big_key()].boxed(),
         };
         let batch = prop::collection::vec(command(key), 0..160);
-        prop::collection::vec(batch, 1..4)
+        let clock_step_ms = prop::sample::select(vec![0u64, 500, 1_000, 3_000]);
+        prop::collection::vec((clock_step_ms, batch), 1..4).prop_map(stamp)
     })
+}
+
+/// One timestamp per batch: the steps added up, in nanoseconds.
+#[derive(Clone, Debug)]
+struct Batch {
+    now_ns: u64,
+    commands: Vec<CommandSpec>,
+}
+
+fn stamp(steps: Vec<(u64, Vec<CommandSpec>)>) -> Vec<Batch> {
+    let mut now_ns = 1_000_000_000;
+    let stamped = steps.into_iter().map(|(step_ms, commands)| {
+        now_ns += step_ms * 1_000_000;
+        Batch { now_ns, commands }
+    });
+    stamped.collect()
 }
 
 fn config() -> impl Strategy<Value = KvConfig> {
     // Small bounds make the key limit and history drops happen.
-    (prop::sample::select(vec![3, 12, 1_000]), prop::sample::select(vec![0, 7, 100_000]))
-        .prop_map(|(keys_max, history_events_max)| KvConfig { keys_max, history_events_max })
+    let leases_max = prop::sample::select(vec![1, 100]);
+    (prop::sample::select(vec![3, 12, 1_000]), prop::sample::select(vec![0, 7, 100_000]), leases_max)
+        .prop_map(|(keys_max, history_events_max, leases_max)| KvConfig { keys_max, history_events_max, leases_max })
 }
 
 fn pool(threads: usize) -> &'static rayon::ThreadPool {
@@ -203,12 +248,21 @@ fn pool(threads: usize) -> &'static rayon::ThreadPool {
 /// Tuning that sends every barrier-free run through lanes.
 const FORCE_LANES: LaneTuning = LaneTuning { segment_commands_min: 1, lane_share_max_percent: 100 };
 
-/// Everything observable about a store, for comparing two of them.
-fn observe(store: &KvStore) -> (u64, usize, Vec<u8>, Result<Vec<Event>, KvError>) {
+/// Revision, key count, snapshot bytes, history, and every lease with its keys.
+type Observed = (u64, usize, Vec<u8>, Result<Vec<Event>, KvError>, Vec<(LeaseInfo, Vec<Vec<u8>>)>);
+
+/// Everything observable about a store, for comparing two of them: the
+/// snapshot holds the lease table, and the leases' key lists show the
+/// shards' lease indexes.
+fn observe(store: &KvStore) -> Observed {
     let mut snapshot = Vec::new();
     store.encode_snapshot(&mut snapshot);
     let events = store.events_since(0).map(|events| events.cloned().collect());
-    (store.revision(), store.len(), snapshot, events)
+    let leases = store
+        .lease_ids()
+        .map(|id| (store.lease(id).expect("listed leases are live"), store.lease_keys(id, usize::MAX)))
+        .collect();
+    (store.revision(), store.len(), snapshot, events, leases)
 }
 
 // ---------------------------------------------------------------------------
@@ -218,9 +272,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// Proves C5: for random batches over a colliding and a sparse key
-    /// space, apply on 2- and 3-thread pools (lanes forced, and measured
-    /// defaults) gives the responses, revision, snapshot bytes and events of
-    /// sequential apply, batch after batch.
+    /// space, with lease grants, keep-alives, revokes and expiries among
+    /// leased puts at advancing batch clocks, apply on 2- and 3-thread pools
+    /// (lanes forced, and measured defaults) gives the responses, revision,
+    /// snapshot bytes, events and lease attachments of sequential apply,
+    /// batch after batch; and every snapshot decodes to a store that
+    /// re-encodes to the same bytes.
     #[test]
     fn parallel_apply_equals_sequential(config in config(), batches in batches()) {
         let mut sequential = KvStore::new(config);
@@ -230,16 +287,19 @@ proptest! {
             (KvStore::new(config), pool(2)),
         ];
         for batch in &batches {
-            let frame = encode_batch(batch);
+            let frame = encode_batch(&batch.commands);
             let mut expected = Vec::new();
-            sequential.apply_batch_sequential(commands_of(&frame), &mut expected);
-            prop_assert_eq!(expected.len(), batch.len());
+            sequential.apply_batch_sequential(commands_of(&frame), batch.now_ns, &mut expected);
+            prop_assert_eq!(expected.len(), batch.commands.len());
             for (store, pool) in &mut parallel {
                 let mut results = Vec::new();
-                store.apply_batch(commands_of(&frame), Some(pool), &mut results);
+                store.apply_batch(commands_of(&frame), batch.now_ns, Some(pool), &mut results);
                 prop_assert_eq!(&results, &expected);
                 prop_assert_eq!(observe(store), observe(&sequential));
             }
+            let (.., snapshot, _, _) = observe(&sequential);
+            let decoded = KvStore::decode_snapshot(&snapshot, config).expect("a store's own snapshot decodes");
+            prop_assert_eq!(observe(&decoded), observe(&sequential));
         }
     }
 
@@ -249,13 +309,13 @@ proptest! {
     /// the last write.
     #[test]
     fn revisions_follow_positions(batches in batches()) {
-        let config = KvConfig { keys_max: 1_000, history_events_max: 100_000 };
+        let config = KvConfig { keys_max: 1_000, history_events_max: 100_000, leases_max: 100 };
         let mut store = KvStore::with_lane_tuning(config, FORCE_LANES);
         for batch in &batches {
             let base = store.revision();
-            let frame = encode_batch(batch);
+            let frame = encode_batch(&batch.commands);
             let mut results = Vec::new();
-            store.apply_batch(commands_of(&frame), Some(pool(2)), &mut results);
+            store.apply_batch(commands_of(&frame), batch.now_ns, Some(pool(2)), &mut results);
             let written: Vec<u64> = store.events_since(base).expect("history is large").map(Event::revision).collect();
             let mut current = base;
             for (index, response) in results.iter().enumerate() {
@@ -288,8 +348,8 @@ fn large_uniform_batch_in_lanes_matches_sequential() {
     let mut sequential = KvStore::new(KvConfig::default());
     let mut parallel = KvStore::new(KvConfig::default());
     let (mut expected, mut results) = (Vec::new(), Vec::new());
-    sequential.apply_batch_sequential(commands_of(&frame), &mut expected);
-    parallel.apply_batch(commands_of(&frame), Some(pool(3)), &mut results);
+    sequential.apply_batch_sequential(commands_of(&frame), 0, &mut expected);
+    parallel.apply_batch(commands_of(&frame), 0, Some(pool(3)), &mut results);
     assert_eq!(results, expected);
     assert_eq!(observe(&parallel), observe(&sequential));
     for (index, response) in results.iter().enumerate() {
@@ -344,9 +404,10 @@ fn put_command<'a>(key: &'a [u8]) -> KvCommand<'a> {
     KvCommand::Put(PutView { key, value: b"", lease: 0, prev_kv: false })
 }
 
-/// Proves routing: single-key commands go to their key's shard; ranges,
-/// and transactions over keys of two shards, are barriers; a transaction
-/// over keys of one shard runs in that lane.
+/// Proves routing: single-key commands go to their key's shard, leased
+/// puts included; ranges, transactions over keys of two shards and every
+/// lease command are barriers; a transaction over keys of one shard runs in
+/// that lane.
 #[test]
 fn routes_follow_keys() {
     assert_eq!(Route::of(&put_command(b"a")), Route { lane: 7, puts: 1 });
@@ -365,6 +426,16 @@ fn routes_follow_keys() {
     assert_eq!(route, Route { lane: 7, puts: 1 });
     let two_shards = txn(b"b");
     assert!(Route::of(&commands_of(&two_shards).iter().next().expect("one command")).is_barrier());
+    let leased = KvCommand::Put(PutView { key: b"a", value: b"", lease: 5, prev_kv: false });
+    assert_eq!(Route::of(&leased), Route { lane: 7, puts: 1 }, "a leased put runs in its key's lane");
+    for lease in [
+        KvCommand::LeaseGrant(LeaseGrantView { id: 0, ttl_ms: 1_000 }),
+        KvCommand::LeaseRevoke(LeaseRevokeView { id: 1 }),
+        KvCommand::LeaseKeepAlive(LeaseKeepAliveView { id: 1 }),
+        KvCommand::LeaseExpire(LeaseExpireView { id: 1 }),
+    ] {
+        assert_eq!(Route::of(&lease), Route { lane: Route::BARRIER, puts: 0 }, "{lease:?}");
+    }
 }
 
 fn encode_batch_views(compares: &[Compare<'_>], success: &[KvOp<'_>]) -> Vec<u8> {

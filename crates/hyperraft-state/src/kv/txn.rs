@@ -3,7 +3,7 @@
 use hyperraft_wire::kv::TXN_OPS_MAX;
 use hyperraft_wire::{Compare, CompareOp, CompareTarget, KvOp, TxnView};
 
-use super::command::apply_op;
+use super::command::{apply_op, check_lease};
 use super::key_range::KeyRange;
 use super::keyspace::Keyspace;
 use super::reader::Reader;
@@ -24,7 +24,9 @@ pub(crate) fn apply_txn(
     }
     let reader = keyspace.reader();
     let succeeded = txn.compares().all(|compare| compare_holds(&reader, &compare));
-    if let Err(error) = check_room(keyspace, branch(txn, succeeded)) {
+    let checked =
+        check_leases(keyspace, branch(txn, succeeded)).and_then(|()| check_room(keyspace, branch(txn, succeeded)));
+    if let Err(error) = checked {
         return KvResponse::Error(error);
     }
     let events_before = events.len();
@@ -85,6 +87,16 @@ pub(crate) fn has_duplicate_key<'a, I: Iterator<Item = KvOp<'a>>>(ops: impl Fn()
             KvOp::DeleteRange(delete) => KeyRange::new(delete.key, delete.range_end).contains(put.key),
             KvOp::Range(_) => false,
         })
+    })
+}
+
+/// Refuses the branch if one of its puts names a lease that is not live
+/// (etcd refuses the whole transaction). Lease commands cannot be inside a
+/// transaction, so the table does not change while the branch runs.
+fn check_leases<'a>(keyspace: &Keyspace<'_>, mut ops: impl Iterator<Item = KvOp<'a>>) -> Result<(), KvError> {
+    ops.try_for_each(|op| match op {
+        KvOp::Put(put) => check_lease(keyspace, &put),
+        KvOp::DeleteRange(_) | KvOp::Range(_) => Ok(()),
     })
 }
 

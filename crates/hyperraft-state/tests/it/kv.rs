@@ -3,9 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use hyperraft_state::kv::{Event, EventKind, KeyValue, KvConfig, KvError, KvResponse, KvSnapshotError, KvStore};
+use hyperraft_state::kv::{
+    Event, EventKind, KeyValue, KvConfig, KvError, KvResponse, KvSnapshotError, KvStore, LeaseInfo,
+};
 use hyperraft_wire::{
-    Body, Compare, CompareOp, CompareTarget, DeleteView, Frame, KvBatchWriter, KvOp, Limits, PutView, RangeView,
+    Body, Compare, CompareOp, CompareTarget, DeleteView, Frame, KvBatchWriter, KvCommand, KvOp, LeaseExpireView,
+    LeaseGrantView, LeaseKeepAliveView, LeaseRevokeView, Limits, PutView, RangeView,
 };
 use proptest::prelude::*;
 
@@ -16,6 +19,8 @@ use proptest::prelude::*;
 enum Command<'a> {
     Op(KvOp<'a>),
     Txn(&'a [Compare<'a>], &'a [KvOp<'a>], &'a [KvOp<'a>]),
+    /// A lease command (its view owns nothing).
+    Lease(KvCommand<'static>),
 }
 
 fn put<'a>(key: &'a [u8], value: &'a [u8]) -> KvOp<'a> {
@@ -47,6 +52,7 @@ fn frame(commands: &[Command<'_>]) -> Vec<u8> {
             Command::Op(KvOp::DeleteRange(view)) => writer.delete_range(*view),
             Command::Op(KvOp::Range(view)) => writer.range(*view),
             Command::Txn(compares, success, failure) => writer.txn(compares, success, failure),
+            Command::Lease(lease) => writer.push(lease),
         };
         written.expect("test commands are valid");
     }
@@ -54,15 +60,42 @@ fn frame(commands: &[Command<'_>]) -> Vec<u8> {
     out
 }
 
-/// Applies `commands` as one batch, sequentially; returns the responses.
+/// Applies `commands` as one batch at clock 0, sequentially; returns the responses.
 fn apply(store: &mut KvStore, commands: &[Command<'_>]) -> Vec<KvResponse> {
+    apply_at(store, 0, commands)
+}
+
+/// Applies `commands` as one batch stamped `now_ns`, sequentially; returns the responses.
+fn apply_at(store: &mut KvStore, now_ns: u64, commands: &[Command<'_>]) -> Vec<KvResponse> {
     let bytes = frame(commands);
     let decoded = Frame::decode(&bytes, &Limits::default()).expect("the test frame decodes");
     let Body::Kv(kv_commands) = decoded.body() else { panic!("not a Kv frame") };
     let mut results = Vec::new();
-    store.apply_batch_sequential(kv_commands, &mut results);
+    store.apply_batch_sequential(kv_commands, now_ns, &mut results);
     assert_eq!(results.len(), commands.len());
     results
+}
+
+fn grant_command(id: u64, ttl_ms: u64) -> Command<'static> {
+    Command::Lease(KvCommand::LeaseGrant(LeaseGrantView { id, ttl_ms }))
+}
+
+fn revoke_command(id: u64) -> Command<'static> {
+    Command::Lease(KvCommand::LeaseRevoke(LeaseRevokeView { id }))
+}
+
+fn keep_alive_command(id: u64) -> Command<'static> {
+    Command::Lease(KvCommand::LeaseKeepAlive(LeaseKeepAliveView { id }))
+}
+
+fn expire_command(id: u64) -> Command<'static> {
+    Command::Lease(KvCommand::LeaseExpire(LeaseExpireView { id }))
+}
+
+/// Grants lease `id` with a 10-second TTL at clock 0 and checks it was granted.
+fn grant(store: &mut KvStore, id: u64) {
+    let response = apply_one(store, grant_command(id, 10_000));
+    assert!(matches!(response, KvResponse::LeaseGrant { id: granted, ttl_ms: 10_000, .. } if granted == id));
 }
 
 fn apply_one(store: &mut KvStore, command: Command<'_>) -> KvResponse {
@@ -113,6 +146,8 @@ fn kv(key: &[u8], value: &[u8], create_revision: u64, mod_revision: u64, version
 #[test]
 fn put_creates_then_updates() {
     let mut store = store();
+    grant(&mut store, 7);
+    grant(&mut store, 9);
     assert_eq!(
         apply_one(&mut store, Command::Op(put_with(b"a", b"1", 7, true))),
         KvResponse::Put { revision: 1, prev: None }
@@ -247,6 +282,7 @@ fn txn_succeeds(store: &mut KvStore, condition: Compare<'_>) -> bool {
 fn txn_compares_on_present_key() {
     // "k" ends with value "m", version 2, create 1, mod 3, lease 5.
     let mut store = store_with(&[b"k", b"other"]);
+    grant(&mut store, 5);
     apply_one(&mut store, Command::Op(put_with(b"k", b"m", 5, false)));
     assert_eq!(get(&store, b"k"), Some(kv(b"k", b"m", 1, 3, 2, 5)));
     type Operands<'a> = [CompareTarget<'a>; 3];
@@ -371,7 +407,7 @@ fn txn_duplicate_keys_are_refused_whole() {
 // Bounds.
 
 fn small_store(keys_max: usize, keys: &[&[u8]]) -> KvStore {
-    let mut store = KvStore::new(KvConfig { keys_max, history_events_max: 100 });
+    let mut store = KvStore::new(KvConfig { keys_max, history_events_max: 100, ..KvConfig::default() });
     let commands: Vec<Command<'_>> = keys.iter().map(|key| Command::Op(put(key, b"v"))).collect();
     apply(&mut store, &commands);
     store
@@ -422,7 +458,7 @@ fn store_full_refuses_whole_transactions() {
 /// comes back in order.
 #[test]
 fn history_is_bounded_and_reports_compaction() {
-    let mut store = KvStore::new(KvConfig { keys_max: 100, history_events_max: 3 });
+    let mut store = KvStore::new(KvConfig { keys_max: 100, history_events_max: 3, leases_max: 10 });
     apply(&mut store, &[Command::Op(put(b"a", b"1")), Command::Op(put(b"b", b"1")), Command::Op(put(b"a", b"2"))]);
     apply(&mut store, &[Command::Op(delete(b"a", b"")), Command::Op(put(b"c", b"1"))]);
     assert_eq!(store.events_since(0).err(), Some(KvError::Compacted { oldest: 2 }));
@@ -435,25 +471,226 @@ fn history_is_bounded_and_reports_compaction() {
 }
 
 // ---------------------------------------------------------------------------
-// Snapshots.
+// Leases.
 
-fn busy_store() -> KvStore {
-    let mut store = KvStore::new(KvConfig { keys_max: 100, history_events_max: 6 });
+const SECOND_NS: u64 = 1_000_000_000;
+
+/// Proves grants: id 0 takes the next free id from the counter (skipping
+/// ids granted explicitly), an explicit id is kept, a live id is refused
+/// with `LeaseExists`, the deadline is the batch timestamp plus the TTL,
+/// and a grant writes no key so it takes no revision.
+#[test]
+fn lease_grant_chooses_ids_and_refuses_live_ones() {
+    let mut store = store_with(&[b"x"]);
+    let results = apply_at(
+        &mut store,
+        5 * SECOND_NS,
+        &[grant_command(0, 1_000), grant_command(2, 3_000), grant_command(0, 1_000), grant_command(2, 1_000)],
+    );
+    assert_eq!(
+        results,
+        [
+            KvResponse::LeaseGrant { revision: 1, id: 1, ttl_ms: 1_000 },
+            KvResponse::LeaseGrant { revision: 1, id: 2, ttl_ms: 3_000 },
+            KvResponse::LeaseGrant { revision: 1, id: 3, ttl_ms: 1_000 },
+            KvResponse::Error(KvError::LeaseExists { id: 2 }),
+        ]
+    );
+    assert_eq!(store.revision(), 1);
+    assert_eq!(store.lease_ids().collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(store.lease(2), Some(LeaseInfo { id: 2, ttl_ms: 3_000, deadline_ns: 8 * SECOND_NS, keys: 0 }));
+    assert_eq!(store.lease(4), None);
+}
+
+/// Proves keep-alive: it moves the deadline to the batch timestamp plus
+/// the full TTL (later or earlier than before), answers the TTL, and an
+/// unknown lease is `LeaseNotFound`.
+#[test]
+fn lease_keep_alive_renews_from_the_batch_clock() {
+    let mut store = store();
+    apply_at(&mut store, SECOND_NS, &[grant_command(7, 2_000)]);
+    let renewed = apply_at(&mut store, 2 * SECOND_NS, &[keep_alive_command(7), keep_alive_command(8)]);
+    assert_eq!(
+        renewed,
+        [
+            KvResponse::LeaseKeepAlive { revision: 0, id: 7, ttl_ms: 2_000 },
+            KvResponse::Error(KvError::LeaseNotFound { id: 8 }),
+        ]
+    );
+    assert_eq!(store.lease(7).map(|lease| lease.deadline_ns), Some(4 * SECOND_NS));
+}
+
+/// Puts "a", "b", "foo" (shards 7, 2, 6) on lease 1, "key-1" on lease 2,
+/// "plain" on no lease, then "b" again on no lease: lease 1 ends holding
+/// "a" and "foo". Revision 6.
+fn leased_store() -> KvStore {
+    let mut store = store();
+    apply(&mut store, &[grant_command(1, 1_000), grant_command(2, 1_000)]);
     apply(
         &mut store,
-        &[Command::Op(put_with(b"a", b"1", 3, false)), Command::Op(put(b"b", b"")), Command::Op(put(b"c", b"3"))],
+        &[
+            Command::Op(put_with(b"a", b"1", 1, false)),
+            Command::Op(put_with(b"b", b"1", 1, false)),
+            Command::Op(put_with(b"foo", b"1", 1, false)),
+            Command::Op(put_with(b"key-1", b"1", 2, false)),
+            Command::Op(put(b"plain", b"1")),
+            Command::Op(put(b"b", b"2")),
+        ],
+    );
+    store
+}
+
+/// Proves a put moves its key between leases: putting a key on another
+/// lease detaches it from the old one, lease 0 detaches it, and a delete
+/// detaches it; the attachments are listed in key order and bounded.
+#[test]
+fn puts_and_deletes_move_keys_between_leases() {
+    let mut store = leased_store();
+    assert_eq!(store.lease_keys(1, 10), [b"a".to_vec(), b"foo".to_vec()]);
+    assert_eq!(store.lease_keys(1, 1), [b"a".to_vec()], "the listing is bounded");
+    apply(&mut store, &[Command::Op(put_with(b"a", b"2", 2, false)), Command::Op(delete(b"key-1", b""))]);
+    assert_eq!(store.lease_keys(1, 10), [b"foo".to_vec()]);
+    assert_eq!(store.lease_keys(2, 10), [b"a".to_vec()]);
+    assert_eq!(store.lease(2).map(|lease| lease.keys), Some(1));
+    assert_eq!(get(&store, b"a").map(|kv| kv.lease), Some(2));
+    assert!(store.lease_keys(9, 10).is_empty());
+}
+
+/// Proves revoke deletes exactly the keys attached to the lease, all at
+/// the revoke's revision, emitting one delete event per key in key order
+/// (as a delete-range would); the lease is gone, other keys stay, and a
+/// second revoke is `LeaseNotFound`.
+#[test]
+fn lease_revoke_deletes_exactly_its_keys_at_one_revision() {
+    let mut store = leased_store();
+    let base = store.revision();
+    let results = apply(&mut store, &[Command::Op(put(b"z", b"1")), revoke_command(1), revoke_command(1)]);
+    assert_eq!(
+        results,
+        [
+            KvResponse::Put { revision: base + 1, prev: None },
+            KvResponse::LeaseRevoke { revision: base + 2, deleted: 2 },
+            KvResponse::Error(KvError::LeaseNotFound { id: 1 }),
+        ]
+    );
+    let events: Vec<(EventKind, Vec<u8>, u64)> = store
+        .events_since(base + 1)
+        .expect("kept")
+        .map(|event| (event.kind, event.kv.key.clone(), event.revision()))
+        .collect();
+    assert_eq!(events, [(EventKind::Delete, b"a".to_vec(), base + 2), (EventKind::Delete, b"foo".to_vec(), base + 2)]);
+    let left = keys_of(&store.range(&read(&[0], &[0])));
+    assert_eq!(left, [b"b".to_vec(), b"key-1".to_vec(), b"plain".to_vec(), b"z".to_vec()]);
+    assert_eq!(store.lease(1), None);
+    assert_eq!(store.lease_ids().collect::<Vec<_>>(), [2]);
+    assert_eq!(store.revision(), base + 2);
+}
+
+/// Proves expiry: before the deadline it changes nothing and says so; a
+/// keep-alive pushes the deadline so an expiry that would have fired no
+/// longer does; at the deadline it revokes the lease and deletes its keys;
+/// an expiry of an unknown lease is a no-op, not an error. The listing of
+/// expired leases follows the same deadlines.
+#[test]
+fn lease_expire_fires_only_at_the_deadline() {
+    let mut store = store();
+    apply_at(&mut store, 0, &[grant_command(1, 1_000), grant_command(2, 5_000)]);
+    apply_at(&mut store, 0, &[Command::Op(put_with(b"a", b"1", 1, false))]);
+    let not_yet = KvResponse::LeaseExpire { revision: 1, expired: false, deleted: 0 };
+    assert_eq!(apply_at(&mut store, SECOND_NS - 1, &[expire_command(1)]), std::slice::from_ref(&not_yet));
+    assert_eq!(store.expired_leases(SECOND_NS - 1, 10), Vec::<u64>::new());
+    assert_eq!(store.expired_leases(SECOND_NS, 10), [1]);
+    apply_at(&mut store, SECOND_NS / 2, &[keep_alive_command(1)]);
+    assert_eq!(apply_at(&mut store, SECOND_NS, &[expire_command(1)]), [not_yet]);
+    assert_eq!(store.expired_leases(SECOND_NS, 10), Vec::<u64>::new());
+    assert_eq!(store.expired_leases(5 * SECOND_NS, 10), [1, 2]);
+    assert_eq!(store.expired_leases(5 * SECOND_NS, 1), [1], "the listing is bounded");
+    let due = SECOND_NS * 3 / 2;
+    let results = apply_at(&mut store, due, &[expire_command(1), expire_command(1), expire_command(9)]);
+    assert_eq!(
+        results,
+        [
+            KvResponse::LeaseExpire { revision: 2, expired: true, deleted: 1 },
+            KvResponse::LeaseExpire { revision: 2, expired: false, deleted: 0 },
+            KvResponse::LeaseExpire { revision: 2, expired: false, deleted: 0 },
+        ]
+    );
+    assert_eq!((store.len(), store.lease_ids().collect::<Vec<_>>()), (0, vec![2]));
+}
+
+/// Proves etcd's rule for leased puts: a put naming a lease that does not
+/// exist (never granted, or revoked) is refused with `LeaseNotFound`, on
+/// its own or in the branch a transaction runs, and the store (snapshot
+/// bytes) is unchanged; a bad lease in the branch that does not run is
+/// not checked.
+#[test]
+fn leased_put_of_unknown_lease_is_refused_and_changes_nothing() {
+    let mut store = leased_store();
+    apply(&mut store, &[revoke_command(2)]);
+    let before = snapshot(&store);
+    let not_found = |id| KvResponse::Error(KvError::LeaseNotFound { id });
+    assert_eq!(apply_one(&mut store, Command::Op(put_with(b"new", b"1", 5, false))), not_found(5));
+    assert_eq!(apply_one(&mut store, Command::Op(put_with(b"a", b"1", 2, false))), not_found(2));
+    let ops = [put(b"c", b"1"), put_with(b"d", b"1", 1, false), put_with(b"e", b"1", 6, false)];
+    assert_eq!(apply_one(&mut store, Command::Txn(&[], &ops, &[])), not_found(6));
+    assert_eq!(snapshot(&store), before);
+    let never = [compare(b"a", CompareOp::Equal, CompareTarget::Version(99))];
+    let response = apply_one(&mut store, Command::Txn(&never, &ops, &[put(b"c", b"1")]));
+    assert!(matches!(response, KvResponse::Txn { succeeded: false, .. }), "{response:?}");
+}
+
+/// Proves the lease bound: a grant while `leases_max` leases are live is
+/// refused with `LeasesFull` and changes nothing; a revoke makes room.
+#[test]
+fn grants_beyond_leases_max_are_refused() {
+    let mut store = KvStore::new(KvConfig { leases_max: 2, ..KvConfig::default() });
+    let results = apply(&mut store, &[grant_command(0, 1_000), grant_command(0, 1_000), grant_command(0, 1_000)]);
+    assert_eq!(results[2], KvResponse::Error(KvError::LeasesFull { leases_max: 2 }));
+    let before = snapshot(&store);
+    assert_eq!(
+        apply_one(&mut store, grant_command(9, 1_000)),
+        KvResponse::Error(KvError::LeasesFull { leases_max: 2 })
+    );
+    assert_eq!(snapshot(&store), before);
+    apply(&mut store, &[revoke_command(1)]);
+    assert!(matches!(apply_one(&mut store, grant_command(0, 1_000)), KvResponse::LeaseGrant { id: 3, .. }));
+    assert_eq!(store.leases_len(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots.
+
+/// Keys a..f over two batches, history full; leases 3 (its key "a" moved
+/// off it later), 4 (holding "c" and "f") and 8 (no keys).
+fn busy_store() -> KvStore {
+    let mut store = KvStore::new(KvConfig { keys_max: 100, history_events_max: 6, leases_max: 10 });
+    apply(&mut store, &[grant_command(3, 1_000), grant_command(4, 2_000), grant_command(8, 86_400_000)]);
+    apply(
+        &mut store,
+        &[
+            Command::Op(put_with(b"a", b"1", 3, false)),
+            Command::Op(put(b"b", b"")),
+            Command::Op(put_with(b"c", b"3", 4, false)),
+        ],
     );
     apply(
         &mut store,
         &[Command::Op(put(b"a", b"2")), Command::Op(delete(b"b", b"")), Command::Op(put(b"d\xff", b"4"))],
     );
-    apply(&mut store, &[Command::Op(put(b"e", b"5")), Command::Op(put(b"f", b"6"))]);
+    apply(&mut store, &[Command::Op(put(b"e", b"5")), Command::Op(put_with(b"f", b"6", 4, false))]);
     store
 }
 
+/// Every lease with its attached keys, for comparing two stores.
+fn leases_of(store: &KvStore) -> Vec<(LeaseInfo, Vec<Vec<u8>>)> {
+    let lease = |id| (store.lease(id).expect("listed leases are live"), store.lease_keys(id, usize::MAX));
+    store.lease_ids().map(lease).collect()
+}
+
 /// Proves snapshots round-trip: decode(encode(s)) encodes to the same
-/// bytes, keeps revision, keys and history, and then behaves like the
-/// original on the next batch.
+/// bytes, keeps revision, keys, history, leases (TTL, deadline, attached
+/// keys) and the lease id counter, and then behaves like the original on
+/// the next batch (a grant of id 0, a revoke, a leased put).
 #[test]
 fn snapshot_round_trips() {
     let mut original = busy_store();
@@ -462,10 +699,57 @@ fn snapshot_round_trips() {
     assert_eq!(snapshot(&decoded), bytes);
     assert_eq!((decoded.revision(), decoded.len()), (original.revision(), original.len()));
     assert_eq!(decoded.events_since(0).err(), original.events_since(0).err());
-    let batch =
-        [Command::Op(put(b"a", b"x")), Command::Op(KvOp::Range(read(&[0], &[0]))), Command::Op(put(b"g", b"7"))];
-    assert_eq!(apply(&mut decoded, &batch), apply(&mut original, &batch));
+    assert_eq!(leases_of(&decoded), leases_of(&original));
+    let lease_four = LeaseInfo { id: 4, ttl_ms: 2_000, deadline_ns: 2_000_000_000, keys: 2 };
+    assert_eq!(decoded.lease(4), Some(lease_four));
+    assert_eq!(decoded.lease_keys(4, 10), [b"c".to_vec(), b"f".to_vec()]);
+    assert_eq!(decoded.lease(3).map(|lease| lease.keys), Some(0), "\"a\" was put again without a lease");
+    let batch = [
+        Command::Op(put(b"a", b"x")),
+        Command::Op(KvOp::Range(read(&[0], &[0]))),
+        grant_command(0, 5_000),
+        revoke_command(4),
+        Command::Op(put_with(b"g", b"7", 8, false)),
+    ];
+    let results = apply_at(&mut decoded, 7, &batch);
+    assert_eq!(results, apply_at(&mut original, 7, &batch));
+    assert!(matches!(results[2], KvResponse::LeaseGrant { id: 1, .. }), "{:?}", results[2]);
     assert_eq!(snapshot(&decoded), snapshot(&original));
+    assert_eq!(leases_of(&decoded), leases_of(&original));
+}
+
+/// Proves decode refuses lease sections that break an invariant, each
+/// with its typed error: more leases than `leases_max`, a TTL outside the
+/// wire bounds, a repeated lease id, a zero id counter, and a key attached
+/// to a lease missing from the table.
+#[test]
+fn snapshot_decode_refuses_bad_leases() {
+    let store = busy_store();
+    let bytes = snapshot(&store);
+    let config = *store.config();
+    let decode = |bytes: &[u8]| KvStore::decode_snapshot(bytes, config).err();
+    let fewer_leases = KvConfig { leases_max: 2, ..config };
+    assert_eq!(
+        KvStore::decode_snapshot(&bytes, fewer_leases).err(),
+        Some(KvSnapshotError::TooManyLeases { count: 3, max: 2 })
+    );
+    // Offsets: the counter, then leases of (id, ttl_ms, deadline_ns).
+    let counter = 4 + 2 + 8 + 8;
+    let lease = |index: usize| counter + 16 + index * 24;
+    let edit = |at: usize, number: u64| {
+        let mut edited = bytes.clone();
+        edited[at..at + 8].copy_from_slice(&number.to_le_bytes());
+        reseal(&mut edited);
+        edited
+    };
+    assert_eq!(u64::from_le_bytes(bytes[lease(1)..lease(1) + 8].try_into().expect("8 bytes")), 4);
+    let invalid_lease = |index| move |error: Option<KvSnapshotError>| matches!(error, Some(KvSnapshotError::InvalidLease { index: found, .. }) if found == index);
+    assert!(invalid_lease(1)(decode(&edit(lease(1) + 8, 999))), "a TTL below the bound");
+    assert!(invalid_lease(1)(decode(&edit(lease(1), 3))), "a repeated id");
+    assert!(invalid_lease(3)(decode(&edit(counter, 0))), "a zero id counter");
+    // Lease 4 renamed 5: keys "c" (index 1, after "a") and "f" still name 4.
+    let error = decode(&edit(lease(1), 5));
+    assert!(matches!(error, Some(KvSnapshotError::InvalidKey { index: 1, .. })), "{error:?}");
 }
 
 fn reseal(bytes: &mut [u8]) {
@@ -497,7 +781,8 @@ fn snapshot_decode_refuses_bad_bytes() {
     let fewer_events = KvConfig { history_events_max: 5, ..config };
     assert_eq!(decode(&bytes, fewer_events), Some(KvSnapshotError::TooManyEvents { count: 6, max: 5 }));
     let mut unordered = bytes.clone();
-    let first_key = 4 + 2 + 8 + 8 + 8 + 4;
+    // Header, lease counter and count, three leases of 24 bytes, key count, key length.
+    let first_key = 4 + 2 + 8 + 8 + 8 + 8 + 3 * 24 + 8 + 4;
     assert_eq!(unordered[first_key], b'a');
     unordered[first_key] = b'z';
     reseal(&mut unordered);
@@ -515,7 +800,7 @@ proptest! {
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         cut in any::<prop::sample::Index>(),
     ) {
-        let config = KvConfig { keys_max: 100, history_events_max: 6 };
+        let config = KvConfig { keys_max: 100, history_events_max: 6, leases_max: 10 };
         let _ = KvStore::decode_snapshot(&random, config);
         let mut bytes = snapshot(&busy_store());
         for (index, byte) in edits {

@@ -196,3 +196,33 @@ fn reads_answer_lookups_and_ranges_and_refuse_writes() {
     assert!(matches!(state.read(&put, &mut output), Err(ApplyError::NotARead(Kind::Kv))));
     assert_eq!(digest, state.digest());
 }
+
+#[test]
+fn lease_deadlines_follow_the_batch_clock_and_leases_are_in_the_digest() {
+    // Proves a key/value batch's timestamp reaches the store as the lease clock, made monotonic like item
+    // timestamps (a batch proposed with an older clock uses the last one plus 1 ns), that a grant alone changes
+    // the digest, and that the state machine snapshot carries the lease table.
+    use hyperraft_wire::{KvBatchWriter, LeaseGrantView, LeaseKeepAliveView};
+    let mut state = StateMachine::new(config(2)).unwrap();
+    let mut output = BatchOutput::default();
+    let empty_digest = state.digest();
+    let mut frame = Vec::new();
+    let mut writer = KvBatchWriter::new(&mut frame);
+    writer.lease_grant(LeaseGrantView { id: 4, ttl_ms: 2_000 }).unwrap();
+    writer.finish();
+    apply(&mut state, &frame, 5_000, &mut output);
+    assert!(matches!(output.kv[0], hyperraft_state::kv::KvResponse::LeaseGrant { id: 4, .. }), "{:?}", output.kv);
+    assert_eq!(state.kv().lease(4).map(|lease| lease.deadline_ns), Some(5_000 + 2_000_000_000));
+    assert_ne!(state.digest(), empty_digest);
+    frame.clear();
+    let mut writer = KvBatchWriter::new(&mut frame);
+    writer.lease_keep_alive(LeaseKeepAliveView { id: 4 }).unwrap();
+    writer.finish();
+    apply(&mut state, &frame, 100, &mut output);
+    assert_eq!(state.kv().lease(4).map(|lease| lease.deadline_ns), Some(5_001 + 2_000_000_000));
+    let mut bytes = Vec::new();
+    state.write_snapshot(&mut bytes).unwrap();
+    let restored = StateMachine::read_snapshot(bytes.as_slice(), config(2)).unwrap();
+    assert_eq!(restored.kv().lease(4), state.kv().lease(4));
+    assert_eq!(restored.digest(), state.digest());
+}
