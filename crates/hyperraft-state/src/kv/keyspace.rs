@@ -92,7 +92,8 @@ impl<'s> Keyspace<'s> {
 
     /// Deletes every key attached to lease `id` at `revision`, in key order,
     /// appending one event per key (as a delete-range would); returns how
-    /// many were deleted. The keys stay attached until deleted.
+    /// many were deleted. Each key leaves the lease index as it is deleted;
+    /// removing the lease itself is the caller's job.
     pub(crate) fn delete_lease_keys(&mut self, id: u64, revision: u64, events: &mut Vec<Event>) -> u64 {
         assert_eq!(self.shards.len(), SHARDS, "a lease's keys span shards: revoke must be a barrier");
         let mut keys: Vec<Vec<u8>> =
