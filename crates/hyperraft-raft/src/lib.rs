@@ -10,5 +10,5 @@ mod response;
 pub mod state_machine;
 mod types;
 
-pub use response::{BatchResponse, KvPair, KvResult};
+pub use response::{BatchResponse, KvErrorCode, KvPair, KvResult};
 pub use types::{Batch, NodeId, TypeConfig};

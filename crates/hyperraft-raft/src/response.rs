@@ -4,7 +4,7 @@
 //! but openraft requires them to be serializable, so the key/value results
 //! are mirrored here as plain serde types at this edge.
 
-use hyperraft_state::kv::{KeyValue, KvResponse};
+use hyperraft_state::kv::{KeyValue, KvError, KvResponse};
 use hyperraft_state::BatchOutput;
 use serde::{Deserialize, Serialize};
 use zerocopy::IntoBytes;
@@ -43,11 +43,88 @@ pub struct KvPair {
 /// The result of one key/value command (see `hyperraft_state::kv::KvResponse`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvResult {
-    Put { revision: u64, prev: Option<KvPair> },
-    DeleteRange { revision: u64, deleted: u64, prev: Vec<KvPair> },
-    Range { revision: u64, kvs: Vec<KvPair>, count: u64, more: bool },
-    Txn { revision: u64, succeeded: bool, responses: Vec<KvResult> },
-    Error(String),
+    Put {
+        revision: u64,
+        prev: Option<KvPair>,
+    },
+    DeleteRange {
+        revision: u64,
+        deleted: u64,
+        prev: Vec<KvPair>,
+    },
+    Range {
+        revision: u64,
+        kvs: Vec<KvPair>,
+        count: u64,
+        more: bool,
+    },
+    Txn {
+        revision: u64,
+        succeeded: bool,
+        responses: Vec<KvResult>,
+    },
+    /// A lease was granted; `id` is the one the store chose when asked for 0.
+    LeaseGrant {
+        revision: u64,
+        id: u64,
+        ttl_ms: u64,
+    },
+    /// A lease was revoked with its `deleted` keys.
+    LeaseRevoke {
+        revision: u64,
+        deleted: u64,
+    },
+    /// A lease was renewed for its full TTL.
+    LeaseKeepAlive {
+        revision: u64,
+        id: u64,
+        ttl_ms: u64,
+    },
+    /// An expiry ran; `expired` is false when the lease was not due or gone.
+    LeaseExpire {
+        revision: u64,
+        expired: bool,
+        deleted: u64,
+    },
+    /// The command was refused and changed nothing: `code` says why (so the
+    /// API can choose a status), `message` says it for people.
+    Error {
+        code: KvErrorCode,
+        message: String,
+    },
+}
+
+/// Why the state machine refused a key/value command (see
+/// `hyperraft_state::kv::KvError`), without its details.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KvErrorCode {
+    /// The store holds its limit of keys.
+    StoreFull,
+    /// A transaction branch writes one key twice.
+    TxnDuplicateKey,
+    /// A lease command, or a put with a lease, names a lease that does not exist.
+    LeaseNotFound,
+    /// A grant names the id of a live lease.
+    LeaseExists,
+    /// The store holds its limit of leases.
+    LeasesFull,
+    /// The history asked for was compacted.
+    Compacted,
+    /// A refusal with no code of its own.
+    Other,
+}
+
+impl From<&KvError> for KvErrorCode {
+    fn from(error: &KvError) -> KvErrorCode {
+        match error {
+            KvError::StoreFull { .. } => KvErrorCode::StoreFull,
+            KvError::TxnDuplicateKey => KvErrorCode::TxnDuplicateKey,
+            KvError::LeaseNotFound { .. } => KvErrorCode::LeaseNotFound,
+            KvError::LeaseExists { .. } => KvErrorCode::LeaseExists,
+            KvError::LeasesFull { .. } => KvErrorCode::LeasesFull,
+            KvError::Compacted { .. } => KvErrorCode::Compacted,
+        }
+    }
 }
 
 impl From<&KeyValue> for KvPair {
@@ -81,7 +158,19 @@ impl From<&KvResponse> for KvResult {
                 succeeded: *succeeded,
                 responses: responses.iter().map(KvResult::from).collect(),
             },
-            KvResponse::Error(error) => KvResult::Error(error.to_string()),
+            KvResponse::LeaseGrant { revision, id, ttl_ms } => {
+                KvResult::LeaseGrant { revision: *revision, id: *id, ttl_ms: *ttl_ms }
+            }
+            KvResponse::LeaseRevoke { revision, deleted } => {
+                KvResult::LeaseRevoke { revision: *revision, deleted: *deleted }
+            }
+            KvResponse::LeaseKeepAlive { revision, id, ttl_ms } => {
+                KvResult::LeaseKeepAlive { revision: *revision, id: *id, ttl_ms: *ttl_ms }
+            }
+            KvResponse::LeaseExpire { revision, expired, deleted } => {
+                KvResult::LeaseExpire { revision: *revision, expired: *expired, deleted: *deleted }
+            }
+            KvResponse::Error(error) => KvResult::Error { code: error.into(), message: error.to_string() },
         }
     }
 }
@@ -101,3 +190,6 @@ impl BatchResponse {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
