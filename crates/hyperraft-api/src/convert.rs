@@ -1,7 +1,7 @@
 //! Protobuf messages to wire records and back, validating every field the
 //! wire cannot hold (16-bit codes and flags) and naming it when it is bad.
 
-use hyperraft_raft::{KvPair, KvResult};
+use hyperraft_raft::{KvErrorCode, KvPair, KvResult};
 use hyperraft_wire::{AccountRecord, TransferRecord};
 use tonic::Status;
 use zerocopy::byteorder::little_endian::{U128, U16, U32, U64};
@@ -98,8 +98,8 @@ fn header(revision: u64, node_id: u64) -> Option<proto::ResponseHeader> {
     Some(proto::ResponseHeader { revision, node_id })
 }
 
-/// The response to one key/value command; a refused command is
-/// `FAILED_PRECONDITION` with the store's reason.
+/// The response to one key/value command; a refused command is an error
+/// status with the store's reason (see [`refused`]).
 pub(crate) fn kv_response(result: KvResult, node_id: u64) -> Result<proto::response_op::Response, Status> {
     use proto::response_op::Response;
     Ok(match result {
@@ -119,7 +119,13 @@ pub(crate) fn kv_response(result: KvResult, node_id: u64) -> Result<proto::respo
             more,
         }),
         KvResult::Txn { .. } => return Err(crate::errors::unexpected("a transaction inside a transaction")),
-        KvResult::Error(reason) => return Err(Status::failed_precondition(reason)),
+        KvResult::Error { code, message } => return Err(refused(code, message)),
+        other @ (KvResult::LeaseGrant { .. }
+        | KvResult::LeaseRevoke { .. }
+        | KvResult::LeaseKeepAlive { .. }
+        | KvResult::LeaseExpire { .. }) => {
+            return Err(crate::errors::unexpected(format!("{other:?} for a key/value operation")))
+        }
     })
 }
 
@@ -134,8 +140,23 @@ pub(crate) fn txn_response(result: KvResult, node_id: u64) -> Result<proto::TxnR
                 .map(|response| kv_response(response, node_id).map(|r| proto::ResponseOp { response: Some(r) }))
                 .collect::<Result<_, _>>()?,
         }),
-        KvResult::Error(reason) => Err(Status::failed_precondition(reason)),
+        KvResult::Error { code, message } => Err(refused(code, message)),
         other => Err(crate::errors::unexpected(format!("{other:?} for a transaction"))),
+    }
+}
+
+/// The status of a command the state machine refused: `NOT_FOUND` for a
+/// lease that does not exist, `RESOURCE_EXHAUSTED` when the lease table is
+/// full, otherwise `FAILED_PRECONDITION`; the message is the store's.
+pub(crate) fn refused(code: KvErrorCode, message: String) -> Status {
+    match code {
+        KvErrorCode::LeaseNotFound => Status::not_found(message),
+        KvErrorCode::LeasesFull => Status::resource_exhausted(message),
+        KvErrorCode::StoreFull
+        | KvErrorCode::TxnDuplicateKey
+        | KvErrorCode::LeaseExists
+        | KvErrorCode::Compacted
+        | KvErrorCode::Other => Status::failed_precondition(message),
     }
 }
 
