@@ -19,7 +19,7 @@ fn apply(store: &mut KvStore, commands: &[Vec<KvOp<'_>>]) {
     let decoded = Frame::decode(&frame, &Limits::default()).expect("the test frame decodes");
     let Body::Kv(commands) = decoded.body() else { panic!("a Kv frame") };
     let mut results = Vec::new();
-    store.apply_batch_sequential(commands, &mut results);
+    store.apply_batch_sequential(commands, 0, &mut results);
 }
 
 fn spec(key: &[u8], range_end: &[u8]) -> WatchSpec {
@@ -90,7 +90,7 @@ fn collect_never_splits_a_revision_and_sends_an_oversized_one_alone() {
 #[test]
 fn collect_reports_compaction_and_deletes() {
     // Proves a start older than the kept history answers Compacted (with the oldest revision events_since accepts) and a delete event carries the key and the delete's revision.
-    let mut store = KvStore::new(KvConfig { keys_max: 100, history_events_max: 2 });
+    let mut store = KvStore::new(KvConfig { keys_max: 100, history_events_max: 2, ..KvConfig::default() });
     apply(&mut store, &[vec![put(b"a", b"1")], vec![put(b"b", b"1")], vec![put(b"c", b"1")]]);
     let delete = KvOp::DeleteRange(DeleteView { key: b"a", range_end: b"", prev_kv: false });
     apply(&mut store, &[vec![delete]]);
