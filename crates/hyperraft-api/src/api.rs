@@ -116,15 +116,7 @@ impl Api {
     pub(crate) async fn read(&self, frame: &[u8], serializable: bool) -> Result<BatchResponse, Status> {
         let decoded = Frame::decode(frame, &Limits::default()).map_err(|error| invalid_argument("frame", error))?;
         if !serializable {
-            // A read proposes nothing: retrying it is always safe.
-            self.node.raft().ensure_linearizable().await.map_err(|error| match error {
-                RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
-                    self.not_leader_before_proposal(forward.leader_id)
-                }
-                other => retry_safe(Status::unavailable(format!(
-                    "cannot confirm leadership for a linearizable read: {other}"
-                ))),
-            })?;
+            self.linearizable().await?;
         }
         let mut output = BatchOutput::default();
         self.node
@@ -132,6 +124,21 @@ impl Api {
             .read(|state| state.read(&decoded, &mut output))
             .map_err(|error| invalid_argument("frame", error))?;
         Ok(BatchResponse::from_output(decoded.kind(), &output))
+    }
+
+    /// Waits until this node may answer a linearizable read from its state:
+    /// it confirms it leads (a read-index round) and has applied everything
+    /// committed before the read.
+    pub(crate) async fn linearizable(&self) -> Result<(), Status> {
+        // A read proposes nothing: retrying it is always safe.
+        self.node.raft().ensure_linearizable().await.map(|_| ()).map_err(|error| match error {
+            RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
+                self.not_leader_before_proposal(forward.leader_id)
+            }
+            other => {
+                retry_safe(Status::unavailable(format!("cannot confirm leadership for a linearizable read: {other}")))
+            }
+        })
     }
 
     /// [`Api::not_leader`] from a check made before anything was proposed.

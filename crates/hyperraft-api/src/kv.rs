@@ -134,8 +134,11 @@ fn op_views<'a>(name: &str, ops: &'a [proto::RequestOp]) -> Result<Vec<KvOp<'a>>
     ops.iter().enumerate().map(|(index, op)| op_view(&format!("{name}[{index}]"), op)).collect()
 }
 
-/// A frame holding the one command `append` writes.
-fn one_command(append: impl FnOnce(&mut KvBatchWriter<'_>) -> Result<(), EncodeError>) -> Result<Vec<u8>, Status> {
+/// A frame holding the commands `append` writes (one, for every request
+/// but the leader's lease expiry).
+pub(crate) fn kv_frame(
+    append: impl FnOnce(&mut KvBatchWriter<'_>) -> Result<(), EncodeError>,
+) -> Result<Vec<u8>, Status> {
     let mut frame = Vec::new();
     let mut writer = KvBatchWriter::new(&mut frame);
     // Fields were checked above; what is left is the frame's size bound.
@@ -145,7 +148,7 @@ fn one_command(append: impl FnOnce(&mut KvBatchWriter<'_>) -> Result<(), EncodeE
 }
 
 /// The single result of a one-command frame.
-fn only_result(response: BatchResponse) -> Result<KvResult, Status> {
+pub(crate) fn only_result(response: BatchResponse) -> Result<KvResult, Status> {
     match response {
         BatchResponse::Kv(mut results) if results.len() == 1 => Ok(results.pop().expect("one result")),
         other => Err(unexpected(format!("{other:?} for one key/value command"))),
@@ -200,7 +203,7 @@ impl Kv for KvService {
         let request = request.into_inner();
         let _permit = self.api.admit(request.encoded_len())?;
         let put = put_view("", &request)?;
-        match self.write_one(&one_command(|writer| writer.put(put))?).await? {
+        match self.write_one(&kv_frame(|writer| writer.put(put))?).await? {
             OpResponse::Put(response) => Ok(Response::new(response)),
             other => Err(unexpected(format!("{other:?} for a put"))),
         }
@@ -210,7 +213,7 @@ impl Kv for KvService {
         let request = request.into_inner();
         let _permit = self.api.admit(request.encoded_len())?;
         let range = range_view("", &request)?;
-        let frame = one_command(|writer| writer.range(range))?;
+        let frame = kv_frame(|writer| writer.range(range))?;
         let result = only_result(self.api.read(&frame, request.serializable).await?)?;
         match kv_response(result, self.api.node_id())? {
             OpResponse::Range(response) => Ok(Response::new(response)),
@@ -225,7 +228,7 @@ impl Kv for KvService {
         let request = request.into_inner();
         let _permit = self.api.admit(request.encoded_len())?;
         let delete = delete_view("", &request)?;
-        match self.write_one(&one_command(|writer| writer.delete_range(delete))?).await? {
+        match self.write_one(&kv_frame(|writer| writer.delete_range(delete))?).await? {
             OpResponse::DeleteRange(response) => Ok(Response::new(response)),
             other => Err(unexpected(format!("{other:?} for a delete"))),
         }
@@ -243,7 +246,7 @@ impl Kv for KvService {
             .collect::<Result<Vec<_>, _>>()?;
         let success = op_views("success", &request.success)?;
         let failure = op_views("failure", &request.failure)?;
-        let frame = one_command(|writer| writer.txn(&compares, &success, &failure))?;
+        let frame = kv_frame(|writer| writer.txn(&compares, &success, &failure))?;
         let result = only_result(self.api.write(&frame).await?)?;
         Ok(Response::new(txn_response(result, self.api.node_id())?))
     }

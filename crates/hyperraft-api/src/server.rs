@@ -113,6 +113,8 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
         .send_compressed(CompressionEncoding::Zstd)
         .max_decoding_message_size(message_bytes_max)
         .max_encoding_message_size(message_bytes_max);
+    // Ends with the other streams, at shutdown.
+    crate::lease::expire_leases(api.clone(), api.node.election_timeout_max());
     let lease = LeaseServer::new(LeaseService { api: api.clone() })
         .accept_compressed(CompressionEncoding::Gzip)
         .accept_compressed(CompressionEncoding::Zstd)

@@ -96,6 +96,11 @@ impl Node {
         self.id
     }
 
+    /// The longest election timeout this node is configured with.
+    pub fn election_timeout_max(&self) -> Duration {
+        self.election_timeout_max
+    }
+
     pub fn raft(&self) -> &Raft<TypeConfig> {
         &self.raft
     }

@@ -7,6 +7,7 @@ mod auth;
 mod compression;
 mod harness;
 mod kv;
+mod lease;
 mod ledger;
 mod membership;
 mod metrics;

@@ -8,7 +8,6 @@ use hyperraft_client::KeepAliveState;
 use crate::harness::{TestCluster, PATIENCE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the server answers UNIMPLEMENTED for leases until the state machine has them"]
 async fn leases_grant_keep_alive_list_and_revoke_with_their_keys() {
     // Proves each lease call: grant (cluster-chosen id), a key attached to it, time_to_live with keys, leases listing it, keep_alive renewing it, and revoke deleting the lease with its key.
     let cluster = TestCluster::start(3).await;
