@@ -66,6 +66,20 @@ impl ApiServer {
     }
 }
 
+/// A generated service with the settings every service shares: gzip and
+/// zstd in both directions, and the message size bound.
+macro_rules! configured {
+    ($service:expr, $message_bytes_max:expr) => {
+        $service
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .send_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size($message_bytes_max)
+            .max_encoding_message_size($message_bytes_max)
+    };
+}
+
 /// Binds `addr` and serves the Ledger, Kv and Cluster services of `node`
 /// on it, in a task of the current tokio runtime.
 pub async fn serve(node: Arc<Node>, addr: SocketAddr, config: ApiConfig) -> Result<ApiServer, ApiError> {
@@ -99,36 +113,12 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
     let (streams_stop, streams_stopped) = watch::channel(false);
     let api = Arc::new(Api::new(node, config, streams_stopped));
     let admission = api.admission.clone();
-    let ledger = LedgerServer::new(LedgerService { api: api.clone() })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .send_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(message_bytes_max)
-        .max_encoding_message_size(message_bytes_max);
-    let kv = KvServer::new(KvService { api: api.clone() })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .send_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(message_bytes_max)
-        .max_encoding_message_size(message_bytes_max);
+    let ledger = configured!(LedgerServer::new(LedgerService { api: api.clone() }), message_bytes_max);
+    let kv = configured!(KvServer::new(KvService { api: api.clone() }), message_bytes_max);
     // Ends with the other streams, at shutdown.
     crate::lease::expire_leases(api.clone(), api.node.election_timeout_max());
-    let lease = LeaseServer::new(LeaseService { api: api.clone() })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .send_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(message_bytes_max)
-        .max_encoding_message_size(message_bytes_max);
-    let cluster = ClusterServer::new(ClusterService { api })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Zstd)
-        .send_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Zstd)
-        .max_decoding_message_size(message_bytes_max)
-        .max_encoding_message_size(message_bytes_max);
+    let lease = configured!(LeaseServer::new(LeaseService { api: api.clone() }), message_bytes_max);
+    let cluster = configured!(ClusterServer::new(ClusterService { api }), message_bytes_max);
     let (stop, stopped) = oneshot::channel::<()>();
     let router = server
         .add_service(Gated::new(ledger, admission.clone(), retry_after, node_label.clone()))
