@@ -5,6 +5,7 @@
 mod auth;
 mod cluster;
 mod compression;
+mod errors;
 mod failover;
 mod harness;
 mod kv;
