@@ -103,7 +103,7 @@ fn wait_for_leader(endpoints: &str) -> serde_json::Value {
 
 #[test]
 fn ctl_reads_status_and_writes_and_reads_keys_in_tables_and_json() {
-    // Proves `hyperraft ctl` against real serve processes: status lists every node with one leader (table and --json), put then get returns the value, accounts, transfers, ranges and prefix deletes answer in --json, and a bad key fails with a non-zero exit.
+    // Proves `hyperraft ctl` against real serve processes: status lists every node with one leader (table and --json), put then get returns the value, accounts, transfers, ranges, prefix deletes and leases (grant, a leased put, ttl with keys, list, revoke deleting the key) answer in --json, and a bad key fails with a non-zero exit.
     let dir = tempfile::tempdir().unwrap();
     let (_nodes, apis) = start_cluster(dir.path());
     let endpoints = apis.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
@@ -147,6 +147,18 @@ fn ctl_reads_status_and_writes_and_reads_keys_in_tables_and_json() {
     let deleted: serde_json::Value =
         serde_json::from_str(&stdout(&ctl(&endpoints, &["--json", "del", "--prefix", "greet"]))).unwrap();
     assert_eq!(deleted["deleted"], 2, "{deleted}");
+
+    let json = |args: &[&str]| -> serde_json::Value {
+        let all: Vec<&str> = ["--json"].into_iter().chain(args.iter().copied()).collect();
+        serde_json::from_str(&stdout(&ctl(&endpoints, &all))).unwrap()
+    };
+    assert_eq!(json(&["lease", "grant", "60000", "--id", "99"])["id"], 99);
+    assert!(ctl(&endpoints, &["put", "owned", "v", "--lease", "99"]).status.success());
+    let ttl = json(&["lease", "ttl", "99", "--keys"]);
+    assert_eq!((ttl["granted_ttl_ms"].clone(), ttl["keys"].clone()), (60000.into(), serde_json::json!(["owned"])));
+    assert_eq!(json(&["lease", "list"])["ids"], serde_json::json!([99]));
+    assert_eq!(json(&["lease", "revoke", "99"])["deleted"], 1);
+    assert!(json(&["get", "owned"])["kv"].is_null());
 
     let refused = ctl(&endpoints, &["put", "", "x"]);
     assert!(!refused.status.success(), "an empty key is refused");
