@@ -5,6 +5,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::kv::{KvCommands, KvDecodeError};
 use crate::records::{AccountRecord, ResultRecord, TransferRecord};
+use crate::tasks::{TaskCommands, TaskDecodeError};
 
 /// `b"HRFT"` read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"HRFT");
@@ -32,6 +33,8 @@ pub enum Kind {
     Kv = 5,
     /// Body: `count` × [`ResultRecord`].
     Results = 6,
+    /// Body: `count` task commands in the [`crate::tasks`] layout.
+    Tasks = 7,
 }
 
 /// The 24-byte frame header.
@@ -146,6 +149,14 @@ pub enum DecodeError {
         /// What is wrong with it.
         reason: KvDecodeError,
     },
+    /// A task command that is not valid.
+    #[error("task command {index}: {reason}")]
+    Tasks {
+        /// Position of the command in the body, from 0.
+        index: u32,
+        /// What is wrong with it.
+        reason: TaskDecodeError,
+    },
 }
 
 /// Why a frame could not be encoded.
@@ -175,28 +186,37 @@ pub enum EncodeError {
         /// What is wrong with it.
         reason: KvDecodeError,
     },
+    /// A task command breaks a bound the decoder enforces.
+    #[error("task command {index}: {reason}")]
+    Tasks {
+        /// Position the command would have had in the body, from 0.
+        index: u32,
+        /// What is wrong with it.
+        reason: TaskDecodeError,
+    },
 }
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::CreateAccounts,
         Kind::CreateTransfers,
         Kind::LookupAccounts,
         Kind::LookupTransfers,
         Kind::Kv,
         Kind::Results,
+        Kind::Tasks,
     ];
 
-    /// Size of one body record for fixed-size kinds; `None` for [`Kind::Kv`],
-    /// whose commands vary in size.
+    /// Size of one body record for fixed-size kinds; `None` for [`Kind::Kv`]
+    /// and [`Kind::Tasks`], whose commands vary in size.
     pub const fn record_bytes(self) -> Option<usize> {
         match self {
             Kind::CreateAccounts => Some(size_of::<AccountRecord>()),
             Kind::CreateTransfers => Some(size_of::<TransferRecord>()),
             Kind::LookupAccounts | Kind::LookupTransfers => Some(size_of::<U128>()),
             Kind::Results => Some(size_of::<ResultRecord>()),
-            Kind::Kv => None,
+            Kind::Kv | Kind::Tasks => None,
         }
     }
 }
@@ -240,6 +260,8 @@ pub enum Body<'a> {
     Kv(KvCommands<'a>),
     /// Per-item results of a create batch.
     Results(&'a [ResultRecord]),
+    /// Task commands, validated.
+    Tasks(TaskCommands<'a>),
 }
 
 impl<'a> Frame<'a> {
@@ -289,6 +311,7 @@ impl<'a> Frame<'a> {
             Body::LookupTransfers(_) => Kind::LookupTransfers,
             Body::Kv(_) => Kind::Kv,
             Body::Results(_) => Kind::Results,
+            Body::Tasks(_) => Kind::Tasks,
         }
     }
 
@@ -346,6 +369,9 @@ fn view_body(kind: Kind, count: u32, body: &[u8]) -> Result<Body<'_>, DecodeErro
         Kind::Kv => {
             Body::Kv(KvCommands::validate(body, count).map_err(|(index, reason)| DecodeError::Kv { index, reason })?)
         }
+        Kind::Tasks => Body::Tasks(
+            TaskCommands::validate(body, count).map_err(|(index, reason)| DecodeError::Tasks { index, reason })?,
+        ),
     })
 }
 
@@ -420,7 +446,7 @@ pub fn encode_frame(kind: Kind, count: u32, body: &[u8], out: &mut Vec<u8>) {
 ///
 /// # Panics
 ///
-/// If `kind` is [`Kind::Kv`] or its records are not the size of `T`, or if
+/// If `kind` is [`Kind::Kv`] or [`Kind::Tasks`] or its records are not the size of `T`, or if
 /// there are more than `u32::MAX` records: all are caller bugs.
 pub fn encode_records<T: IntoBytes + Immutable>(kind: Kind, records: &[T], out: &mut Vec<u8>) {
     assert_eq!(kind.record_bytes(), Some(size_of::<T>()), "record type does not match {kind:?}");

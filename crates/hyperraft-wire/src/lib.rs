@@ -6,7 +6,8 @@
 //! travels as a [`Frame`]: a 24-byte header (magic, version, kind, count,
 //! body length, body checksum, header checksum) followed by the body.
 //! Key/value commands are variable-size and use a compact length-prefixed
-//! layout ([`kv`]) that is decoded into borrowed views.
+//! layout ([`kv`]) that is decoded into borrowed views; task commands for
+//! agents use a layout of the same kind ([`tasks`]).
 //!
 //! Decoding validates everything up front and returns a typed
 //! [`DecodeError`]; hostile bytes never panic. After a successful
@@ -18,6 +19,7 @@
 pub mod frame;
 pub mod kv;
 pub mod records;
+pub mod tasks;
 
 pub use frame::{
     encode_frame, encode_ids, encode_records, Body, DecodeError, EncodeError, Frame, FrameHeader, Kind, Limits,
@@ -28,3 +30,7 @@ pub use kv::{
     TxnView,
 };
 pub use records::{account_flags, transfer_flags, AccountRecord, ResultRecord, TransferRecord};
+pub use tasks::{
+    AssignTaskView, ReleaseAgentView, ReportResultView, SubmitTaskView, TaskBatchWriter, TaskCommand, TaskCommands,
+    TaskDecodeError, TaskIter, TaskOutcomeView,
+};

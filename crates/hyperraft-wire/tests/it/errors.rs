@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use hyperraft_wire::kv::{KEY_BYTES_MAX, LEASE_TTL_MS_MAX, LEASE_TTL_MS_MIN, TXN_OPS_MAX, VALUE_BYTES_MAX};
-use hyperraft_wire::{encode_frame, encode_ids, DecodeError, Frame, Kind, KvDecodeError, Limits};
+use hyperraft_wire::{encode_frame, encode_ids, DecodeError, Frame, Kind, KvDecodeError, Limits, TaskDecodeError};
 use zerocopy::byteorder::little_endian::{U16, U32};
 
 use crate::support::{patch_header, put_bytes, txn_bytes, Bytes};
@@ -23,10 +23,11 @@ fn decode_error_name(error: &DecodeError) -> &'static str {
         DecodeError::CountMismatch { .. } => "CountMismatch",
         DecodeError::TrailingBytes { .. } => "TrailingBytes",
         DecodeError::Kv { .. } => "Kv",
+        DecodeError::Tasks { .. } => "Tasks",
     }
 }
 
-const DECODE_ERROR_NAMES: [&str; 11] = [
+const DECODE_ERROR_NAMES: [&str; 12] = [
     "Truncated",
     "BadMagic",
     "UnsupportedVersion",
@@ -38,6 +39,7 @@ const DECODE_ERROR_NAMES: [&str; 11] = [
     "CountMismatch",
     "TrailingBytes",
     "Kv",
+    "Tasks",
 ];
 
 fn kv_error_name(error: &KvDecodeError) -> &'static str {
@@ -97,6 +99,8 @@ fn decode_cases() -> Vec<DecodeCase> {
     let tight = |frame_bytes_max, count_max| Limits { frame_bytes_max, count_max };
     let mut kv_frame = Vec::new();
     encode_frame(Kind::Kv, 1, &[9], &mut kv_frame);
+    let mut tasks_frame = Vec::new();
+    encode_frame(Kind::Tasks, 1, &[9, 0], &mut tasks_frame);
     vec![
         ("header cut short", valid_frame()[..23].to_vec(), limits, Truncated { needed: 24, available: 23 }),
         ("no bytes", Vec::new(), limits, Truncated { needed: 24, available: 0 }),
@@ -105,7 +109,7 @@ fn decode_cases() -> Vec<DecodeCase> {
         ("checksum field", edited(|f| f[20] ^= 0x10), limits, HeaderChecksumMismatch),
         ("body length field", edited(|f| f[12] ^= 0x01), limits, HeaderChecksumMismatch),
         ("kind 0", edited(|f| patch_header(f, |h| h.kind = U16::new(0))), limits, UnknownKind { found: 0 }),
-        ("kind 7", edited(|f| patch_header(f, |h| h.kind = U16::new(7))), limits, UnknownKind { found: 7 }),
+        ("kind 8", edited(|f| patch_header(f, |h| h.kind = U16::new(8))), limits, UnknownKind { found: 8 }),
         ("frame limit", valid_frame(), tight(55, 2), Oversize { bytes: 56, max: 55 }),
         ("count limit", valid_frame(), tight(56, 1), CountTooLarge { count: 2, max: 1 }),
         ("body cut short", valid_frame()[..55].to_vec(), limits, Truncated { needed: 56, available: 55 }),
@@ -114,6 +118,7 @@ fn decode_cases() -> Vec<DecodeCase> {
             CountMismatch { count: 3, body_len: 32, record_bytes: 16 }),
         ("spare bytes", edited(|f| f.extend_from_slice(&[0; 5])), limits, TrailingBytes { extra: 5 }),
         ("bad command", kv_frame, limits, Kv { index: 0, reason: KvDecodeError::UnknownTag(9) }),
+        ("bad task", tasks_frame, limits, Tasks { index: 0, reason: TaskDecodeError::UnknownTag(9) }),
     ]
 }
 

@@ -3,7 +3,7 @@
 //! always caught.
 
 use hyperraft_wire::frame::HEADER_BYTES;
-use hyperraft_wire::{encode_frame, Body, DecodeError, Frame, Kind, KvBatchWriter, KvCommand, Limits};
+use hyperraft_wire::{encode_frame, Body, DecodeError, Frame, Kind, KvBatchWriter, KvCommand, Limits, TaskBatchWriter};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -30,6 +30,15 @@ fn read_all(frame: &Frame<'_>, bytes: &[u8]) {
                     assert_eq!(txn.success().count(), txn.success_count());
                     assert_eq!(txn.failure().count(), txn.failure_count());
                 }
+                writer.push(&command).expect("an accepted command re-encodes");
+            }
+            writer.finish();
+            assert_eq!(again, bytes);
+        }
+        Body::Tasks(commands) => {
+            let mut again = Vec::new();
+            let mut writer = TaskBatchWriter::new(&mut again);
+            for command in commands.iter() {
                 writer.push(&command).expect("an accepted command re-encodes");
             }
             writer.finish();
@@ -65,7 +74,10 @@ proptest! {
         match Frame::decode(&frame, &Limits::default()) {
             Ok(decoded) => read_all(&decoded, &frame),
             Err(error) => {
-                let structural = matches!(error, DecodeError::CountMismatch { .. } | DecodeError::Kv { .. });
+                let structural = matches!(
+                    error,
+                    DecodeError::CountMismatch { .. } | DecodeError::Kv { .. } | DecodeError::Tasks { .. }
+                );
                 prop_assert!(structural, "unexpected error {:?}", error);
             }
         }
