@@ -9,6 +9,7 @@ pub mod kv;
 pub mod ledger;
 pub mod snapshot;
 pub mod state_machine;
+pub mod tasks;
 
 pub use snapshot::SnapshotError;
 pub use state_machine::{ApplyError, BatchOutput, StateConfig, StateError, StateMachine};

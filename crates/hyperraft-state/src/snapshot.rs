@@ -5,8 +5,10 @@
 //! ```text
 //! magic u32 "HRSS" · version u16 · reserved u16 (0)
 //! timestamp_last u64 · accounts u64 · transfers u64 · kv_bytes u64
+//! tasks_bytes u64
 //! accounts × AccountRecord (80 B) · transfers × TransferRecord (96 B)
 //! kv_bytes of the key/value store's own snapshot
+//! tasks_bytes of the task store's own snapshot
 //! crc32c u32 of every byte before it
 //! ```
 //!
@@ -24,10 +26,12 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::kv::KvStore;
 use crate::ledger::{Account, Ledger, Transfer};
 use crate::state_machine::{StateConfig, StateError, StateMachine};
+use crate::tasks::TaskStore;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"HRSS");
-const VERSION: u16 = 1;
-const HEADER_BYTES: usize = 40;
+/// Version 2 added the task store.
+const VERSION: u16 = 2;
+const HEADER_BYTES: usize = 48;
 
 /// Why bytes were not accepted as a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -77,13 +81,19 @@ impl StateMachine {
         let (ledger, kv) = (self.ledger(), self.kv());
         let mut kv_bytes = Vec::new();
         kv.encode_snapshot(&mut kv_bytes);
+        let mut tasks_bytes = Vec::new();
+        self.tasks().encode_snapshot(&mut tasks_bytes);
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(&MAGIC.to_le_bytes());
         header.extend_from_slice(&VERSION.to_le_bytes());
         header.extend_from_slice(&0u16.to_le_bytes());
-        for field in
-            [self.timestamp_last(), ledger.accounts_len() as u64, ledger.transfers_len(), kv_bytes.len() as u64]
-        {
+        for field in [
+            self.timestamp_last(),
+            ledger.accounts_len() as u64,
+            ledger.transfers_len(),
+            kv_bytes.len() as u64,
+            tasks_bytes.len() as u64,
+        ] {
             header.extend_from_slice(&field.to_le_bytes());
         }
         assert_eq!(header.len(), HEADER_BYTES);
@@ -95,6 +105,7 @@ impl StateMachine {
             out.write_all(transfer.to_record().as_bytes())?;
         }
         out.write_all(&kv_bytes)?;
+        out.write_all(&tasks_bytes)?;
         let crc = out.crc;
         out.inner.write_all(&crc.to_le_bytes())?;
         out.flush()
@@ -123,6 +134,7 @@ impl StateMachine {
             return Err(SnapshotError::UnsupportedVersion { found: version });
         }
         let (timestamp_last, accounts_len, transfers_len, kv_len) = (word(8), word(16), word(24), word(32));
+        let tasks_len = word(40);
         bound("accounts", accounts_len, u64::from(config.ledger.accounts_max))?;
         bound("transfers", transfers_len, config.ledger.transfers_max)?;
         let accounts = read_records::<AccountRecord, _>(&mut input, accounts_len, Account::from_record)?;
@@ -130,6 +142,11 @@ impl StateMachine {
         let mut kv_bytes = Vec::new();
         (&mut input).take(kv_len).read_to_end(&mut kv_bytes)?;
         if kv_bytes.len() as u64 != kv_len {
+            return Err(SnapshotError::Truncated);
+        }
+        let mut tasks_bytes = Vec::new();
+        (&mut input).take(tasks_len).read_to_end(&mut tasks_bytes)?;
+        if tasks_bytes.len() as u64 != tasks_len {
             return Err(SnapshotError::Truncated);
         }
         let crc_expected = input.crc;
@@ -140,8 +157,9 @@ impl StateMachine {
         }
         let kv = KvStore::decode_snapshot(&kv_bytes, config.kv)
             .map_err(|error| SnapshotError::Invalid(error.to_string()))?;
+        let tasks = TaskStore::decode_snapshot(&tasks_bytes, config.tasks).map_err(SnapshotError::Invalid)?;
         let ledger = Ledger::restore(config.ledger, accounts, transfers).map_err(SnapshotError::Invalid)?;
-        Ok(StateMachine::from_parts(config, ledger, kv, timestamp_last)?)
+        Ok(StateMachine::from_parts(config, ledger, kv, tasks, timestamp_last)?)
     }
 }
 

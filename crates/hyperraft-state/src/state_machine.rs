@@ -4,18 +4,21 @@
 //! batch. Given the same sequence of `(frame, timestamp)` it produces the
 //! same results and the same state everywhere: timestamps come from the
 //! batch (proposed by the leader, made strictly increasing here), and the
-//! parallel paths are proven equal to the sequential ones.
+//! parallel paths are proven equal to the sequential ones. Task frames
+//! (`Kind::Tasks`) are applied sequentially by the [`TaskStore`].
 
 use hyperraft_wire::{AccountRecord, Body, Frame, KvCommand, TransferRecord};
 
 use crate::kv::{KvConfig, KvResponse, KvStore};
 use crate::ledger::{CreateAccountResult, CreateTransferResult, Ledger, LedgerConfig, TRANSFERS_MAX_LIMIT};
+use crate::tasks::{TaskConfig, TaskResponse, TaskStore};
 
 /// Everything that shapes a state machine.
 #[derive(Clone, Debug)]
 pub struct StateConfig {
     pub ledger: LedgerConfig,
     pub kv: KvConfig,
+    pub tasks: TaskConfig,
     /// Threads that apply one batch; 1 applies everything sequentially.
     pub apply_threads: std::num::NonZeroUsize,
 }
@@ -26,6 +29,7 @@ impl Default for StateConfig {
         StateConfig {
             ledger: LedgerConfig::default(),
             kv: KvConfig::default(),
+            tasks: TaskConfig::default(),
             apply_threads: std::num::NonZeroUsize::new(cores.min(4)).expect("at least one"),
         }
     }
@@ -73,12 +77,15 @@ pub struct BatchOutput {
     /// Found transfers of a lookup, in request order; missing ids are skipped.
     pub transfers: Vec<TransferRecord>,
     pub kv: Vec<KvResponse>,
+    /// One response per task command.
+    pub tasks: Vec<TaskResponse>,
 }
 
 pub struct StateMachine {
     config: StateConfig,
     ledger: Ledger,
     kv: KvStore,
+    tasks: TaskStore,
     pool: Option<rayon::ThreadPool>,
     /// Timestamp of the last item applied; the next batch starts above it.
     timestamp_last: u64,
@@ -89,17 +96,19 @@ impl StateMachine {
         config.validate()?;
         let ledger = Ledger::new(config.ledger);
         let kv = KvStore::new(config.kv);
-        StateMachine::from_parts(config, ledger, kv, 0)
+        let tasks = TaskStore::new(config.tasks);
+        StateMachine::from_parts(config, ledger, kv, tasks, 0)
     }
 
     pub(crate) fn from_parts(
         config: StateConfig,
         ledger: Ledger,
         kv: KvStore,
+        tasks: TaskStore,
         timestamp_last: u64,
     ) -> Result<StateMachine, StateError> {
         let pool = build_pool(config.apply_threads)?;
-        Ok(StateMachine { config, ledger, kv, pool, timestamp_last })
+        Ok(StateMachine { config, ledger, kv, tasks, pool, timestamp_last })
     }
 
     pub fn config(&self) -> &StateConfig {
@@ -112,6 +121,12 @@ impl StateMachine {
 
     pub fn kv(&self) -> &KvStore {
         &self.kv
+    }
+
+    /// The task store, for reads that need no log entry (`task`,
+    /// `pending`, `tasks_of_agent`).
+    pub fn tasks(&self) -> &TaskStore {
+        &self.tasks
     }
 
     pub fn timestamp_last(&self) -> u64 {
@@ -140,6 +155,13 @@ impl StateMachine {
                 // going back when the leader's does.
                 output.kv.clear();
                 self.kv.apply_batch(commands, start, pool, &mut output.kv);
+                self.advance(start, 1);
+            }
+            Body::Tasks(commands) => {
+                // Like key/value batches, the whole batch shares one
+                // timestamp: the clock of assignments and deadlines.
+                output.tasks.clear();
+                self.tasks.apply_batch(&commands, start, &mut output.tasks);
                 self.advance(start, 1);
             }
             Body::Results(_) => return Err(ApplyError::NotACommand(frame.kind())),
