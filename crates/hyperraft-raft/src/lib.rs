@@ -10,5 +10,7 @@ mod response;
 pub mod state_machine;
 mod types;
 
-pub use response::{BatchResponse, KvErrorCode, KvPair, KvResult};
+pub use response::{
+    BatchResponse, KvErrorCode, KvPair, KvResult, TaskDecision, TaskErrorCode, TaskFailReason, TaskResult,
+};
 pub use types::{Batch, NodeId, TypeConfig};

@@ -2,12 +2,16 @@
 //!
 //! Responses never travel between replicas (each replica computes its own),
 //! but openraft requires them to be serializable, so the key/value results
-//! are mirrored here as plain serde types at this edge.
+//! and task results are mirrored here as plain serde types at this edge.
 
 use hyperraft_state::kv::{KeyValue, KvError, KvResponse};
 use hyperraft_state::BatchOutput;
 use serde::{Deserialize, Serialize};
 use zerocopy::IntoBytes;
+
+mod task_result;
+
+pub use task_result::{TaskDecision, TaskErrorCode, TaskFailReason, TaskResult};
 
 /// What applying one [`crate::Batch`] returned on the node that proposed it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +27,8 @@ pub enum BatchResponse {
     Records(Vec<u8>),
     /// One result per key/value command.
     Kv(Vec<KvResult>),
+    /// One result per task command.
+    Tasks(Vec<TaskResult>),
     /// The frame was not applied on any replica; nothing changed.
     Rejected(String),
 }
@@ -186,6 +192,7 @@ impl BatchResponse {
             Kind::LookupAccounts => Self::Records(output.accounts.as_bytes().to_vec()),
             Kind::LookupTransfers => Self::Records(output.transfers.as_bytes().to_vec()),
             Kind::Kv => Self::Kv(output.kv.iter().map(KvResult::from).collect()),
+            Kind::Tasks => Self::Tasks(output.tasks.iter().map(TaskResult::from).collect()),
             Kind::Results => Self::Rejected("a results frame is not a command".to_string()),
         }
     }

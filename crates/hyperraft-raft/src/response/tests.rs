@@ -42,3 +42,38 @@ fn lease_responses_convert_field_for_field() {
         assert_eq!(KvResult::from(&response), result);
     }
 }
+
+/// Proves a task batch's responses convert field for field, decisions and error codes included, and survive serde.
+#[test]
+fn task_responses_convert_and_round_trip() {
+    use hyperraft_state::tasks::{Decision, FailReason, TaskError, TaskResponse};
+
+    use super::{BatchResponse, TaskDecision, TaskErrorCode, TaskFailReason, TaskResult};
+
+    let failed = Decision::Failed { reason: FailReason::NoAgreement, outputs: vec![b"a".to_vec()] };
+    let cases = [
+        (TaskResponse::Submitted { task_id: 1 }, TaskResult::Submitted { task_id: 1 }),
+        (
+            TaskResponse::Reported { task_id: 2, decision: Some(failed) },
+            TaskResult::Reported {
+                task_id: 2,
+                decision: Some(TaskDecision::Failed {
+                    reason: TaskFailReason::NoAgreement,
+                    outputs: vec![serde_bytes::ByteBuf::from(b"a".to_vec())],
+                }),
+            },
+        ),
+        (
+            TaskResponse::Error(TaskError::CopiesFull { task_id: 3 }),
+            TaskResult::Error { code: TaskErrorCode::CopiesFull, message: "task 3 needs no more copies".to_string() },
+        ),
+    ];
+    let mut output = hyperraft_state::BatchOutput::default();
+    for (response, result) in cases {
+        assert_eq!(TaskResult::from(&response), result);
+        output.tasks.push(response);
+    }
+    let batch = BatchResponse::from_output(hyperraft_wire::Kind::Tasks, &output);
+    let bytes = postcard::to_allocvec(&batch).expect("serializes");
+    assert_eq!(postcard::from_bytes::<BatchResponse>(&bytes).expect("deserializes"), batch);
+}
