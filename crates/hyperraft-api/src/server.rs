@@ -46,7 +46,15 @@ pub struct ApiServer {
     /// Tells open streams (watches) to end, so that shutdown does not wait on them.
     streams_stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
+    /// The leader's lease expiry task; it ends with the streams.
+    expiry: JoinHandle<()>,
+    /// Held to learn when every task that holds the node is gone.
+    api: Arc<Api>,
 }
+
+/// How long shutdown waits for stream tasks (watches, keep-alives) that
+/// were told to end to let go of the node.
+const STREAMS_END_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ApiServer {
     /// The address the server listens on (the real port when asked for port 0).
@@ -62,6 +70,13 @@ impl ApiServer {
         // The server may have ended already; then there is nobody to tell.
         let _ = self.stop.send(());
         self.task.await.map_err(|error| ApiError::Task(error.to_string()))??;
+        self.expiry.await.map_err(|error| ApiError::Task(error.to_string()))?;
+        // Stream tasks end at their next wake-up; the caller may then take
+        // the node back (`Arc::try_unwrap`), so wait until they have.
+        let deadline = tokio::time::Instant::now() + STREAMS_END_TIMEOUT;
+        while Arc::strong_count(&self.api) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         Ok(())
     }
 }
@@ -116,9 +131,9 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
     let ledger = configured!(LedgerServer::new(LedgerService { api: api.clone() }), message_bytes_max);
     let kv = configured!(KvServer::new(KvService { api: api.clone() }), message_bytes_max);
     // Ends with the other streams, at shutdown.
-    crate::lease::expire_leases(api.clone(), api.node.election_timeout_max());
+    let expiry = crate::lease::expire_leases(api.clone(), api.node.election_timeout_max());
     let lease = configured!(LeaseServer::new(LeaseService { api: api.clone() }), message_bytes_max);
-    let cluster = configured!(ClusterServer::new(ClusterService { api }), message_bytes_max);
+    let cluster = configured!(ClusterServer::new(ClusterService { api: api.clone() }), message_bytes_max);
     let (stop, stopped) = oneshot::channel::<()>();
     let router = server
         .add_service(Gated::new(ledger, admission.clone(), retry_after, node_label.clone()))
@@ -129,7 +144,7 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
         // A dropped sender stops the server too.
         let _ = stopped.await;
     }));
-    Ok(ApiServer { local_addr, stop, streams_stop, task })
+    Ok(ApiServer { local_addr, stop, streams_stop, task, expiry, api })
 }
 
 /// rustls with the configured identity; a client that has not finished its

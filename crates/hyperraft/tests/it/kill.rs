@@ -55,7 +55,12 @@ impl Processes {
             let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
             assert!(status.success());
             let exit = child.wait().expect("wait for the node");
-            assert!(exit.success(), "node {id} did not shut down cleanly on SIGTERM: {exit:?}");
+            if !exit.success() {
+                let log = std::fs::read_to_string(self.dir.join(format!("node-{id}.log"))).unwrap_or_default();
+                let tail: String =
+                    log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+                panic!("node {id} did not shut down cleanly on SIGTERM: {exit:?}; the end of its log:\n{tail}");
+            }
         }
     }
 
