@@ -10,78 +10,13 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use clap::{Args, ValueEnum};
-use hyperraft_load::{PutGenerator, Skew, TransferGenerator};
+use hyperraft_load::{PutGenerator, TransferGenerator};
 use hyperraft_state::kv::KvResponse;
 use hyperraft_state::ledger::{LedgerConfig, ParallelTuning};
 use hyperraft_state::{BatchOutput, StateConfig, StateMachine};
 use hyperraft_wire::{Frame, Limits};
 
-#[derive(Args, Debug)]
-pub struct BenchArgs {
-    /// Measure the apply engine alone, in-process: frame decode + apply, no network or disk.
-    #[arg(long, conflicts_with = "cluster")]
-    engine_only: bool,
-    /// Measure transfers through an embedded cluster: QUIC with mutual TLS, fsync'd logs, Raft.
-    #[arg(long)]
-    pub cluster: bool,
-    /// Nodes of the embedded cluster (--cluster).
-    #[arg(long, default_value_t = 3)]
-    pub nodes: u64,
-    /// Concurrent writers (--cluster).
-    #[arg(long, default_value_t = 32)]
-    pub clients: usize,
-    /// Requests per second from all writers together, open loop (--cluster); closed loop without it.
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// Apply threads per node (--cluster).
-    #[arg(long, default_value_t = 1)]
-    pub apply_threads: usize,
-    /// What each batch holds.
-    #[arg(long, value_enum, default_value_t = Workload::Transfers)]
-    pub workload: Workload,
-    /// Accounts (transfers) or keys (kv-put) the workload spreads over.
-    #[arg(long, default_value_t = 10_000)]
-    pub accounts: u64,
-    /// Access distribution: `uniform` or `zipf:S`.
-    #[arg(long, default_value = "uniform")]
-    pub skew: Skew,
-    /// Commands per batch (one batch = one future Raft entry) with
-    /// --engine-only (default 8192); transfers per request with --cluster
-    /// (default 1024).
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Apply thread counts to compare, the first being the baseline.
-    #[arg(long, value_delimiter = ',', default_value = "1,2")]
-    pub threads: Vec<NonZeroUsize>,
-    /// Seconds of applying per thread count.
-    #[arg(long, default_value_t = 5.0)]
-    pub duration: f64,
-    /// Ledger tuning for experiments (--engine-only): smallest transfer batch applied in parallel levels.
-    #[arg(long, hide = true)]
-    parallel_batch_min: Option<usize>,
-    /// Ledger tuning for experiments (--engine-only): fewest units per level for parallel levels.
-    #[arg(long, hide = true)]
-    level_width_min: Option<usize>,
-    /// Seed of the workload generator.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Print one JSON object per run instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Workload {
-    Transfers,
-    KvPut,
-}
-
-impl BenchArgs {
-    pub fn batch(&self) -> usize {
-        self.batch.unwrap_or(if self.cluster { 1024 } else { 8192 })
-    }
-}
+use crate::bench::{BenchArgs, Workload};
 
 /// The frame source of a run.
 enum Generator {
@@ -93,7 +28,9 @@ impl Generator {
     fn new(args: &BenchArgs) -> Generator {
         match args.workload {
             Workload::Transfers => Generator::Transfers(TransferGenerator::new(args.accounts, args.skew, args.seed)),
-            Workload::KvPut => Generator::Puts(PutGenerator::new(args.accounts, args.skew, 64, args.seed)),
+            Workload::KvPut | Workload::KvMixed => {
+                Generator::Puts(PutGenerator::new(args.accounts, args.skew, 64, args.seed))
+            }
         }
     }
 
@@ -125,16 +62,9 @@ impl Report {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if args.cluster {
-        ensure!(matches!(args.workload, Workload::Transfers), "--cluster runs the transfers workload");
-        return crate::cluster_bench::run(args);
+    if args.workload == Workload::KvMixed {
+        bail!("--engine-only runs the transfers and kv-put workloads");
     }
-    if !args.engine_only {
-        bail!("choose what to measure: `hyperraft bench --engine-only` or `hyperraft bench --cluster`");
-    }
-    ensure!(args.accounts >= 2, "--accounts must be at least 2");
-    ensure!((1..=65_536).contains(&args.batch()), "--batch must be in 1..=65536");
-    ensure!(args.duration > 0.0 && args.duration <= 3600.0, "--duration must be in (0, 3600] seconds");
     ensure!(!args.threads.is_empty(), "--threads needs at least one count");
     let mut reports = Vec::new();
     for &threads in &args.threads {
@@ -200,7 +130,9 @@ fn apply(state: &mut StateMachine, frame: &[u8], timestamp: &mut u64, output: &m
 fn count_failed(workload: Workload, output: &BatchOutput) -> u64 {
     match workload {
         Workload::Transfers => output.transfer_results.iter().filter(|result| !result.is_ok()).count() as u64,
-        Workload::KvPut => output.kv.iter().filter(|response| matches!(response, KvResponse::Error(_))).count() as u64,
+        Workload::KvPut | Workload::KvMixed => {
+            output.kv.iter().filter(|response| matches!(response, KvResponse::Error(_))).count() as u64
+        }
     }
 }
 
@@ -209,8 +141,8 @@ fn print_report(args: &BenchArgs, report: &Report, baseline: Option<&Report>) {
     let (p50, p99) = (report.batch_percentile(0.50), report.batch_percentile(0.99));
     if args.json {
         println!(
-            "{{\"workload\":\"{:?}\",\"skew\":\"{:?}\",\"accounts\":{},\"batch\":{},\"threads\":{},\"applied\":{},\"failed\":{},\"seconds\":{:.3},\"per_second\":{:.0},\"batch_us_p50\":{:.1},\"batch_us_p99\":{:.1},\"ratio_to_first\":{:.3}}}",
-            args.workload, args.skew, args.accounts, args.batch(), report.threads, report.applied, report.failed,
+            "{{\"mode\":\"engine\",\"workload\":\"{}\",\"skew\":\"{:?}\",\"accounts\":{},\"batch\":{},\"threads\":{},\"applied\":{},\"failed\":{},\"seconds\":{:.3},\"per_second\":{:.0},\"batch_us_p50\":{:.1},\"batch_us_p99\":{:.1},\"ratio_to_first\":{:.3}}}",
+            args.workload.name(), args.skew, args.accounts, args.batch(), report.threads, report.applied, report.failed,
             report.applying.as_secs_f64(), report.per_second(), p50, p99, ratio
         );
         return;

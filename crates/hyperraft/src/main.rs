@@ -1,5 +1,8 @@
 //! `hyperraft`: the node and command-line tool.
 
+mod bench;
+mod bench_load;
+mod bench_report;
 mod cert;
 mod cluster_bench;
 mod ctl;
@@ -21,9 +24,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measure throughput: the apply engine alone (`--engine-only`) or an
-    /// embedded cluster over QUIC with fsync'd logs (`--cluster`).
-    Bench(engine_bench::BenchArgs),
+    /// Measure throughput and latency: an embedded 3-node cluster over QUIC
+    /// with fsync'd logs (the default), an external cluster (`--target`), or
+    /// the apply engine alone (`--engine-only`).
+    Bench(bench::BenchArgs),
     /// Create the cluster CA and node certificates for mutual TLS.
     Cert(cert::CertArgs),
     /// Talk to a running cluster through its gRPC API: status, keys,
@@ -38,14 +42,20 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The benchmark's embedded nodes would otherwise interleave their
+    // start-up chatter (elections included) with its progress line.
+    let default_filter = match cli.command {
+        Command::Bench(_) => "warn,openraft=off",
+        _ => "warn,hyperraft=info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,hyperraft=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Bench(args) => engine_bench::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Cert(args) => cert::run(&args),
         Command::Ctl(args) => ctl::run(&args),
         Command::Serve(args) => serve::run(&args),

@@ -1,4 +1,5 @@
 //! Integration tests of the `hyperraft` binary: real processes on loopback.
 
+mod bench;
 mod ctl;
 mod kill;

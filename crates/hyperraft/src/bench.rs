@@ -1,0 +1,160 @@
+//! `hyperraft bench`: the system benchmark and its options.
+//!
+//! Without options it starts an embedded 3-node cluster on loopback (real
+//! QUIC between the nodes, real fsync'd logs in a temporary folder), creates
+//! the accounts, warms up, drives ledger transfers for 10 seconds and prints
+//! a report. `--target` drives an external cluster through the SDK over
+//! gRPC instead; `--engine-only` measures the apply engine alone.
+
+use std::num::NonZeroUsize;
+
+use anyhow::ensure;
+use clap::{Args, ValueEnum};
+use hyperraft_load::Skew;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Measure the apply engine alone, in-process: frame decode + apply, no network or disk.
+    #[arg(long, conflicts_with = "target")]
+    pub engine_only: bool,
+    /// The embedded cluster run, which is also the default (kept for older scripts).
+    #[arg(long, hide = true, conflicts_with = "engine_only")]
+    pub cluster: bool,
+    /// Nodes of the embedded cluster: 1, 3 or 5.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// What each request holds: ledger transfers, key/value puts, or half gets and half puts.
+    #[arg(long, value_enum, default_value_t = Workload::Transfers)]
+    pub workload: Workload,
+    /// Accounts (transfers) or keys (kv-put, kv-mixed) the workload spreads over.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: u64,
+    /// Access distribution: `uniform` or `zipf:S`.
+    #[arg(long, default_value = "uniform")]
+    pub skew: Skew,
+    /// Concurrent writers, each with one request in flight.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Items per request (default 1024; 128 for key/value through the SDK,
+    /// whose transactions hold at most 128 operations); with --engine-only,
+    /// commands per applied batch (default 8192).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Offered load in items per second from all writers together, on a
+    /// fixed schedule (open loop); latency counts from each request's
+    /// scheduled send time, so queueing shows. Without it every writer sends
+    /// as soon as its last request is answered (closed loop: the maximum).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds measured (per thread count with --engine-only).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// gRPC addresses of an external cluster (`host:port,…`), driven
+    /// through the SDK; accounts are created there if missing.
+    #[arg(long, value_delimiter = ',')]
+    pub target: Vec<String>,
+    /// `off` skips the log's fdatasync on the embedded nodes. UNSAFE:
+    /// acknowledged writes can be lost at a crash. For comparison only.
+    #[arg(long, value_enum, default_value_t = Fsync::On)]
+    pub fsync: Fsync,
+    /// Apply threads per node of the embedded cluster.
+    #[arg(long, default_value_t = 1)]
+    pub apply_threads: usize,
+    /// Apply thread counts to compare with --engine-only, the first being the baseline.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<NonZeroUsize>,
+    /// Ledger tuning for experiments (--engine-only): smallest transfer batch applied in parallel levels.
+    #[arg(long, hide = true)]
+    pub parallel_batch_min: Option<usize>,
+    /// Ledger tuning for experiments (--engine-only): fewest units per level for parallel levels.
+    #[arg(long, hide = true)]
+    pub level_width_min: Option<usize>,
+    /// Seed of the workload generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Print one JSON object (per run) on stdout instead of a report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    Transfers,
+    KvPut,
+    KvMixed,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Transfers => "transfers",
+            Workload::KvPut => "kv-put",
+            Workload::KvMixed => "kv-mixed",
+        }
+    }
+
+    /// What one item of this workload is called in the report.
+    pub fn items(self) -> &'static str {
+        match self {
+            Workload::Transfers => "transfers",
+            Workload::KvPut => "puts",
+            Workload::KvMixed => "operations",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Fsync {
+    On,
+    Off,
+}
+
+impl BenchArgs {
+    pub fn batch(&self) -> usize {
+        let sdk_kv = !self.target.is_empty() && self.workload != Workload::Transfers;
+        match self.batch {
+            Some(batch) => batch,
+            None if self.engine_only => 8192,
+            None if sdk_kv => hyperraft_client::TXN_ITEMS_MAX,
+            None => 1024,
+        }
+    }
+
+    /// Refuses options that make no sense, before anything starts.
+    fn validate(&self) -> anyhow::Result<()> {
+        ensure!(self.accounts >= 2, "--accounts must be at least 2");
+        ensure!(self.duration > 0.0 && self.duration <= 3600.0, "--duration must be in (0, 3600] seconds");
+        ensure!((0.0..=600.0).contains(&self.warmup), "--warmup must be in [0, 600] seconds");
+        if self.engine_only {
+            ensure!((1..=65_536).contains(&self.batch()), "--batch must be in 1..=65536");
+            return Ok(());
+        }
+        ensure!(matches!(self.nodes, 1 | 3 | 5), "--nodes must be 1, 3 or 5");
+        ensure!((1..=4096).contains(&self.clients), "--clients must be in 1..=4096");
+        ensure!((1..=8192).contains(&self.batch()), "--batch must be in 1..=8192");
+        if !self.target.is_empty() && self.workload != Workload::Transfers {
+            let max = hyperraft_client::TXN_ITEMS_MAX;
+            ensure!(
+                self.batch() <= max,
+                "--batch must be at most {max} for key/value through the SDK (one transaction)"
+            );
+        }
+        ensure!(self.target.is_empty() || self.fsync == Fsync::On, "--fsync off applies to the embedded cluster only");
+        if let Some(rate) = self.rate {
+            ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number of items per second");
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    args.validate()?;
+    if args.engine_only {
+        crate::engine_bench::run(args)
+    } else {
+        crate::cluster_bench::run(args)
+    }
+}

@@ -1,0 +1,41 @@
+//! `hyperraft bench`: a short run of the built binary against its embedded cluster.
+
+use std::process::{Command, Stdio};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_hyperraft");
+
+fn bench_json(extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["bench", "--duration", "2", "--warmup", "0.5", "--clients", "4", "--json"];
+    args.extend_from_slice(extra);
+    let output = Command::new(BINARY).args(&args).stdin(Stdio::null()).output().expect("run hyperraft bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "hyperraft bench {args:?} failed: {stderr}");
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|error| panic!("not one JSON object ({error}): {stdout}"))
+}
+
+/// Proves the default benchmark (3 embedded nodes, transfers) commits
+/// transfers without errors and prints the documented JSON fields.
+#[test]
+fn default_bench_commits_transfers_without_errors() {
+    let report = bench_json(&[]);
+    assert!(report["committed"].as_u64().expect("committed") > 0, "{report}");
+    assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+    assert_eq!(report["nodes"].as_u64(), Some(3));
+    assert_eq!(report["workload"].as_str(), Some("transfers"));
+    assert!(report["tps"].as_f64().is_some(), "{report}");
+    assert!(report["duration_s"].as_f64().expect("duration_s") >= 2.0, "{report}");
+    for quantile in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(report["latency_ms"][quantile].as_f64().is_some(), "latency_ms.{quantile} missing: {report}");
+    }
+}
+
+/// Proves the mixed key/value workload on one node with `--fsync off`
+/// commits its gets and puts and says the log did not sync.
+#[test]
+fn kv_mixed_without_fsync_commits() {
+    let report = bench_json(&["--nodes", "1", "--workload", "kv-mixed", "--fsync", "off", "--batch", "64"]);
+    assert!(report["committed"].as_u64().expect("committed") > 0, "{report}");
+    assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+    assert_eq!(report["fsync"].as_bool(), Some(false));
+}
