@@ -23,6 +23,11 @@ const TICK: Duration = Duration::from_millis(10);
 /// followers refuse to vote.
 const TIMEOUT_MS_MIN: u64 = 400;
 const TIMEOUT_MS_SPREAD: u64 = 400;
+/// Added to the timeout of a node that a longer log refused, as openraft
+/// adds its `smaller_log_timeout` (twice the longest election timeout):
+/// without it a lagging node with the highest id can win every race to
+/// campaign, and its same-term candidacy keeps deposing the real leader.
+const SMALLER_LOG_TIMEOUT: Duration = Duration::from_millis(2 * (TIMEOUT_MS_MIN + TIMEOUT_MS_SPREAD));
 
 /// Runs the election timers until the task is aborted.
 pub async fn drive(registry: Arc<Registry>, network: Arc<Network>, trace: Arc<Trace>, mut rng: Rng) {
@@ -41,11 +46,15 @@ pub async fn drive(registry: Arc<Registry>, network: Arc<Network>, trace: Arc<Tr
                 network.mark_heard(id);
                 continue;
             }
-            let timeout = *timeouts.entry(id).or_insert_with(|| draw(&mut rng));
+            let mut timeout = *timeouts.entry(id).or_insert_with(|| draw(&mut rng));
+            if network.saw_greater_log(id) {
+                timeout += SMALLER_LOG_TIMEOUT;
+            }
             if now - network.last_heard(id, start) < timeout {
                 continue;
             }
             trace.event(format_args!("elect n{id} ({state:?})"));
+            network.take_saw_greater_log(id);
             network.mark_heard(id);
             timeouts.insert(id, draw(&mut rng));
             let _ = handle.raft.trigger().elect().await;

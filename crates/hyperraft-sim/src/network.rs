@@ -7,7 +7,7 @@
 //! is up at that moment → reply hop. A partition is checked when a message
 //! is sent and again when it arrives, so one that starts mid-flight loses it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,6 +84,8 @@ struct NetworkState {
     cuts: BTreeMap<u64, Cut>,
     /// When each node last heard from a leader (or granted a vote).
     heard: BTreeMap<NodeId, Instant>,
+    /// Candidates refused by a node with a longer log since they last campaigned.
+    saw_greater_log: BTreeSet<NodeId>,
     sabotage: bool,
     counters: NetworkCounters,
 }
@@ -111,6 +113,7 @@ impl Network {
             message_faults: false,
             cuts: BTreeMap::new(),
             heard: BTreeMap::new(),
+            saw_greater_log: BTreeSet::new(),
             sabotage: false,
             counters: NetworkCounters::default(),
         };
@@ -152,6 +155,17 @@ impl Network {
 
     pub fn mark_heard(&self, node: NodeId) {
         self.lock().heard.insert(node, Instant::now());
+    }
+
+    /// Whether `node` was refused a vote by a node with a longer log since
+    /// it last campaigned; clears the mark (openraft's `seen_greater_log`,
+    /// which delays the next election so a lagging node stops disrupting).
+    pub fn take_saw_greater_log(&self, node: NodeId) -> bool {
+        self.lock().saw_greater_log.remove(&node)
+    }
+
+    pub fn saw_greater_log(&self, node: NodeId) -> bool {
+        self.lock().saw_greater_log.contains(&node)
     }
 
     fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
@@ -202,6 +216,10 @@ impl Network {
         let Some(target) = self.registry.get(to) else {
             return self.fail(from, to, &what, Failure::Unreachable("down"), Duration::ZERO).await;
         };
+        let candidate_last_log = match &request {
+            Request::Vote(vote) => Some(vote.last_log_id),
+            _ => None,
+        };
         let reply = if self.fake_ack(&request) {
             self.trace.event(format_args!("fake-ack {from}->{to} {what}"));
             Reply::Append(Ok(AppendEntriesResponse::Success))
@@ -221,6 +239,11 @@ impl Network {
         }
         tokio::time::sleep(back.delay).await;
         self.trace.event(format_args!("reply {to}->{from} {what} {}", describe_reply(&reply)));
+        if let (Some(candidate_last_log), Reply::Vote(Ok(response))) = (candidate_last_log, &reply) {
+            if !response.vote_granted && response.last_log_id > candidate_last_log {
+                self.lock().saw_greater_log.insert(from);
+            }
+        }
         Ok(reply)
     }
 
