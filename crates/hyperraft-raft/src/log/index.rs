@@ -249,10 +249,13 @@ impl LogIndex {
         let keep = (index - self.first_index) as usize;
         let first_removed = self.slots[keep];
         let removed = self.slots.len() - keep;
+        // The cache is a suffix of the log: the removed cached entries are
+        // the last `cached_removed` slots, each with its own size.
         let cached_removed = removed.min(self.cache.len());
-        for _ in 0..cached_removed {
-            self.pop_cache_back();
-        }
+        let cached_bytes: u64 =
+            self.slots.range(self.slots.len() - cached_removed..).map(|slot| u64::from(slot.len)).sum();
+        self.cache_bytes -= cached_bytes;
+        self.cache.truncate(self.cache.len() - cached_removed);
         self.slots.truncate(keep);
         self.durable_index = match (self.durable_index, index.checked_sub(1)) {
             (Some(durable), Some(kept)) => Some(durable.min(kept)),
@@ -346,13 +349,6 @@ impl LogIndex {
         let position = self.slots.len() - self.cache.len();
         self.cache_bytes -= u64::from(self.slots[position].len);
         self.cache.pop_front();
-    }
-
-    fn pop_cache_back(&mut self) {
-        // The cache is a suffix of the log, so its newest entry is the last slot's.
-        let position = self.slots.len() - 1;
-        self.cache_bytes -= u64::from(self.slots[position].len);
-        self.cache.pop_back();
     }
 
     /// Plans a read of the present entries in `[start, end)`: from the cache

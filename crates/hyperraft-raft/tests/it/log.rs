@@ -19,7 +19,11 @@ fn log_id(term: u64, index: u64) -> LogId<u64> {
 }
 
 fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
-    let frame = (0..100).map(|byte: u64| (byte ^ index ^ term) as u8).collect();
+    entry_of_len(term, index, 100)
+}
+
+fn entry_of_len(term: u64, index: u64, len: u64) -> Entry<TypeConfig> {
+    let frame = (0..len).map(|byte: u64| (byte ^ index ^ term) as u8).collect();
     Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(Batch { timestamp_ns: index, frame }) }
 }
 
@@ -380,7 +384,9 @@ async fn run_step(store: &mut Option<LogStore>, dir: &Path, model: &mut Model, s
         Step::Append { count } => {
             model.term += 1;
             let first = model.next_index();
-            append(log, model.term, first..first + count).await;
+            // Unequal sizes, so the cache's byte count must follow each entry.
+            let entries = (first..first + count).map(|index| entry_of_len(model.term, index, 40 + index * 37 % 90));
+            log.submit_append(entries).await.unwrap().flushed().await.unwrap();
             model.entries.extend((first..first + count).map(|index| (index, model.term)));
         }
         Step::Truncate { back } => {
