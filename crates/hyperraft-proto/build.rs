@@ -1,15 +1,18 @@
-//! Generates the gRPC service and message code from `proto/hyperraft.proto`
+//! Generates the gRPC service and message code from `proto/*.proto`
 //! with the protoc that `protoc-bin-vendored` ships, so a build needs no
 //! protoc installed and nothing beyond crates.io.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let proto = proto_dir.join("hyperraft.proto");
+    let protos = ["hyperraft.proto", "agent.proto", "bus.proto"].map(|name| proto_dir.join(name));
+    for proto in &protos {
+        println!("cargo:rerun-if-changed={}", proto.display());
+    }
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     // `bytes::Bytes` for every bytes field: a packed frame is then a view
     // of the received buffer, not a copy.
     config.bytes(["."]);
-    tonic_prost_build::configure().compile_with_config(config, &[proto], &[proto_dir])?;
+    tonic_prost_build::configure().compile_with_config(config, &protos, &[proto_dir])?;
     Ok(())
 }
