@@ -11,6 +11,7 @@ pub mod state_machine;
 mod types;
 
 pub use response::{
-    BatchResponse, KvErrorCode, KvPair, KvResult, TaskDecision, TaskErrorCode, TaskFailReason, TaskResult,
+    BatchResponse, DecisionErrorCode, DecisionOutcome, DecisionResult, KvErrorCode, KvPair, KvResult, TaskDecision,
+    TaskErrorCode, TaskFailReason, TaskResult,
 };
 pub use types::{Batch, NodeId, TypeConfig};

@@ -2,15 +2,18 @@
 //!
 //! Responses never travel between replicas (each replica computes its own),
 //! but openraft requires them to be serializable, so the key/value results
-//! and task results are mirrored here as plain serde types at this edge.
+//! task and decision results are mirrored here as plain serde types at
+//! this edge.
 
 use hyperraft_state::kv::{KeyValue, KvError, KvResponse};
 use hyperraft_state::BatchOutput;
 use serde::{Deserialize, Serialize};
 use zerocopy::IntoBytes;
 
+mod decision_result;
 mod task_result;
 
+pub use decision_result::{DecisionErrorCode, DecisionOutcome, DecisionResult};
 pub use task_result::{TaskDecision, TaskErrorCode, TaskFailReason, TaskResult};
 
 /// What applying one [`crate::Batch`] returned on the node that proposed it.
@@ -29,6 +32,8 @@ pub enum BatchResponse {
     Kv(Vec<KvResult>),
     /// One result per task command.
     Tasks(Vec<TaskResult>),
+    /// One result per decision command.
+    Decisions(Vec<DecisionResult>),
     /// The frame was not applied on any replica; nothing changed.
     Rejected(String),
 }
@@ -193,6 +198,7 @@ impl BatchResponse {
             Kind::LookupTransfers => Self::Records(output.transfers.as_bytes().to_vec()),
             Kind::Kv => Self::Kv(output.kv.iter().map(KvResult::from).collect()),
             Kind::Tasks => Self::Tasks(output.tasks.iter().map(TaskResult::from).collect()),
+            Kind::Decisions => Self::Decisions(output.decisions.iter().map(DecisionResult::from).collect()),
             Kind::Results => Self::Rejected("a results frame is not a command".to_string()),
         }
     }

@@ -5,10 +5,11 @@
 //! ```text
 //! magic u32 "HRSS" · version u16 · reserved u16 (0)
 //! timestamp_last u64 · accounts u64 · transfers u64 · kv_bytes u64
-//! tasks_bytes u64
+//! tasks_bytes u64 · decisions_bytes u64
 //! accounts × AccountRecord (80 B) · transfers × TransferRecord (96 B)
 //! kv_bytes of the key/value store's own snapshot
 //! tasks_bytes of the task store's own snapshot
+//! decisions_bytes of the decision store's own snapshot
 //! crc32c u32 of every byte before it
 //! ```
 //!
@@ -23,15 +24,16 @@ use std::io::{Read, Write};
 use hyperraft_wire::{AccountRecord, TransferRecord};
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::decisions::DecisionStore;
 use crate::kv::KvStore;
 use crate::ledger::{Account, Ledger, Transfer};
-use crate::state_machine::{StateConfig, StateError, StateMachine};
+use crate::state_machine::{StateConfig, StateError, StateMachine, Stores};
 use crate::tasks::TaskStore;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"HRSS");
-/// Version 2 added the task store.
-const VERSION: u16 = 2;
-const HEADER_BYTES: usize = 48;
+/// Version 2 added the task store, version 3 the decision store.
+const VERSION: u16 = 3;
+const HEADER_BYTES: usize = 56;
 
 /// Why bytes were not accepted as a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,8 @@ impl StateMachine {
         kv.encode_snapshot(&mut kv_bytes);
         let mut tasks_bytes = Vec::new();
         self.tasks().encode_snapshot(&mut tasks_bytes);
+        let mut decisions_bytes = Vec::new();
+        self.decisions().encode_snapshot(&mut decisions_bytes);
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(&MAGIC.to_le_bytes());
         header.extend_from_slice(&VERSION.to_le_bytes());
@@ -93,6 +97,7 @@ impl StateMachine {
             ledger.transfers_len(),
             kv_bytes.len() as u64,
             tasks_bytes.len() as u64,
+            decisions_bytes.len() as u64,
         ] {
             header.extend_from_slice(&field.to_le_bytes());
         }
@@ -106,6 +111,7 @@ impl StateMachine {
         }
         out.write_all(&kv_bytes)?;
         out.write_all(&tasks_bytes)?;
+        out.write_all(&decisions_bytes)?;
         let crc = out.crc;
         out.inner.write_all(&crc.to_le_bytes())?;
         out.flush()
@@ -134,21 +140,14 @@ impl StateMachine {
             return Err(SnapshotError::UnsupportedVersion { found: version });
         }
         let (timestamp_last, accounts_len, transfers_len, kv_len) = (word(8), word(16), word(24), word(32));
-        let tasks_len = word(40);
+        let (tasks_len, decisions_len) = (word(40), word(48));
         bound("accounts", accounts_len, u64::from(config.ledger.accounts_max))?;
         bound("transfers", transfers_len, config.ledger.transfers_max)?;
         let accounts = read_records::<AccountRecord, _>(&mut input, accounts_len, Account::from_record)?;
         let transfers = read_records::<TransferRecord, _>(&mut input, transfers_len, Transfer::from_record)?;
-        let mut kv_bytes = Vec::new();
-        (&mut input).take(kv_len).read_to_end(&mut kv_bytes)?;
-        if kv_bytes.len() as u64 != kv_len {
-            return Err(SnapshotError::Truncated);
-        }
-        let mut tasks_bytes = Vec::new();
-        (&mut input).take(tasks_len).read_to_end(&mut tasks_bytes)?;
-        if tasks_bytes.len() as u64 != tasks_len {
-            return Err(SnapshotError::Truncated);
-        }
+        let kv_bytes = read_section(&mut input, kv_len)?;
+        let tasks_bytes = read_section(&mut input, tasks_len)?;
+        let decisions_bytes = read_section(&mut input, decisions_len)?;
         let crc_expected = input.crc;
         let mut crc = [0u8; 4];
         input.inner.read_exact(&mut crc).map_err(|_| SnapshotError::Truncated)?;
@@ -158,9 +157,21 @@ impl StateMachine {
         let kv = KvStore::decode_snapshot(&kv_bytes, config.kv)
             .map_err(|error| SnapshotError::Invalid(error.to_string()))?;
         let tasks = TaskStore::decode_snapshot(&tasks_bytes, config.tasks).map_err(SnapshotError::Invalid)?;
+        let decisions =
+            DecisionStore::decode_snapshot(&decisions_bytes, config.decisions).map_err(SnapshotError::Invalid)?;
         let ledger = Ledger::restore(config.ledger, accounts, transfers).map_err(SnapshotError::Invalid)?;
-        Ok(StateMachine::from_parts(config, ledger, kv, tasks, timestamp_last)?)
+        Ok(StateMachine::from_parts(config, Stores { ledger, kv, tasks, decisions }, timestamp_last)?)
     }
+}
+
+/// Reads one store's section of `len` bytes; memory grows only as bytes arrive.
+fn read_section(input: &mut impl Read, len: u64) -> Result<Vec<u8>, SnapshotError> {
+    let mut bytes = Vec::new();
+    input.take(len).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != len {
+        return Err(SnapshotError::Truncated);
+    }
+    Ok(bytes)
 }
 
 fn bound(what: &'static str, count: u64, max: u64) -> Result<(), SnapshotError> {

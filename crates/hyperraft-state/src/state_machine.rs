@@ -5,10 +5,12 @@
 //! same results and the same state everywhere: timestamps come from the
 //! batch (proposed by the leader, made strictly increasing here), and the
 //! parallel paths are proven equal to the sequential ones. Task frames
-//! (`Kind::Tasks`) are applied sequentially by the [`TaskStore`].
+//! (`Kind::Tasks`) are applied sequentially by the [`TaskStore`], decision
+//! frames (`Kind::Decisions`) by the [`DecisionStore`].
 
 use hyperraft_wire::{AccountRecord, Body, Frame, KvCommand, TransferRecord};
 
+use crate::decisions::{DecisionConfig, DecisionResponse, DecisionStore};
 use crate::kv::{KvConfig, KvResponse, KvStore};
 use crate::ledger::{CreateAccountResult, CreateTransferResult, Ledger, LedgerConfig, TRANSFERS_MAX_LIMIT};
 use crate::tasks::{TaskConfig, TaskResponse, TaskStore};
@@ -19,6 +21,7 @@ pub struct StateConfig {
     pub ledger: LedgerConfig,
     pub kv: KvConfig,
     pub tasks: TaskConfig,
+    pub decisions: DecisionConfig,
     /// Threads that apply one batch; 1 applies everything sequentially.
     pub apply_threads: std::num::NonZeroUsize,
 }
@@ -30,6 +33,7 @@ impl Default for StateConfig {
             ledger: LedgerConfig::default(),
             kv: KvConfig::default(),
             tasks: TaskConfig::default(),
+            decisions: DecisionConfig::default(),
             apply_threads: std::num::NonZeroUsize::new(cores.min(4)).expect("at least one"),
         }
     }
@@ -79,6 +83,8 @@ pub struct BatchOutput {
     pub kv: Vec<KvResponse>,
     /// One response per task command.
     pub tasks: Vec<TaskResponse>,
+    /// One response per decision command.
+    pub decisions: Vec<DecisionResponse>,
 }
 
 pub struct StateMachine {
@@ -86,6 +92,7 @@ pub struct StateMachine {
     ledger: Ledger,
     kv: KvStore,
     tasks: TaskStore,
+    decisions: DecisionStore,
     pool: Option<rayon::ThreadPool>,
     /// Timestamp of the last item applied; the next batch starts above it.
     timestamp_last: u64,
@@ -97,18 +104,18 @@ impl StateMachine {
         let ledger = Ledger::new(config.ledger);
         let kv = KvStore::new(config.kv);
         let tasks = TaskStore::new(config.tasks);
-        StateMachine::from_parts(config, ledger, kv, tasks, 0)
+        let decisions = DecisionStore::new(config.decisions);
+        StateMachine::from_parts(config, Stores { ledger, kv, tasks, decisions }, 0)
     }
 
     pub(crate) fn from_parts(
         config: StateConfig,
-        ledger: Ledger,
-        kv: KvStore,
-        tasks: TaskStore,
+        stores: Stores,
         timestamp_last: u64,
     ) -> Result<StateMachine, StateError> {
         let pool = build_pool(config.apply_threads)?;
-        Ok(StateMachine { config, ledger, kv, tasks, pool, timestamp_last })
+        let Stores { ledger, kv, tasks, decisions } = stores;
+        Ok(StateMachine { config, ledger, kv, tasks, decisions, pool, timestamp_last })
     }
 
     pub fn config(&self) -> &StateConfig {
@@ -127,6 +134,12 @@ impl StateMachine {
     /// `pending`, `tasks_of_agent`).
     pub fn tasks(&self) -> &TaskStore {
         &self.tasks
+    }
+
+    /// The decision store, for reads that need no log entry (`proposal`,
+    /// `public_key`).
+    pub fn decisions(&self) -> &DecisionStore {
+        &self.decisions
     }
 
     pub fn timestamp_last(&self) -> u64 {
@@ -162,6 +175,12 @@ impl StateMachine {
                 // timestamp: the clock of assignments and deadlines.
                 output.tasks.clear();
                 self.tasks.apply_batch(&commands, start, &mut output.tasks);
+                self.advance(start, 1);
+            }
+            Body::Decisions(commands) => {
+                // One timestamp for the batch: the clock of deadlines.
+                output.decisions.clear();
+                self.decisions.apply_batch(&commands, start, &mut output.decisions);
                 self.advance(start, 1);
             }
             Body::Results(_) => return Err(ApplyError::NotACommand(frame.kind())),
@@ -206,6 +225,14 @@ impl StateMachine {
             self.timestamp_last = start + items as u64 - 1;
         }
     }
+}
+
+/// The stores of one state machine, as restored from a snapshot.
+pub(crate) struct Stores {
+    pub ledger: Ledger,
+    pub kv: KvStore,
+    pub tasks: TaskStore,
+    pub decisions: DecisionStore,
 }
 
 fn build_pool(threads: std::num::NonZeroUsize) -> Result<Option<rayon::ThreadPool>, StateError> {

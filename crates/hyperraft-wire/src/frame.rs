@@ -3,6 +3,7 @@
 use zerocopy::byteorder::little_endian::{U128, U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::decisions::{DecisionCommands, DecisionDecodeError};
 use crate::kv::{KvCommands, KvDecodeError};
 use crate::records::{AccountRecord, ResultRecord, TransferRecord};
 use crate::tasks::{TaskCommands, TaskDecodeError};
@@ -35,6 +36,8 @@ pub enum Kind {
     Results = 6,
     /// Body: `count` task commands in the [`crate::tasks`] layout.
     Tasks = 7,
+    /// Body: `count` decision commands in the [`crate::decisions`] layout.
+    Decisions = 8,
 }
 
 /// The 24-byte frame header.
@@ -157,6 +160,14 @@ pub enum DecodeError {
         /// What is wrong with it.
         reason: TaskDecodeError,
     },
+    /// A decision command that is not valid.
+    #[error("decision command {index}: {reason}")]
+    Decisions {
+        /// Position of the command in the body, from 0.
+        index: u32,
+        /// What is wrong with it.
+        reason: DecisionDecodeError,
+    },
 }
 
 /// Why a frame could not be encoded.
@@ -194,11 +205,19 @@ pub enum EncodeError {
         /// What is wrong with it.
         reason: TaskDecodeError,
     },
+    /// A decision command breaks a bound the decoder enforces.
+    #[error("decision command {index}: {reason}")]
+    Decisions {
+        /// Position the command would have had in the body, from 0.
+        index: u32,
+        /// What is wrong with it.
+        reason: DecisionDecodeError,
+    },
 }
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::CreateAccounts,
         Kind::CreateTransfers,
         Kind::LookupAccounts,
@@ -206,17 +225,18 @@ impl Kind {
         Kind::Kv,
         Kind::Results,
         Kind::Tasks,
+        Kind::Decisions,
     ];
 
     /// Size of one body record for fixed-size kinds; `None` for [`Kind::Kv`]
-    /// and [`Kind::Tasks`], whose commands vary in size.
+    /// [`Kind::Tasks`] and [`Kind::Decisions`], whose commands vary in size.
     pub const fn record_bytes(self) -> Option<usize> {
         match self {
             Kind::CreateAccounts => Some(size_of::<AccountRecord>()),
             Kind::CreateTransfers => Some(size_of::<TransferRecord>()),
             Kind::LookupAccounts | Kind::LookupTransfers => Some(size_of::<U128>()),
             Kind::Results => Some(size_of::<ResultRecord>()),
-            Kind::Kv | Kind::Tasks => None,
+            Kind::Kv | Kind::Tasks | Kind::Decisions => None,
         }
     }
 }
@@ -262,6 +282,8 @@ pub enum Body<'a> {
     Results(&'a [ResultRecord]),
     /// Task commands, validated.
     Tasks(TaskCommands<'a>),
+    /// Decision commands, validated.
+    Decisions(DecisionCommands<'a>),
 }
 
 impl<'a> Frame<'a> {
@@ -312,6 +334,7 @@ impl<'a> Frame<'a> {
             Body::Kv(_) => Kind::Kv,
             Body::Results(_) => Kind::Results,
             Body::Tasks(_) => Kind::Tasks,
+            Body::Decisions(_) => Kind::Decisions,
         }
     }
 
@@ -371,6 +394,10 @@ fn view_body(kind: Kind, count: u32, body: &[u8]) -> Result<Body<'_>, DecodeErro
         }
         Kind::Tasks => Body::Tasks(
             TaskCommands::validate(body, count).map_err(|(index, reason)| DecodeError::Tasks { index, reason })?,
+        ),
+        Kind::Decisions => Body::Decisions(
+            DecisionCommands::validate(body, count)
+                .map_err(|(index, reason)| DecodeError::Decisions { index, reason })?,
         ),
     })
 }

@@ -16,11 +16,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod decisions;
 pub mod frame;
 pub mod kv;
 pub mod records;
 pub mod tasks;
 
+pub use decisions::{
+    Choice, Criticality, DecisionBatchWriter, DecisionCommand, DecisionCommands, DecisionDecodeError, DecisionIter,
+    Electorate, Proposal, ProposeView, RegisterKeyView, Threshold, VoteView,
+};
 pub use frame::{
     encode_frame, encode_ids, encode_records, Body, DecodeError, EncodeError, Frame, FrameHeader, Kind, Limits,
 };

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 
 use hyperraft_wire::kv::{KEY_BYTES_MAX, LEASE_TTL_MS_MAX, LEASE_TTL_MS_MIN, TXN_OPS_MAX, VALUE_BYTES_MAX};
-use hyperraft_wire::{encode_frame, encode_ids, DecodeError, Frame, Kind, KvDecodeError, Limits, TaskDecodeError};
+use hyperraft_wire::{
+    encode_frame, encode_ids, DecisionDecodeError, DecodeError, Frame, Kind, KvDecodeError, Limits, TaskDecodeError,
+};
 use zerocopy::byteorder::little_endian::{U16, U32};
 
 use crate::support::{patch_header, put_bytes, txn_bytes, Bytes};
@@ -24,10 +26,11 @@ fn decode_error_name(error: &DecodeError) -> &'static str {
         DecodeError::TrailingBytes { .. } => "TrailingBytes",
         DecodeError::Kv { .. } => "Kv",
         DecodeError::Tasks { .. } => "Tasks",
+        DecodeError::Decisions { .. } => "Decisions",
     }
 }
 
-const DECODE_ERROR_NAMES: [&str; 12] = [
+const DECODE_ERROR_NAMES: [&str; 13] = [
     "Truncated",
     "BadMagic",
     "UnsupportedVersion",
@@ -40,6 +43,7 @@ const DECODE_ERROR_NAMES: [&str; 12] = [
     "TrailingBytes",
     "Kv",
     "Tasks",
+    "Decisions",
 ];
 
 fn kv_error_name(error: &KvDecodeError) -> &'static str {
@@ -99,6 +103,8 @@ fn decode_cases() -> Vec<DecodeCase> {
     let tight = |frame_bytes_max, count_max| Limits { frame_bytes_max, count_max };
     let mut kv_frame = Vec::new();
     encode_frame(Kind::Kv, 1, &[9], &mut kv_frame);
+    let mut decisions_frame = Vec::new();
+    encode_frame(Kind::Decisions, 1, &[9, 0], &mut decisions_frame);
     let mut tasks_frame = Vec::new();
     encode_frame(Kind::Tasks, 1, &[9, 0], &mut tasks_frame);
     vec![
@@ -109,7 +115,7 @@ fn decode_cases() -> Vec<DecodeCase> {
         ("checksum field", edited(|f| f[20] ^= 0x10), limits, HeaderChecksumMismatch),
         ("body length field", edited(|f| f[12] ^= 0x01), limits, HeaderChecksumMismatch),
         ("kind 0", edited(|f| patch_header(f, |h| h.kind = U16::new(0))), limits, UnknownKind { found: 0 }),
-        ("kind 8", edited(|f| patch_header(f, |h| h.kind = U16::new(8))), limits, UnknownKind { found: 8 }),
+        ("kind 9", edited(|f| patch_header(f, |h| h.kind = U16::new(9))), limits, UnknownKind { found: 9 }),
         ("frame limit", valid_frame(), tight(55, 2), Oversize { bytes: 56, max: 55 }),
         ("count limit", valid_frame(), tight(56, 1), CountTooLarge { count: 2, max: 1 }),
         ("body cut short", valid_frame()[..55].to_vec(), limits, Truncated { needed: 56, available: 55 }),
@@ -119,6 +125,7 @@ fn decode_cases() -> Vec<DecodeCase> {
         ("spare bytes", edited(|f| f.extend_from_slice(&[0; 5])), limits, TrailingBytes { extra: 5 }),
         ("bad command", kv_frame, limits, Kv { index: 0, reason: KvDecodeError::UnknownTag(9) }),
         ("bad task", tasks_frame, limits, Tasks { index: 0, reason: TaskDecodeError::UnknownTag(9) }),
+        ("bad decision", decisions_frame, limits, Decisions { index: 0, reason: DecisionDecodeError::UnknownTag(9) }),
     ]
 }
 

@@ -3,7 +3,10 @@
 //! always caught.
 
 use hyperraft_wire::frame::HEADER_BYTES;
-use hyperraft_wire::{encode_frame, Body, DecodeError, Frame, Kind, KvBatchWriter, KvCommand, Limits, TaskBatchWriter};
+use hyperraft_wire::{
+    encode_frame, Body, DecisionBatchWriter, DecodeError, Frame, Kind, KvBatchWriter, KvCommand, Limits,
+    TaskBatchWriter,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -44,6 +47,15 @@ fn read_all(frame: &Frame<'_>, bytes: &[u8]) {
             writer.finish();
             assert_eq!(again, bytes);
         }
+        Body::Decisions(commands) => {
+            let mut again = Vec::new();
+            let mut writer = DecisionBatchWriter::new(&mut again);
+            for command in commands.iter() {
+                writer.push(&command).expect("an accepted command re-encodes");
+            }
+            writer.finish();
+            assert_eq!(again, bytes);
+        }
     }
 }
 
@@ -76,7 +88,10 @@ proptest! {
             Err(error) => {
                 let structural = matches!(
                     error,
-                    DecodeError::CountMismatch { .. } | DecodeError::Kv { .. } | DecodeError::Tasks { .. }
+                    DecodeError::CountMismatch { .. }
+                        | DecodeError::Kv { .. }
+                        | DecodeError::Tasks { .. }
+                        | DecodeError::Decisions { .. }
                 );
                 prop_assert!(structural, "unexpected error {:?}", error);
             }
