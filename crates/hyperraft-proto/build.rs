@@ -4,7 +4,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let protos = ["hyperraft.proto", "agent.proto", "bus.proto"].map(|name| proto_dir.join(name));
+    let protos = ["hyperraft.proto", "agent.proto", "bus.proto", "decision.proto"].map(|name| proto_dir.join(name));
     for proto in &protos {
         println!("cargo:rerun-if-changed={}", proto.display());
     }

@@ -80,8 +80,8 @@ impl FromStr for Role {
 }
 
 /// The role each method needs, by gRPC path. Every RPC of
-/// `proto/hyperraft.proto` is listed (a unit test checks it against the
-/// file); anything else needs [`Role::Admin`].
+/// `proto/*.proto` is listed (a unit test checks it against the
+/// files); anything else needs [`Role::Admin`].
 const METHOD_ROLES: &[(&str, Role)] = &[
     ("/hyperraft.v1.Ledger/CreateAccounts", Role::Write),
     ("/hyperraft.v1.Ledger/CreateTransfers", Role::Write),
@@ -102,6 +102,12 @@ const METHOD_ROLES: &[(&str, Role)] = &[
     ("/hyperraft.v1.Cluster/AddNode", Role::Admin),
     ("/hyperraft.v1.Cluster/RemoveNode", Role::Admin),
     ("/hyperraft.v1.Cluster/TransferLeader", Role::Admin),
+    ("/hyperraft.v1.Decisions/Propose", Role::Write),
+    ("/hyperraft.v1.Decisions/Vote", Role::Write),
+    ("/hyperraft.v1.Decisions/GetProposal", Role::Read),
+    ("/hyperraft.v1.Decisions/WatchProposal", Role::Read),
+    // Keys decide whose signed votes count: only an administrator sets them.
+    ("/hyperraft.v1.Decisions/RegisterVoterKey", Role::Admin),
 ];
 
 /// The role a call of `path` (`/package.Service/Method`) needs; `admin`

@@ -10,7 +10,8 @@
 //! own timestamp (a keep-alive ordered before it wins). After a change of
 //! leader the task waits one election timeout before expiring anything, so
 //! a holder that could not reach any leader during the election does not
-//! lose its lease for it.
+//! lose its lease for it. The same task expires decision proposals past
+//! their deadline (see [`crate::decisions`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -200,7 +201,8 @@ impl Lease for LeaseService {
     }
 }
 
-fn now_ns() -> u64 {
+/// This node's clock, in Unix nanoseconds: the clock of batch timestamps.
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64)
 }
 
@@ -234,6 +236,8 @@ pub(crate) fn expire_leases(api: Arc<Api>, grace: Duration) -> JoinHandle<()> {
             if since.elapsed() < grace {
                 continue;
             }
+            // Proposals expire by the same clock, under the same grace.
+            crate::decisions::expire_due(&api).await;
             let expired = api.node.state().read(|state| state.kv().expired_leases(now_ns(), EXPIRED_PER_ROUND_MAX));
             if expired.is_empty() {
                 continue;

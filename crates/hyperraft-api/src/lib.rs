@@ -4,7 +4,8 @@
 //! `hyperraft.v1`) on a TCP socket for one [`hyperraft_node::Node`]:
 //! `Ledger` (accounts and transfers, as protobuf messages or as packed wire
 //! frames), `Kv` (put, range, delete-range, transactions, watches) and
-//! `Cluster` (status, adding and removing nodes, leader transfer). Writes go through the node's leader-side batcher, so
+//! `Cluster` (status, adding and removing nodes, leader transfer), `Lease`
+//! and `Decisions` (proposals voted by agents). Writes go through the node's leader-side batcher, so
 //! concurrent RPCs coalesce into the same Raft entries; reads are
 //! linearizable unless a request asks for a serializable one. The proto
 //! file documents the conventions (128-bit numbers, leader hints, error
@@ -40,6 +41,7 @@ mod cluster;
 mod config;
 mod connections;
 mod convert;
+pub mod decisions;
 pub mod errors;
 mod kv;
 mod lease;
@@ -49,6 +51,7 @@ mod watch;
 
 pub use auth::{ApiToken, Role};
 pub use config::{ApiConfig, ApiTls};
+pub use decisions::DecisionPolicy;
 pub use ledger::{accounts_frame, transfers_frame};
 pub use server::{serve, serve_on, ApiError, ApiServer};
 

@@ -122,6 +122,29 @@ pub struct ApiTlsPaths {
     pub key: PathBuf,
 }
 
+/// How the leader turns a proposal into the policy it is voted with (read
+/// by the gRPC API; see `hyperraft_api::DecisionPolicy`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionsSection {
+    /// Action → `low`, `medium`, `high` or `critical`, replacing the
+    /// built-in rules when given.
+    #[serde(default)]
+    pub criticality: Option<BTreeMap<String, String>>,
+    /// The criticality of actions no rule names (built in: `low`).
+    #[serde(default)]
+    pub default_criticality: Option<String>,
+    /// Criticality → share, e.g. `low = ">1/2"`, `medium = ">=3/4"`,
+    /// `high = "2/3"`; levels not given keep their built-in share.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, String>,
+    /// Deadline of a proposal that sets none, and the longest accepted.
+    #[serde(default)]
+    pub default_deadline_ms: Option<u64>,
+    #[serde(default)]
+    pub deadline_max_ms: Option<u64>,
+}
+
 /// Raft timing and log compaction.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -186,6 +209,9 @@ pub struct NodeConfig {
     /// Authentication and TLS of the gRPC API.
     #[serde(default)]
     pub api: ApiSection,
+    /// Decision rules: criticality of actions, thresholds, deadlines.
+    #[serde(default)]
+    pub decisions: DecisionsSection,
     /// Whether the log fsyncs appends before acknowledging them (see
     /// `LogConfig::sync_appends`). `false` is UNSAFE — acknowledged writes
     /// can be lost at a crash — and is deliberately not read from the TOML

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use hyperraft_api::{ApiConfig, ApiTls, ApiToken, Role};
+use hyperraft_api::{ApiConfig, ApiTls, ApiToken, DecisionPolicy, Role};
 use hyperraft_node::config::{ApiRole, ApiSection};
 use hyperraft_node::{MetricsServer, Node, NodeConfig};
 
@@ -58,6 +58,7 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         api_addresses.insert(id, addr.to_string());
     }
     let (tokens, tls) = api_security(&config.api)?;
+    let decisions = DecisionPolicy::from_section(&config.decisions).map_err(anyhow::Error::msg)?;
     let secured = tls.is_some();
     if client_listen.is_some() && tokens.is_empty() {
         tracing::warn!("no [[api.tokens]] configured: anyone who reaches the gRPC API can read and write everything");
@@ -65,7 +66,7 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let node = Arc::new(Node::start(config).await.context("start the node")?);
     let api = match client_listen {
         Some(addr) => {
-            let api_config = ApiConfig { api_addresses, tokens, tls, ..ApiConfig::default() };
+            let api_config = ApiConfig { api_addresses, tokens, tls, decisions, ..ApiConfig::default() };
             Some(hyperraft_api::serve(node.clone(), addr, api_config).await.context("start the gRPC API")?)
         }
         None => None,

@@ -5,6 +5,7 @@
 mod admission;
 mod auth;
 mod compression;
+mod decisions;
 mod harness;
 mod kv;
 mod lease;

@@ -13,7 +13,9 @@
 //!   the policy that chose them (rules mapping actions to criticality,
 //!   thresholds per criticality) runs before the command is proposed, so
 //!   every replica tallies with the same rule. A non-empty idempotency key
-//!   that names a kept proposal returns its id and changes nothing.
+//!   that names a kept proposal returns its id and changes nothing
+//!   (`Exists` when every field but the deadline is equal, else
+//!   `ExistsWithDifferentFields`).
 //! * `Vote` records one voter's first vote. It is refused — and changes
 //!   nothing — when the proposal is unknown, already decided, past its
 //!   deadline, when the voter is outside the electorate, when a required

@@ -249,6 +249,8 @@ impl DecisionStore {
     }
 }
 
+/// Whether a repeated proposal is the kept one. The deadline is left out:
+/// a retry computes it again from its own clock, so it differs slightly.
 fn same_fields(proposal: &Proposal, view: &ProposeView<'_>) -> bool {
     proposal.action == view.action
         && proposal.description == view.description
@@ -256,6 +258,5 @@ fn same_fields(proposal: &Proposal, view: &ProposeView<'_>) -> bool {
         && proposal.criticality == view.criticality
         && proposal.threshold == view.threshold
         && proposal.signed == view.signed
-        && proposal.deadline_ns == view.deadline_ns
         && proposal.electorate.iter().copied().eq(view.electorate.iter())
 }
