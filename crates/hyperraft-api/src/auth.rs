@@ -80,7 +80,7 @@ impl FromStr for Role {
 }
 
 /// The role each method needs, by gRPC path. Every RPC of
-/// `proto/hyperraft.proto` is listed (a unit test checks it against the
+/// `proto/hyperraft.proto` and `proto/bus.proto` is listed (a unit test checks it against the
 /// file); anything else needs [`Role::Admin`].
 const METHOD_ROLES: &[(&str, Role)] = &[
     ("/hyperraft.v1.Ledger/CreateAccounts", Role::Write),
@@ -102,6 +102,10 @@ const METHOD_ROLES: &[(&str, Role)] = &[
     ("/hyperraft.v1.Cluster/AddNode", Role::Admin),
     ("/hyperraft.v1.Cluster/RemoveNode", Role::Admin),
     ("/hyperraft.v1.Cluster/TransferLeader", Role::Admin),
+    ("/hyperraft.v1.Bus/Publish", Role::Write),
+    ("/hyperraft.v1.Bus/Subscribe", Role::Read),
+    ("/hyperraft.v1.Bus/Topics", Role::Read),
+    ("/hyperraft.v1.Bus/ConfigureTopic", Role::Write),
 ];
 
 /// The role a call of `path` (`/package.Service/Method`) needs; `admin`

@@ -6,6 +6,7 @@ use std::time::Duration;
 use hyperraft_raft::NodeId;
 
 use crate::auth::ApiToken;
+use crate::bus::BusConfig;
 
 /// Bounds and timings of the gRPC API. Every queue and message has a limit;
 /// what happens at each limit is documented on its field.
@@ -72,6 +73,8 @@ pub struct ApiConfig {
     /// The server certificate and key: the API speaks TLS (HTTP/2 over
     /// TLS 1.2/1.3, rustls). None: plaintext HTTP/2.
     pub tls: Option<ApiTls>,
+    /// The bounds and defaults of this node's message bus (see [`crate::bus`]).
+    pub bus: BusConfig,
 }
 
 /// The API's TLS identity, in PEM: the certificate chain (leaf first) and
@@ -108,6 +111,7 @@ impl Default for ApiConfig {
             watch_responses_buffered: 4,
             tokens: Vec::new(),
             tls: None,
+            bus: BusConfig::default(),
         }
     }
 }
@@ -136,6 +140,7 @@ impl ApiConfig {
                     .to_string(),
             );
         }
+        self.bus.validate()?;
         self.validate_security()
     }
 
