@@ -84,6 +84,7 @@
 #![warn(missing_docs)]
 
 mod batcher;
+mod bus;
 mod client;
 mod cluster;
 mod config;
@@ -96,6 +97,7 @@ mod retry;
 mod txn;
 mod watch;
 
+pub use bus::{BusNode, BusPublisher, BusSubscription};
 pub use client::{Client, ClientStats};
 pub use cluster::NewNode;
 pub use config::{
