@@ -33,6 +33,8 @@ pub(crate) struct Api {
     pub(crate) membership: Arc<tokio::sync::Mutex<()>>,
     /// The `node` label of this API's metrics.
     pub(crate) node_label: String,
+    /// This node's message bus.
+    pub(crate) bus: Arc<crate::bus::Bus>,
 }
 
 impl Api {
@@ -42,7 +44,8 @@ impl Api {
         let api_addresses = RwLock::new(config.api_addresses.clone());
         let membership = Arc::new(tokio::sync::Mutex::new(()));
         let node_label = hyperraft_node::telemetry::node_label(node.id());
-        Api { node, config, admission, shutdown, watches, api_addresses, membership, node_label }
+        let bus = Arc::new(crate::bus::Bus::new(config.bus.clone()));
+        Api { node, config, admission, shutdown, watches, api_addresses, membership, node_label, bus }
     }
 
     /// The gRPC address of node `id`, when known.

@@ -108,6 +108,10 @@ const METHOD_ROLES: &[(&str, Role)] = &[
     ("/hyperraft.v1.Decisions/WatchProposal", Role::Read),
     // Keys decide whose signed votes count: only an administrator sets them.
     ("/hyperraft.v1.Decisions/RegisterVoterKey", Role::Admin),
+    ("/hyperraft.v1.Bus/Publish", Role::Write),
+    ("/hyperraft.v1.Bus/Subscribe", Role::Read),
+    ("/hyperraft.v1.Bus/Topics", Role::Read),
+    ("/hyperraft.v1.Bus/ConfigureTopic", Role::Write),
 ];
 
 /// The role a call of `path` (`/package.Service/Method`) needs; `admin`

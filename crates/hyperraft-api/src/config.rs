@@ -6,6 +6,7 @@ use std::time::Duration;
 use hyperraft_raft::NodeId;
 
 use crate::auth::ApiToken;
+use crate::bus::BusConfig;
 use crate::decisions::DecisionPolicy;
 
 /// Bounds and timings of the gRPC API. Every queue and message has a limit;
@@ -75,6 +76,8 @@ pub struct ApiConfig {
     pub tls: Option<ApiTls>,
     /// How proposals get their criticality, threshold and deadline.
     pub decisions: DecisionPolicy,
+    /// The bounds and defaults of this node's message bus (see [`crate::bus`]).
+    pub bus: BusConfig,
 }
 
 /// The API's TLS identity, in PEM: the certificate chain (leaf first) and
@@ -112,6 +115,7 @@ impl Default for ApiConfig {
             tokens: Vec::new(),
             tls: None,
             decisions: DecisionPolicy::default(),
+            bus: BusConfig::default(),
         }
     }
 }
@@ -141,6 +145,7 @@ impl ApiConfig {
             );
         }
         self.decisions.validate()?;
+        self.bus.validate()?;
         self.validate_security()
     }
 

@@ -11,6 +11,9 @@
 //! file documents the conventions (128-bit numbers, leader hints, error
 //! codes); [`errors`] names the metadata keys.
 //!
+//! The `Bus` service (`proto/bus.proto`) carries batched publish/subscribe
+//! messages between the clients connected to this node; see [`bus`].
+//!
 //! Every request passes admission control first: bounded requests in
 //! flight (checked before the body is read) and request bytes in flight
 //! (checked on the decoded message), refused at once with
@@ -37,6 +40,7 @@
 mod admission;
 mod api;
 pub mod auth;
+pub mod bus;
 mod cluster;
 mod config;
 mod connections;
@@ -50,6 +54,7 @@ mod server;
 mod watch;
 
 pub use auth::{ApiToken, Role};
+pub use bus::{Bus, BusConfig};
 pub use config::{ApiConfig, ApiTls};
 pub use decisions::DecisionPolicy;
 pub use ledger::{accounts_frame, transfers_frame};

@@ -14,12 +14,14 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::admission::Gated;
 use crate::api::Api;
 use crate::auth::AuthLayer;
+use crate::bus::service::BusService;
 use crate::cluster::ClusterService;
 use crate::connections::BoundedIncoming;
 use crate::decisions::DecisionsService;
 use crate::kv::KvService;
 use crate::lease::LeaseService;
 use crate::ledger::LedgerService;
+use crate::proto::bus_server::BusServer;
 use crate::proto::cluster_server::ClusterServer;
 use crate::proto::decisions_server::DecisionsServer;
 use crate::proto::kv_server::KvServer;
@@ -137,13 +139,15 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
     let lease = configured!(LeaseServer::new(LeaseService { api: api.clone() }), message_bytes_max);
     let cluster = configured!(ClusterServer::new(ClusterService { api: api.clone() }), message_bytes_max);
     let decisions = configured!(DecisionsServer::new(DecisionsService { api: api.clone() }), message_bytes_max);
+    let bus = configured!(BusServer::new(BusService { api: api.clone() }), message_bytes_max);
     let (stop, stopped) = oneshot::channel::<()>();
     let router = server
         .add_service(Gated::new(ledger, admission.clone(), retry_after, node_label.clone()))
         .add_service(Gated::new(kv, admission.clone(), retry_after, node_label.clone()))
         .add_service(Gated::new(lease, admission.clone(), retry_after, node_label.clone()))
         .add_service(Gated::new(cluster, admission.clone(), retry_after, node_label.clone()))
-        .add_service(Gated::new(decisions, admission, retry_after, node_label));
+        .add_service(Gated::new(decisions, admission.clone(), retry_after, node_label.clone()))
+        .add_service(Gated::new(bus, admission, retry_after, node_label));
     let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         // A dropped sender stops the server too.
         let _ = stopped.await;

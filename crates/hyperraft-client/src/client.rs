@@ -161,6 +161,10 @@ impl Core {
         compressed!(LeaseClient::new(channel), self.compression())
     }
 
+    pub(crate) fn bus(&self, channel: Channel) -> hyperraft_proto::bus_client::BusClient<Channel> {
+        compressed!(hyperraft_proto::bus_client::BusClient::new(channel), self.compression())
+    }
+
     pub(crate) fn cluster(&self, channel: Channel) -> ClusterClient<Channel> {
         compressed!(ClusterClient::new(channel), self.compression())
     }

@@ -74,6 +74,13 @@
 //! after the first, and hands each caller its own result code. A full
 //! queue ([`BatchingConfig::queue_max`]) makes callers wait (backpressure).
 //!
+//! # Bus
+//!
+//! [`Client::bus`] opens one node's message bus: a [`BusPublisher`]
+//! streams batches to a topic, a [`BusSubscription`] receives them, in
+//! order per publisher, at most once. The bus is per node: both sides must
+//! name the same address (see the `bus` module).
+//!
 //! # Watches and leases
 //!
 //! [`Client::watch`] returns a [`WatchStream`] that survives disconnects
@@ -84,6 +91,7 @@
 #![warn(missing_docs)]
 
 mod batcher;
+mod bus;
 mod client;
 mod cluster;
 mod config;
@@ -96,6 +104,7 @@ mod retry;
 mod txn;
 mod watch;
 
+pub use bus::{BusNode, BusPublisher, BusSubscription};
 pub use client::{Client, ClientStats};
 pub use cluster::NewNode;
 pub use config::{

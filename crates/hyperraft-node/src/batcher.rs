@@ -144,7 +144,7 @@ impl Batcher {
         let decoded =
             Frame::decode(frame, &Limits::default()).map_err(|error| WriteError::InvalidFrame(error.to_string()))?;
         let kind = decoded.kind();
-        if !matches!(kind, Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv | Kind::Decisions) {
+        if !matches!(kind, Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv | Kind::Tasks | Kind::Decisions) {
             return Err(WriteError::NotAWrite(kind.into()));
         }
         let (reply, response) = oneshot::channel();

@@ -30,6 +30,14 @@
 //! role = "write"                      # read | write | admin
 //! sha256 = "…"                        # `hyperraft token hash` or `hyperraft token new`
 //!
+//! [[agents.pools]]                    # optional; local agent processes (see `pools`)
+//! agent_type = "summarize"
+//! command = "/usr/local/bin/summarize-agent"
+//! args = ["--model", "small"]
+//! min = 2                             # kept warm
+//! max = 16
+//! wave_size = 4                       # scale-up step, wave_pause_ms apart
+//!
 //! [raft]                              # optional; these are the defaults
 //! heartbeat_interval_ms = 200           # also openraft's AppendEntries timeout
 //! election_timeout_min_ms = 1000
@@ -212,6 +220,9 @@ pub struct NodeConfig {
     /// Decision rules: criticality of actions, thresholds, deadlines.
     #[serde(default)]
     pub decisions: DecisionsSection,
+    /// Local agent process pools (see [`crate::pools`]).
+    #[serde(default)]
+    pub agents: crate::pools::AgentsSection,
     /// Whether the log fsyncs appends before acknowledging them (see
     /// `LogConfig::sync_appends`). `false` is UNSAFE — acknowledged writes
     /// can be lost at a crash — and is deliberately not read from the TOML
@@ -277,6 +288,10 @@ impl NodeConfig {
         }
         if self.initial_members.contains_key(&0) {
             return invalid("initial_members has node id 0".into());
+        }
+        self.agents.validate().map_err(ConfigError::Invalid)?;
+        if !self.agents.pools.is_empty() && self.client_listen.is_none() {
+            return invalid("agents.pools needs client_listen: the agent processes connect to this node's API".into());
         }
         self.api.validate().map_err(ConfigError::Invalid)
     }

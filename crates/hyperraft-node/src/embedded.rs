@@ -91,6 +91,7 @@ impl EmbeddedCluster {
             metrics_listen: None,
             api: crate::config::ApiSection::default(),
             decisions: crate::config::DecisionsSection::default(),
+            agents: crate::pools::AgentsSection::default(),
             log_sync: true,
         })
     }

@@ -4,7 +4,8 @@
 //! QUIC between the nodes, real fsync'd logs in a temporary folder), creates
 //! the accounts, warms up, drives ledger transfers for 10 seconds and prints
 //! a report. `--target` drives an external cluster through the SDK over
-//! gRPC instead; `--engine-only` measures the apply engine alone.
+//! gRPC instead; `--engine-only` measures the apply engine alone;
+//! `--workload bus` measures one node's message bus (`bus_bench`).
 
 use std::num::NonZeroUsize;
 
@@ -75,6 +76,12 @@ pub struct BenchArgs {
     /// Seed of the workload generator.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Subscribers of the bus workload (its publishers are --clients).
+    #[arg(long, default_value_t = 1)]
+    pub subscribers: usize,
+    /// Bytes of each bus message (bus workload).
+    #[arg(long, default_value_t = 16)]
+    pub message_bytes: usize,
     /// Print one JSON object (per run) on stdout instead of a report.
     #[arg(long)]
     pub json: bool,
@@ -85,6 +92,8 @@ pub enum Workload {
     Transfers,
     KvPut,
     KvMixed,
+    /// Publish/subscribe on one node's message bus (see `bus_bench`).
+    Bus,
 }
 
 impl Workload {
@@ -93,6 +102,7 @@ impl Workload {
             Workload::Transfers => "transfers",
             Workload::KvPut => "kv-put",
             Workload::KvMixed => "kv-mixed",
+            Workload::Bus => "bus",
         }
     }
 
@@ -102,6 +112,7 @@ impl Workload {
             Workload::Transfers => "transfers",
             Workload::KvPut => "puts",
             Workload::KvMixed => "operations",
+            Workload::Bus => "messages",
         }
     }
 }
@@ -152,7 +163,10 @@ impl BenchArgs {
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     args.validate()?;
-    if args.engine_only {
+    if args.workload == Workload::Bus {
+        ensure!(!args.engine_only, "--workload bus runs a node; it has no --engine-only form");
+        crate::bus_bench::run(args)
+    } else if args.engine_only {
         crate::engine_bench::run(args)
     } else {
         crate::cluster_bench::run(args)

@@ -68,6 +68,7 @@ impl Load {
                     let get = self.rng.below(2) == 0;
                     self.commands.push(if get { KvCommand::Get(key) } else { KvCommand::Put(key) });
                 }
+                Workload::Bus => unreachable!("`bench::run` sends the bus workload to `bus_bench`"),
             }
         }
     }

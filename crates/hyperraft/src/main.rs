@@ -3,6 +3,7 @@
 mod bench;
 mod bench_load;
 mod bench_report;
+mod bus_bench;
 mod cert;
 mod cluster_bench;
 mod ctl;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use hyperraft_api::{ApiConfig, ApiTls, ApiToken, DecisionPolicy, Role};
 use hyperraft_node::config::{ApiRole, ApiSection};
-use hyperraft_node::{MetricsServer, Node, NodeConfig};
+use hyperraft_node::{MetricsServer, Node, NodeConfig, PoolManager};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -63,6 +63,7 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     if client_listen.is_some() && tokens.is_empty() {
         tracing::warn!("no [[api.tokens]] configured: anyone who reaches the gRPC API can read and write everything");
     }
+    let agents = config.agents.clone();
     let node = Arc::new(Node::start(config).await.context("start the node")?);
     let api = match client_listen {
         Some(addr) => {
@@ -70,6 +71,13 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
             Some(hyperraft_api::serve(node.clone(), addr, api_config).await.context("start the gRPC API")?)
         }
         None => None,
+    };
+    // Agent processes connect to this node's API (validated: pools need one).
+    let pools = match client_listen {
+        Some(addr) if !agents.pools.is_empty() => {
+            Some(PoolManager::start(&node, &agents, &addr.to_string()).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
     };
     tracing::info!(node_id = id, %listen, ?client_listen, "serving");
     match client_listen {
@@ -81,6 +89,9 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    if let Some(pools) = pools {
+        pools.shutdown().await;
     }
     if let Some(api) = api {
         api.shutdown().await.context("stop the gRPC API")?;

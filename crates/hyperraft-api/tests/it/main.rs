@@ -4,6 +4,7 @@
 
 mod admission;
 mod auth;
+mod bus;
 mod compression;
 mod decisions;
 mod harness;

@@ -3,6 +3,7 @@
 //! serving their gRPC API on loopback.
 
 mod auth;
+mod bus;
 mod cluster;
 mod compression;
 mod errors;

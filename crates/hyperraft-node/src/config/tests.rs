@@ -61,3 +61,27 @@ fn a_token_in_plain_text_an_unknown_role_or_a_duplicate_name_is_refused() {
     let token_key = format!("{BASE}[[api.tokens]]\nname = \"a\"\nrole = \"read\"\ntoken = \"secret\"\n");
     assert!(toml::from_str::<NodeConfig>(&token_key).is_err(), "a `token` key is not accepted");
 }
+
+#[test]
+fn agent_pools_parse_with_defaults_and_need_an_api() {
+    // Proves [[agents.pools]] entries parse with their command, args, env and bounds, unset fields take the defaults, and pools without client_listen are refused.
+    let config = parse(
+        r#"
+[[agents.pools]]
+agent_type = "summarize"
+command = "/usr/bin/agent"
+args = ["--fast"]
+env = { MODEL = "small" }
+min = 2
+max = 8
+wave_size = 3
+"#,
+    );
+    config.validate().unwrap();
+    let pool = &config.agents.pools[0];
+    assert_eq!((pool.agent_type.as_str(), pool.min, pool.max, pool.wave_size), ("summarize", 2, 8, 3));
+    assert_eq!((pool.args.clone(), pool.env["MODEL"].as_str()), (vec!["--fast".to_string()], "small"));
+    assert_eq!(pool.spawn_batch, crate::pools::PoolConfig::new("x", "y", 0, 1).spawn_batch);
+    let without_api = NodeConfig { client_listen: None, ..config };
+    assert!(without_api.validate().unwrap_err().to_string().contains("agents.pools needs client_listen"));
+}
