@@ -61,3 +61,11 @@ fn a_token_in_plain_text_an_unknown_role_or_a_duplicate_name_is_refused() {
     let token_key = format!("{BASE}[[api.tokens]]\nname = \"a\"\nrole = \"read\"\ntoken = \"secret\"\n");
     assert!(toml::from_str::<NodeConfig>(&token_key).is_err(), "a `token` key is not accepted");
 }
+
+#[test]
+fn fault_control_is_off_unless_the_testing_section_turns_it_on() {
+    // Proves a configuration without [testing] cannot partition the node, and that `fault_control = true` in [testing] is what enables it (unknown keys there are refused).
+    assert!(!parse("").testing.fault_control);
+    assert!(parse("[testing]\nfault_control = true\n").testing.fault_control);
+    assert!(toml::from_str::<NodeConfig>(&format!("{BASE}[testing]\nfault_contrl = true\n")).is_err());
+}
