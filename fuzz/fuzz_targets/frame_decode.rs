@@ -1,5 +1,6 @@
 //! Any bytes given to `Frame::decode` give a frame or a typed error, never a
-//! panic; an accepted frame's body reads without failing, and applying it to
+//! panic; an accepted frame's body reads without failing (key/value and task
+//! commands re-encode to the same bytes), and applying it to
 //! a state machine neither panics nor breaks the ledger's balance.
 //!
 //! Half of the inputs are taken as whole frames; the other half as a kind,
@@ -8,7 +9,7 @@
 #![no_main]
 
 use hyperraft_state::{BatchOutput, StateConfig, StateMachine};
-use hyperraft_wire::{encode_frame, Body, Frame, Kind, Limits};
+use hyperraft_wire::{encode_frame, Body, Frame, Kind, KvBatchWriter, Limits, TaskBatchWriter};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
@@ -26,7 +27,26 @@ fuzz_target!(|bytes: &[u8]| {
     };
     let Ok(frame) = Frame::decode(input, &Limits::default()) else { return };
     match frame.body() {
-        Body::Kv(commands) => assert_eq!(commands.iter().count(), commands.len()),
+        Body::Kv(commands) => {
+            // Canonical: every accepted command re-encodes to the same bytes.
+            assert_eq!(commands.iter().count(), commands.len());
+            let mut again = Vec::new();
+            let mut writer = KvBatchWriter::new(&mut again);
+            for command in commands.iter() {
+                writer.push(&command).expect("an accepted command re-encodes");
+            }
+            writer.finish();
+            assert_eq!(again, input);
+        }
+        Body::Tasks(commands) => {
+            let mut again = Vec::new();
+            let mut writer = TaskBatchWriter::new(&mut again);
+            for command in commands.iter() {
+                writer.push(&command).expect("an accepted task command re-encodes");
+            }
+            writer.finish();
+            assert_eq!(again, input);
+        }
         Body::CreateAccounts(records) => assert_eq!(records.len(), frame.count() as usize),
         Body::CreateTransfers(records) => assert_eq!(records.len(), frame.count() as usize),
         _ => {}

@@ -147,6 +147,38 @@ pub(crate) fn kv_frame(
     Ok(frame)
 }
 
+/// The one-command frame of a checked put.
+pub(crate) fn put_frame(request: &proto::PutRequest) -> Result<Vec<u8>, Status> {
+    let put = put_view("", request)?;
+    kv_frame(|writer| writer.put(put))
+}
+
+/// The one-command frame of a checked range read.
+pub(crate) fn range_frame(request: &proto::RangeRequest) -> Result<Vec<u8>, Status> {
+    let range = range_view("", request)?;
+    kv_frame(|writer| writer.range(range))
+}
+
+/// The one-command frame of a checked delete-range.
+pub(crate) fn delete_range_frame(request: &proto::DeleteRangeRequest) -> Result<Vec<u8>, Status> {
+    let delete = delete_view("", request)?;
+    kv_frame(|writer| writer.delete_range(delete))
+}
+
+/// The one-command frame of a checked transaction.
+pub(crate) fn txn_frame(request: &proto::TxnRequest) -> Result<Vec<u8>, Status> {
+    check_count("compare", request.compare.len())?;
+    let compares = request
+        .compare
+        .iter()
+        .enumerate()
+        .map(|(index, compare)| compare_view(&format!("compare[{index}]"), compare))
+        .collect::<Result<Vec<_>, _>>()?;
+    let success = op_views("success", &request.success)?;
+    let failure = op_views("failure", &request.failure)?;
+    kv_frame(|writer| writer.txn(&compares, &success, &failure))
+}
+
 /// The single result of a one-command frame.
 pub(crate) fn only_result(response: BatchResponse) -> Result<KvResult, Status> {
     match response {
@@ -202,8 +234,7 @@ impl Kv for KvService {
     async fn put(&self, request: Request<proto::PutRequest>) -> Result<Response<proto::PutResponse>, Status> {
         let request = request.into_inner();
         let _permit = self.api.admit(request.encoded_len())?;
-        let put = put_view("", &request)?;
-        match self.write_one(&kv_frame(|writer| writer.put(put))?).await? {
+        match self.write_one(&put_frame(&request)?).await? {
             OpResponse::Put(response) => Ok(Response::new(response)),
             other => Err(unexpected(format!("{other:?} for a put"))),
         }
@@ -212,8 +243,7 @@ impl Kv for KvService {
     async fn range(&self, request: Request<proto::RangeRequest>) -> Result<Response<proto::RangeResponse>, Status> {
         let request = request.into_inner();
         let _permit = self.api.admit(request.encoded_len())?;
-        let range = range_view("", &request)?;
-        let frame = kv_frame(|writer| writer.range(range))?;
+        let frame = range_frame(&request)?;
         let result = only_result(self.api.read(&frame, request.serializable).await?)?;
         match kv_response(result, self.api.node_id())? {
             OpResponse::Range(response) => Ok(Response::new(response)),
@@ -227,8 +257,7 @@ impl Kv for KvService {
     ) -> Result<Response<proto::DeleteRangeResponse>, Status> {
         let request = request.into_inner();
         let _permit = self.api.admit(request.encoded_len())?;
-        let delete = delete_view("", &request)?;
-        match self.write_one(&kv_frame(|writer| writer.delete_range(delete))?).await? {
+        match self.write_one(&delete_range_frame(&request)?).await? {
             OpResponse::DeleteRange(response) => Ok(Response::new(response)),
             other => Err(unexpected(format!("{other:?} for a delete"))),
         }
@@ -237,16 +266,7 @@ impl Kv for KvService {
     async fn txn(&self, request: Request<proto::TxnRequest>) -> Result<Response<proto::TxnResponse>, Status> {
         let request = request.into_inner();
         let _permit = self.api.admit(request.encoded_len())?;
-        check_count("compare", request.compare.len())?;
-        let compares = request
-            .compare
-            .iter()
-            .enumerate()
-            .map(|(index, compare)| compare_view(&format!("compare[{index}]"), compare))
-            .collect::<Result<Vec<_>, _>>()?;
-        let success = op_views("success", &request.success)?;
-        let failure = op_views("failure", &request.failure)?;
-        let frame = kv_frame(|writer| writer.txn(&compares, &success, &failure))?;
+        let frame = txn_frame(&request)?;
         let result = only_result(self.api.write(&frame).await?)?;
         Ok(Response::new(txn_response(result, self.api.node_id())?))
     }

@@ -51,6 +51,8 @@ mod kv;
 mod lease;
 mod ledger;
 mod server;
+#[doc(hidden)]
+pub mod validate;
 mod watch;
 
 pub use auth::{ApiToken, Role};

@@ -44,6 +44,9 @@
 //! election_timeout_max_ms = 2000
 //! snapshot_after_entries = 20000
 //! entries_kept_after_snapshot = 1000
+//!
+//! [testing]                           # optional; never in production
+//! fault_control = false                 # `true`: `hyperraft serve` reads partitions from a file (chaos runs)
 //! ```
 
 use std::collections::BTreeMap;
@@ -179,6 +182,17 @@ impl Default for RaftTuning {
     }
 }
 
+/// Switches for fault-injection runs; all off by default, and nothing in
+/// it belongs in a production configuration.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestingSection {
+    /// Lets the transport partition this node from chosen peers
+    /// (`Node::set_partitioned`); `hyperraft serve` then follows the peer
+    /// ids listed in `<data_dir>/partitioned`. Off: every attempt is refused.
+    pub fault_control: bool,
+}
+
 /// Everything a node needs to start.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -223,6 +237,9 @@ pub struct NodeConfig {
     /// Local agent process pools (see [`crate::pools`]).
     #[serde(default)]
     pub agents: crate::pools::AgentsSection,
+    /// Fault injection for chaos runs; off unless `[testing]` turns it on.
+    #[serde(default)]
+    pub testing: TestingSection,
     /// Whether the log fsyncs appends before acknowledging them (see
     /// `LogConfig::sync_appends`). `false` is UNSAFE — acknowledged writes
     /// can be lost at a crash — and is deliberately not read from the TOML

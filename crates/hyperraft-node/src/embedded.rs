@@ -92,6 +92,7 @@ impl EmbeddedCluster {
             api: crate::config::ApiSection::default(),
             decisions: crate::config::DecisionsSection::default(),
             agents: crate::pools::AgentsSection::default(),
+            testing: crate::config::TestingSection::default(),
             log_sync: true,
         })
     }

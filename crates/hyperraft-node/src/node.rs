@@ -56,7 +56,8 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         config.validate().map_err(|error| NodeError::Config(error.to_string()))?;
         let identity = load_identity(&config.tls).map_err(|error| NodeError::Config(error.to_string()))?;
-        let transport = Transport::bind(config.peer_listen, identity, transport_config())
+        let transport_config = TransportConfig { faults_enabled: config.testing.fault_control, ..transport_config() };
+        let transport = Transport::bind(config.peer_listen, identity, transport_config)
             .map_err(|error| NodeError::Transport(error.to_string()))?;
         let log_config =
             LogConfig { metrics_node: config.node_id, sync_appends: config.log_sync, ..LogConfig::default() };
@@ -236,6 +237,13 @@ impl Node {
         }
         self.raft.change_membership(voters, false).await.map_err(|error| NodeError::Raft(error.to_string()))?;
         Ok(())
+    }
+
+    /// Cuts (`true`) or heals (`false`) this node's link to `peer`, both
+    /// ways: calls either way fail at once. Refused unless the
+    /// configuration's `[testing] fault_control` is on.
+    pub fn set_partitioned(&self, peer: NodeId, partitioned: bool) -> Result<(), NodeError> {
+        self.transport.set_partitioned(peer, partitioned).map_err(|error| NodeError::Transport(error.to_string()))
     }
 
     /// Stops Raft (finishing what it is doing) and closes the transport.

@@ -84,6 +84,22 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_decode_as_a_message_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            // Proves whatever a peer or client sends is a request or reply that re-encodes to bytes decoding the same way, or a clean postcard error, never a panic.
+            if let Ok(request) = decode::<NodeRequest>(&bytes) {
+                let again = encode(&request);
+                prop_assert!(decode::<NodeRequest>(&again).is_ok());
+                prop_assert!(again.len() <= bytes.len());
+            }
+            if let Ok(reply) = decode::<NodeReply>(&bytes) {
+                prop_assert!(decode::<NodeReply>(&encode(&reply)).is_ok());
+            }
+        }
+    }
 
     #[test]
     fn borrowed_and_owned_requests_encode_identically() {

@@ -5,6 +5,7 @@ mod bench_load;
 mod bench_report;
 mod bus_bench;
 mod cert;
+mod chaos;
 mod cluster_bench;
 mod ctl;
 mod engine_bench;
@@ -31,6 +32,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Create the cluster CA and node certificates for mutual TLS.
     Cert(cert::CertArgs),
+    /// Fault-injection run of real processes: a loopback cluster under a
+    /// recorded workload while nodes are killed, paused and partitioned,
+    /// then the bank, linearizability and liveness checks.
+    Chaos(chaos::ChaosArgs),
     /// Talk to a running cluster through its gRPC API: status, keys,
     /// leases, accounts, transfers, membership.
     Ctl(ctl::CtlArgs),
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Cert(args) => cert::run(&args),
+        Command::Chaos(args) => chaos::run(&args),
         Command::Ctl(args) => ctl::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Token(args) => token::run(&args),

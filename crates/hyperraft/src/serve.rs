@@ -64,7 +64,12 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         tracing::warn!("no [[api.tokens]] configured: anyone who reaches the gRPC API can read and write everything");
     }
     let agents = config.agents.clone();
+    let fault_file = config.testing.fault_control.then(|| config.data_dir.join(PARTITION_FILE));
     let node = Arc::new(Node::start(config).await.context("start the node")?);
+    let faults = fault_file.map(|path| {
+        tracing::warn!(path = %path.display(), "[testing] fault_control is on: this node partitions itself from the peers listed in the file");
+        tokio::spawn(follow_partition_file(node.clone(), path))
+    });
     let api = match client_listen {
         Some(addr) => {
             let api_config = ApiConfig { api_addresses, tokens, tls, decisions, ..ApiConfig::default() };
@@ -93,6 +98,10 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     if let Some(pools) = pools {
         pools.shutdown().await;
     }
+    if let Some(faults) = faults {
+        faults.abort();
+        let _ = faults.await;
+    }
     if let Some(api) = api {
         api.shutdown().await.context("stop the gRPC API")?;
     }
@@ -103,6 +112,41 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     }
     println!("node {id} stopped");
     Ok(())
+}
+
+/// The file in the data directory that lists, one id per line, the peers
+/// this node is partitioned from (read only with `[testing] fault_control`).
+pub const PARTITION_FILE: &str = "partitioned";
+
+/// Peers a chaos run may list; more lines than this are a broken file.
+const PARTITION_LINES_MAX: usize = 64;
+
+/// Applies the partition file every 50 ms: peers listed are cut, peers no
+/// longer listed are healed. A missing file means no partition; a line that
+/// is not a node id is ignored with a warning.
+async fn follow_partition_file(node: Arc<Node>, path: PathBuf) {
+    let mut cut = std::collections::BTreeSet::new();
+    let mut interval = tokio::time::interval(std::time::Duration::from_millis(50));
+    loop {
+        interval.tick().await;
+        let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+        let mut wanted = std::collections::BTreeSet::new();
+        for line in text.lines().map(str::trim).filter(|line| !line.is_empty()).take(PARTITION_LINES_MAX) {
+            match line.parse::<u64>() {
+                Ok(peer) if peer != 0 && peer != node.id() => {
+                    wanted.insert(peer);
+                }
+                _ => tracing::warn!(path = %path.display(), line, "not a peer's node id"),
+            }
+        }
+        for peer in wanted.symmetric_difference(&cut) {
+            let partitioned = wanted.contains(peer);
+            if let Err(error) = node.set_partitioned(*peer, partitioned) {
+                tracing::warn!(peer, partitioned, %error, "cannot change the partition");
+            }
+        }
+        cut = wanted;
+    }
 }
 
 /// The API's tokens and TLS identity from the `[api]` section: digests

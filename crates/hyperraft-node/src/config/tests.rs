@@ -85,3 +85,11 @@ wave_size = 3
     let without_api = NodeConfig { client_listen: None, ..config };
     assert!(without_api.validate().unwrap_err().to_string().contains("agents.pools needs client_listen"));
 }
+
+#[test]
+fn fault_control_is_off_unless_the_testing_section_turns_it_on() {
+    // Proves a configuration without [testing] cannot partition the node, and that `fault_control = true` in [testing] is what enables it (unknown keys there are refused).
+    assert!(!parse("").testing.fault_control);
+    assert!(parse("[testing]\nfault_control = true\n").testing.fault_control);
+    assert!(toml::from_str::<NodeConfig>(&format!("{BASE}[testing]\nfault_contrl = true\n")).is_err());
+}

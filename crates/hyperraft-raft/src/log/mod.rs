@@ -78,3 +78,61 @@ pub use error::LogError;
 pub use reader::LogReader;
 pub use store::{AppendReceipt, LogStore};
 pub use writer::LogMetrics;
+
+/// The log's decoders of on-disk bytes, exposed so that fuzz targets and
+/// property tests can feed them arbitrary input without files. Not an API.
+#[doc(hidden)]
+pub mod decoders {
+    use openraft::{Entry, LogId, Vote};
+
+    use crate::{NodeId, TypeConfig};
+
+    /// What a scan of one segment's bytes found.
+    #[derive(Debug)]
+    pub struct SegmentScan {
+        /// The entries of the valid records before the first damage, decoded.
+        pub entries: Vec<Entry<TypeConfig>>,
+        /// Why the scan stopped early (a damaged record, or corruption no
+        /// crash explains); `None` when every byte was a valid record.
+        pub stopped: Option<&'static str>,
+    }
+
+    /// Scans `bytes` as a segment whose first record must have index
+    /// `first_index`, then decodes every valid record's whole entry.
+    pub fn scan_segment(bytes: &[u8], first_index: u64) -> SegmentScan {
+        let (records, stopped) = match super::segment::scan(bytes, first_index) {
+            Ok((records, super::segment::ScanEnd::Clean)) => (records, None),
+            Ok((records, super::segment::ScanEnd::Damaged { reason, .. })) => (records, Some(reason)),
+            Err(fault) => (Vec::new(), Some(fault.reason)),
+        };
+        let mut entries = Vec::with_capacity(records.len());
+        for record in records {
+            let start = record.offset as usize;
+            let whole = &bytes[start..start + record.head.len as usize];
+            let super::record::Parsed::Valid { payload, .. } = super::record::parse(whole) else {
+                return SegmentScan { entries, stopped: Some("a scanned record no longer parses") };
+            };
+            match super::record::decode_entry(payload) {
+                Some(entry) => entries.push(entry),
+                None => return SegmentScan { entries, stopped: Some("payload does not decode as an entry") },
+            }
+        }
+        SegmentScan { entries, stopped }
+    }
+
+    /// Encodes `entries` as one segment's bytes, as the writer does.
+    pub fn encode_segment(entries: &[Entry<TypeConfig>]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for entry in entries {
+            super::record::encode(&mut bytes, entry, u32::MAX).expect("an entry encodes");
+        }
+        bytes
+    }
+
+    /// Decodes a metadata file's bytes as each of the three kinds of file
+    /// (vote, purged, committed); `None` where damaged.
+    #[allow(clippy::type_complexity)]
+    pub fn decode_meta(bytes: &[u8]) -> (Option<Vote<NodeId>>, Option<LogId<NodeId>>, Option<Option<LogId<NodeId>>>) {
+        (super::meta::decode(bytes), super::meta::decode(bytes), super::meta::decode(bytes))
+    }
+}

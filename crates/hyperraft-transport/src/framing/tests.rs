@@ -44,3 +44,33 @@ fn truncation_respects_character_boundaries() {
     // "é" is two bytes; cutting at 2 would split it.
     assert_eq!(truncate_message("aé", 2), "a");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_header_bytes_decode_to_what_re_encodes_to_them(request in any::<[u8; 4]>(), response in any::<[u8; 5]>()) {
+            // Proves every 4-byte request header and every 5-byte response header is read without a panic: a known status re-encodes to the same bytes, an unknown one is reported as that byte.
+            prop_assert_eq!(encode_request_header(decode_request_header(request)), request);
+            match decode_response_header(response) {
+                Ok((status, length)) => prop_assert_eq!(encode_response_header(status, length), response),
+                Err(byte) => {
+                    prop_assert_eq!(byte, response[0]);
+                    prop_assert!(Status::from_byte(byte).is_none());
+                }
+            }
+        }
+
+        #[test]
+        fn truncated_messages_are_prefixes_within_the_bound(message in ".{0,64}", bytes_max in 0usize..80) {
+            // Proves an error message of any characters is cut to a prefix of at most the bound, at a character boundary.
+            let cut = truncate_message(&message, bytes_max);
+            prop_assert!(message.starts_with(cut));
+            prop_assert!(cut.len() <= bytes_max || cut == message);
+            prop_assert!(cut.len() == message.len() || message.len() > bytes_max);
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Integration tests of the `hyperraft` binary: real processes on loopback.
 
 mod bench;
+mod chaos;
 mod ctl;
 mod kill;
