@@ -187,7 +187,7 @@ async fn run(
         counters.items.fetch_add(items, Ordering::Relaxed);
         batch_metrics.requests.record(members.len() as f64);
         batch_metrics.items.record(items as f64);
-        let batch = Batch { timestamp_ns: now_ns(), frame };
+        let batch = Batch { timestamp_ns: now_ns(), frame: frame.into() };
         let proposed = Instant::now();
         match raft.client_write_ff(batch).await {
             Ok(receiver) => {

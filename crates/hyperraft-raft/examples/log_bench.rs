@@ -157,6 +157,6 @@ fn baseline_entries_per_second(dir: &Path, case: Case) -> Result<f64, Box<dyn Er
 fn entry(index: u64, frame: &[u8]) -> Entry<TypeConfig> {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(Batch { timestamp_ns: index, frame: frame.to_vec() }),
+        payload: EntryPayload::Normal(Batch { timestamp_ns: index, frame: bytes::Bytes::copy_from_slice(frame) }),
     }
 }

@@ -188,7 +188,7 @@ impl Client {
 /// Proposes `frame` to the current leader and waits (bounded) for the outcome.
 pub async fn propose(registry: &Registry, trace: &Trace, client: u64, frame: Vec<u8>) -> Outcome {
     let Some((node, handle)) = registry.leader() else { return Outcome::NotSent };
-    let batch = Batch { timestamp_ns: clock_ns(registry, trace, node), frame };
+    let batch = Batch { timestamp_ns: clock_ns(registry, trace, node), frame: frame.into() };
     let outcome = match tokio::time::timeout(WRITE_TIMEOUT, handle.raft.client_write(batch)).await {
         Ok(Ok(response)) => Outcome::Applied(response.data),
         Ok(Err(error)) => Outcome::Unknown(error.to_string()),

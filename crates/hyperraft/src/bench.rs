@@ -57,6 +57,11 @@ pub struct BenchArgs {
     /// through the SDK; accounts are created there if missing.
     #[arg(long, value_delimiter = ',')]
     pub target: Vec<String>,
+    /// Address of an etcd v3 server (`host:port`, plain gRPC) to drive with
+    /// the key/value workloads instead of hyperraft, for a side-by-side
+    /// comparison; one put per request is etcd's `Put`, more are one `Txn`.
+    #[arg(long, conflicts_with_all = ["target", "engine_only"])]
+    pub target_etcd: Option<String>,
     /// `off` skips the log's fdatasync on the embedded nodes. UNSAFE:
     /// acknowledged writes can be lost at a crash. For comparison only.
     #[arg(long, value_enum, default_value_t = Fsync::On)]
@@ -124,8 +129,13 @@ pub enum Fsync {
 }
 
 impl BenchArgs {
+    /// Whether the run drives a cluster this process starts.
+    pub fn embedded(&self) -> bool {
+        self.target.is_empty() && self.target_etcd.is_none()
+    }
+
     pub fn batch(&self) -> usize {
-        let sdk_kv = !self.target.is_empty() && self.workload != Workload::Transfers;
+        let sdk_kv = (!self.target.is_empty() || self.target_etcd.is_some()) && self.workload != Workload::Transfers;
         match self.batch {
             Some(batch) => batch,
             None if self.engine_only => 8192,
@@ -153,7 +163,12 @@ impl BenchArgs {
                 "--batch must be at most {max} for key/value through the SDK (one transaction)"
             );
         }
-        ensure!(self.target.is_empty() || self.fsync == Fsync::On, "--fsync off applies to the embedded cluster only");
+        if self.target_etcd.is_some() {
+            ensure!(self.workload != Workload::Transfers, "--target-etcd drives the key/value workloads only");
+            ensure!(self.batch() <= 128, "--batch must be at most 128 for etcd (its default --max-txn-ops)");
+        }
+        let external = !self.target.is_empty() || self.target_etcd.is_some();
+        ensure!(!external || self.fsync == Fsync::On, "--fsync off applies to the embedded cluster only");
         if let Some(rate) = self.rate {
             ensure!(rate.is_finite() && rate > 0.0, "--rate must be a positive number of items per second");
         }

@@ -16,6 +16,7 @@ use hyperraft_raft::{BatchResponse, KvResult};
 use hyperraft_wire::{encode_records, Kind, KvBatchWriter, PutView, RangeView, TransferRecord};
 
 use crate::bench::Workload;
+use crate::bench_etcd::{self as etcd, EtcdKv};
 
 /// Bytes of every value a key/value workload writes.
 const VALUE_BYTES: usize = 64;
@@ -131,6 +132,34 @@ impl Load {
     }
 }
 
+impl Load {
+    /// The current items as one etcd `Put`, if they are one put.
+    fn etcd_put(&self) -> Option<etcd::PutRequest> {
+        match self.commands.as_slice() {
+            [KvCommand::Put(key)] => Some(etcd::PutRequest { key: key_name(*key).into(), value: self.value.clone() }),
+            _ => None,
+        }
+    }
+
+    /// The current items as one etcd `Txn` without compares.
+    fn etcd_txn(&self) -> etcd::TxnRequest {
+        let success = self
+            .commands
+            .iter()
+            .map(|command| {
+                let request = match *command {
+                    KvCommand::Put(key) => {
+                        etcd::Request::Put(etcd::PutRequest { key: key_name(key).into(), value: self.value.clone() })
+                    }
+                    KvCommand::Get(key) => etcd::Request::Range(etcd::RangeRequest { key: key_name(key).into() }),
+                };
+                etcd::RequestOp { request: Some(request) }
+            })
+            .collect();
+        etcd::TxnRequest { success }
+    }
+}
+
 fn key_name(key: u64) -> String {
     format!("key-{key:012}")
 }
@@ -155,6 +184,8 @@ pub enum Sink {
     Native(Batcher),
     /// The SDK over gRPC.
     Sdk(Arc<Client>),
+    /// An etcd server's `KV` service over gRPC (`--target-etcd`).
+    Etcd(EtcdKv),
 }
 
 impl Sink {
@@ -182,6 +213,17 @@ impl Sink {
                 Ok(_) => Outcome { committed: items as u64, failures: Vec::new() },
                 Err(error) => Outcome::whole_request_failed(items, variant_name(&error)),
             },
+            Sink::Etcd(etcd) => {
+                let mut etcd = etcd.clone();
+                let sent = match load.etcd_put() {
+                    Some(put) => etcd.put(put).await,
+                    None => etcd.txn(load.etcd_txn()).await,
+                };
+                match sent {
+                    Ok(()) => Outcome { committed: items as u64, failures: Vec::new() },
+                    Err(status) => Outcome::whole_request_failed(items, format!("etcd_{:?}", status.code())),
+                }
+            }
         }
     }
 }

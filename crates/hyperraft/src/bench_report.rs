@@ -162,7 +162,7 @@ pub struct Summary {
     pub latency_us: Histogram<u64>,
     pub before: Snapshot,
     pub after: Snapshot,
-    /// `"native"` (the node's own client) or `"grpc"` (the SDK).
+    /// `"native"` (the node's own client), `"grpc"` (the SDK) or `"etcd"` (an etcd server).
     pub client: &'static str,
 }
 
@@ -216,9 +216,9 @@ impl Summary {
     fn json(&self, args: &BenchArgs) -> serde_json::Value {
         let round = |value: f64, places: i32| (value * 10f64.powi(places)).round() / 10f64.powi(places);
         serde_json::json!({
-            "mode": if args.target.is_empty() { "embedded" } else { "target" },
+            "mode": if args.embedded() { "embedded" } else { "target" },
             "client": self.client,
-            "nodes": if args.target.is_empty() { Some(args.nodes) } else { None },
+            "nodes": if args.embedded() { Some(args.nodes) } else { None },
             "workload": args.workload.name(),
             "accounts": args.accounts,
             "skew": format!("{:?}", args.skew).to_lowercase(),
@@ -251,9 +251,10 @@ impl Summary {
     fn print_text(&self, args: &BenchArgs) {
         let items = args.workload.items();
         let loop_kind = args.rate.map_or("closed loop".to_string(), |rate| format!("open loop at {rate} {items}/s"));
-        let place = match args.target.is_empty() {
-            true => format!("embedded {}-node cluster, {} client", args.nodes, self.client),
-            false => format!("cluster at {} through the SDK (gRPC)", args.target.join(",")),
+        let place = match &args.target_etcd {
+            Some(addr) => format!("etcd at {addr} (gRPC)"),
+            None if args.embedded() => format!("embedded {}-node cluster, {} client", args.nodes, self.client),
+            None => format!("cluster at {} through the SDK (gRPC)", args.target.join(",")),
         };
         println!("hyperraft bench: {}, {place}", args.workload.name());
         println!(

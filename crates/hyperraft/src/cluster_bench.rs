@@ -26,6 +26,7 @@ use hyperraft_node::{EmbeddedCluster, RaftTuning};
 use hyperraft_wire::AccountRecord;
 
 use crate::bench::{BenchArgs, Fsync, Workload};
+use crate::bench_etcd::EtcdKv;
 use crate::bench_load::{Load, Sink};
 use crate::bench_report::{Progress, Snapshot, Summary, Tally, Usage};
 
@@ -36,7 +37,9 @@ const ACCOUNTS_PER_REQUEST: usize = 8190;
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the runtime")?;
-    let summary = if args.target.is_empty() {
+    let summary = if let Some(addr) = &args.target_etcd {
+        runtime.block_on(drive_etcd(args, addr))?
+    } else if args.target.is_empty() {
         let root = std::env::temp_dir().join(format!("hyperraft-bench-{}", std::process::id()));
         let result = runtime.block_on(drive_embedded(args, &root));
         std::fs::remove_dir_all(&root).ok();
@@ -74,7 +77,7 @@ async fn drive_embedded(args: &BenchArgs, root: &Path) -> anyhow::Result<Summary
         Snapshot { usage: Usage::now(), entries: Some((stats.proposals, stats.items)), fsyncs }
     };
     let sink = Sink::Native(cluster.node(leader).writer());
-    let summary = drive(args, sink, "native", snapshot).await?;
+    let summary = drive(args, vec![sink], "native", snapshot).await?;
     cluster.converged(PATIENCE).await.context("the nodes did not converge after the run")?;
     cluster.shutdown().await?;
     Ok(summary)
@@ -97,7 +100,20 @@ async fn drive_target(args: &BenchArgs) -> anyhow::Result<Summary> {
         create_accounts(&client, args.accounts).await?;
     }
     let snapshot = || Snapshot { usage: Usage::now(), entries: None, fsyncs: None };
-    drive(args, Sink::Sdk(Arc::new(client)), "grpc", snapshot).await
+    drive(args, vec![Sink::Sdk(Arc::new(client))], "grpc", snapshot).await
+}
+
+/// Connections to etcd: one per writer, at most this many (shared round robin beyond).
+const ETCD_CONNECTIONS_MAX: usize = 64;
+
+async fn drive_etcd(args: &BenchArgs, addr: &str) -> anyhow::Result<Summary> {
+    let mut sinks = Vec::new();
+    for _ in 0..args.clients.min(ETCD_CONNECTIONS_MAX) {
+        let etcd = EtcdKv::connect(addr).await.with_context(|| format!("connect to etcd at {addr}"))?;
+        sinks.push(Sink::Etcd(etcd));
+    }
+    let snapshot = || Snapshot { usage: Usage::now(), entries: None, fsyncs: None };
+    drive(args, sinks, "etcd", snapshot).await
 }
 
 /// Creates accounts `1..=accounts`; ones that exist already (an earlier run) are fine.
@@ -123,7 +139,7 @@ async fn create_accounts(client: &Client, accounts: u64) -> anyhow::Result<()> {
 /// Runs the writers through warm-up and the measured window.
 async fn drive(
     args: &BenchArgs,
-    sink: Sink,
+    sinks: Vec<Sink>,
     client: &'static str,
     snapshot: impl Fn() -> Snapshot,
 ) -> anyhow::Result<Summary> {
@@ -143,7 +159,8 @@ async fn drive(
         // Open-loop writers start staggered over one interval, so together they send evenly.
         let offset = interval.map_or(Duration::ZERO, |interval| interval.mul_f64(writer as f64 / args.clients as f64));
         let schedule = Schedule { first: started + offset, measuring, deadline, interval };
-        writers.spawn(write_loop(sink.clone(), load, args.batch(), schedule, tally.clone()));
+        let sink = sinks[writer % sinks.len()].clone();
+        writers.spawn(write_loop(sink, load, args.batch(), schedule, tally.clone()));
     }
     tokio::time::sleep_until(measuring.into()).await;
     let before = snapshot();

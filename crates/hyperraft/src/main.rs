@@ -1,6 +1,7 @@
 //! `hyperraft`: the node and command-line tool.
 
 mod bench;
+mod bench_etcd;
 mod bench_load;
 mod bench_report;
 mod bus_bench;

@@ -18,8 +18,11 @@ fn log_id(term: u64, index: u64) -> LogId<u64> {
 }
 
 fn entry(term: u64, index: u64, frame_bytes: usize) -> Entry<TypeConfig> {
-    let frame = (0..frame_bytes).map(|byte| (byte as u64 ^ index) as u8).collect();
-    Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(Batch { timestamp_ns: index * 7, frame }) }
+    let frame: Vec<u8> = (0..frame_bytes).map(|byte| (byte as u64 ^ index) as u8).collect();
+    Entry {
+        log_id: log_id(term, index),
+        payload: EntryPayload::Normal(Batch { timestamp_ns: index * 7, frame: frame.into() }),
+    }
 }
 
 /// Encodes records for indexes `first..first + count` back to back.
@@ -38,7 +41,7 @@ proptest! {
         // and the cheap log-id decode agreeing, for any ids and payload.
         let original = Entry::<TypeConfig> {
             log_id: log_id(term, index),
-            payload: EntryPayload::Normal(Batch { timestamp_ns: term ^ index, frame }),
+            payload: EntryPayload::Normal(Batch { timestamp_ns: term ^ index, frame: frame.into() }),
         };
         let mut buffer = vec![0xAB; 3];
         let head = record::encode(&mut buffer, &original, u32::MAX).unwrap();

@@ -23,8 +23,11 @@ fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
 }
 
 fn entry_of_len(term: u64, index: u64, len: u64) -> Entry<TypeConfig> {
-    let frame = (0..len).map(|byte: u64| (byte ^ index ^ term) as u8).collect();
-    Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(Batch { timestamp_ns: index, frame }) }
+    let frame: Vec<u8> = (0..len).map(|byte: u64| (byte ^ index ^ term) as u8).collect();
+    Entry {
+        log_id: log_id(term, index),
+        payload: EntryPayload::Normal(Batch { timestamp_ns: index, frame: frame.into() }),
+    }
 }
 
 /// Segments of a few records each, so rolls and purges happen in small tests.
@@ -265,7 +268,7 @@ async fn oversized_record_is_refused_and_nothing_is_appended() {
     let mut store = LogStore::open(dir.path(), config).unwrap();
     append(&mut store, 1, 0..2).await;
     let mut large = entry(1, 3);
-    large.payload = EntryPayload::Normal(Batch { timestamp_ns: 0, frame: vec![7; 500] });
+    large.payload = EntryPayload::Normal(Batch { timestamp_ns: 0, frame: vec![7; 500].into() });
     let result = store.submit_append([entry(1, 2), large]).await;
     assert!(matches!(result, Err(LogError::RecordTooLarge { index: 3, .. })), "{:?}", result.err());
     assert_eq!(store.log_state().last_log_id, Some(log_id(1, 1)));
