@@ -15,7 +15,7 @@ fn entries(first: u64, frames: &[Vec<u8>]) -> Vec<Entry<TypeConfig>> {
             let index = first + offset as u64;
             Entry {
                 log_id: LogId::new(CommittedLeaderId::new(3, 1), index),
-                payload: EntryPayload::Normal(Batch { timestamp_ns: index, frame: frame.clone() }),
+                payload: EntryPayload::Normal(Batch { timestamp_ns: index, frame: frame.clone().into() }),
             }
         })
         .collect()
