@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hyperraft_node::AgentsConfig;
 use hyperraft_raft::NodeId;
 
 use crate::auth::ApiToken;
@@ -72,6 +73,8 @@ pub struct ApiConfig {
     /// The server certificate and key: the API speaks TLS (HTTP/2 over
     /// TLS 1.2/1.3, rustls). None: plaintext HTTP/2.
     pub tls: Option<ApiTls>,
+    /// Agent sessions and task dispatch (the node configuration's `[agents]`).
+    pub agents: AgentsConfig,
 }
 
 /// The API's TLS identity, in PEM: the certificate chain (leaf first) and
@@ -108,6 +111,7 @@ impl Default for ApiConfig {
             watch_responses_buffered: 4,
             tokens: Vec::new(),
             tls: None,
+            agents: AgentsConfig::default(),
         }
     }
 }
@@ -136,6 +140,7 @@ impl ApiConfig {
                     .to_string(),
             );
         }
+        self.agents.validate()?;
         self.validate_security()
     }
 

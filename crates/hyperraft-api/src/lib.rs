@@ -34,6 +34,7 @@
 //! [`ApiServer::shutdown`] before `Node::shutdown`.
 
 mod admission;
+pub mod agents;
 mod api;
 pub mod auth;
 mod cluster;

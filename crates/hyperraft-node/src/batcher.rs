@@ -144,7 +144,7 @@ impl Batcher {
         let decoded =
             Frame::decode(frame, &Limits::default()).map_err(|error| WriteError::InvalidFrame(error.to_string()))?;
         let kind = decoded.kind();
-        if !matches!(kind, Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv) {
+        if !matches!(kind, Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv | Kind::Tasks) {
             return Err(WriteError::NotAWrite(kind.into()));
         }
         let (reply, response) = oneshot::channel();
@@ -268,6 +268,7 @@ fn slice(response: &BatchResponse, offset: usize, count: usize) -> BatchResponse
     match response {
         BatchResponse::Codes(codes) => BatchResponse::Codes(codes[offset..offset + count].to_vec()),
         BatchResponse::Kv(results) => BatchResponse::Kv(results[offset..offset + count].to_vec()),
+        BatchResponse::Tasks(results) => BatchResponse::Tasks(results[offset..offset + count].to_vec()),
         other => other.clone(),
     }
 }

@@ -30,6 +30,16 @@
 //! role = "write"                      # read | write | admin
 //! sha256 = "…"                        # `hyperraft token hash` or `hyperraft token new`
 //!
+//! [agents]                            # optional; these are the defaults
+//! sessions_max = 10000                  # agent sessions on this node
+//! session_queue_max = 256               # messages queued to one agent; full: it is disconnected
+//! default_ttl_ms = 10000                # an agent's lease when it asks for none
+//! run_timeout_ms = 60000                # a copy without a result this long is released
+//! reassign_backoff_ms = 100             # first pause before a released task runs again (doubles)
+//! dispatch_interval_ms = 100            # longest pause between dispatch rounds
+//! assignments_per_round_max = 1024      # copies assigned in one Raft entry
+//! policy = "round-robin"                # round-robin | least-loaded
+//!
 //! [raft]                              # optional; these are the defaults
 //! heartbeat_interval_ms = 200           # also openraft's AppendEntries timeout
 //! election_timeout_min_ms = 1000
@@ -43,6 +53,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+mod agents;
+
+pub use agents::{AgentsConfig, DispatchPolicyKind};
 
 /// Paths of this node's TLS material (PEM).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -186,6 +200,9 @@ pub struct NodeConfig {
     /// Authentication and TLS of the gRPC API.
     #[serde(default)]
     pub api: ApiSection,
+    /// Agent sessions and task dispatch.
+    #[serde(default)]
+    pub agents: AgentsConfig,
     /// Whether the log fsyncs appends before acknowledging them (see
     /// `LogConfig::sync_appends`). `false` is UNSAFE — acknowledged writes
     /// can be lost at a crash — and is deliberately not read from the TOML
@@ -252,6 +269,7 @@ impl NodeConfig {
         if self.initial_members.contains_key(&0) {
             return invalid("initial_members has node id 0".into());
         }
+        self.agents.validate().map_err(ConfigError::Invalid)?;
         self.api.validate().map_err(ConfigError::Invalid)
     }
 

@@ -90,6 +90,7 @@ impl EmbeddedCluster {
             kv_history_events_max: hyperraft_state::kv::KvConfig::default().history_events_max,
             metrics_listen: None,
             api: crate::config::ApiSection::default(),
+            agents: crate::config::AgentsConfig::default(),
             log_sync: true,
         })
     }

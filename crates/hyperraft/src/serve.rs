@@ -58,6 +58,7 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         api_addresses.insert(id, addr.to_string());
     }
     let (tokens, tls) = api_security(&config.api)?;
+    let agents = config.agents;
     let secured = tls.is_some();
     if client_listen.is_some() && tokens.is_empty() {
         tracing::warn!("no [[api.tokens]] configured: anyone who reaches the gRPC API can read and write everything");
@@ -65,7 +66,7 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     let node = Arc::new(Node::start(config).await.context("start the node")?);
     let api = match client_listen {
         Some(addr) => {
-            let api_config = ApiConfig { api_addresses, tokens, tls, ..ApiConfig::default() };
+            let api_config = ApiConfig { api_addresses, tokens, tls, agents, ..ApiConfig::default() };
             Some(hyperraft_api::serve(node.clone(), addr, api_config).await.context("start the gRPC API")?)
         }
         None => None,

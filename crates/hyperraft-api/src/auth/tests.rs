@@ -3,7 +3,12 @@ use tonic::Code;
 
 use super::{method_name, required_role, token_sha256_hex, ApiToken, Role, Tokens, METHOD_ROLES};
 
-const PROTO: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto/hyperraft.proto"));
+/// Every proto file of the `hyperraft.v1` package.
+const PROTOS: [&str; 3] = [
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto/hyperraft.proto")),
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto/agent.proto")),
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto/bus.proto")),
+];
 
 fn with_token(value: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -13,10 +18,10 @@ fn with_token(value: &str) -> HeaderMap {
 
 #[test]
 fn every_rpc_of_the_proto_file_has_a_role_and_nothing_else_does() {
-    // Proves the role table matches proto/hyperraft.proto exactly: each `rpc` of each service is listed once, and no listed method is missing from the file.
+    // Proves the role table matches the package's proto files exactly: each `rpc` of each service is listed once, and no listed method is missing from the file.
     let mut service = "";
     let mut paths = Vec::new();
-    for line in PROTO.lines().map(str::trim) {
+    for line in PROTOS.iter().flat_map(|proto| proto.lines()).map(str::trim) {
         if let Some(rest) = line.strip_prefix("service ") {
             service = rest.split_whitespace().next().unwrap();
         } else if let Some(rest) = line.strip_prefix("rpc ") {
