@@ -83,6 +83,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 mod batcher;
 mod client;
 mod cluster;
