@@ -98,6 +98,12 @@ const METHOD_ROLES: &[(&str, Role)] = &[
     ("/hyperraft.v1.Lease/KeepAlive", Role::Write),
     ("/hyperraft.v1.Lease/TimeToLive", Role::Read),
     ("/hyperraft.v1.Lease/Leases", Role::Read),
+    // An agent session writes: it registers, renews its lease, reports.
+    ("/hyperraft.v1.Agents/Session", Role::Write),
+    ("/hyperraft.v1.Agents/SubmitTask", Role::Write),
+    ("/hyperraft.v1.Agents/GetTask", Role::Read),
+    ("/hyperraft.v1.Agents/WaitTask", Role::Read),
+    ("/hyperraft.v1.Agents/ListAgents", Role::Read),
     ("/hyperraft.v1.Cluster/Status", Role::Read),
     ("/hyperraft.v1.Cluster/AddNode", Role::Admin),
     ("/hyperraft.v1.Cluster/RemoveNode", Role::Admin),

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hyperraft_node::AgentsConfig;
 use hyperraft_raft::NodeId;
 
 use crate::auth::ApiToken;
@@ -78,6 +79,8 @@ pub struct ApiConfig {
     pub decisions: DecisionPolicy,
     /// The bounds and defaults of this node's message bus (see [`crate::bus`]).
     pub bus: BusConfig,
+    /// Agent sessions and task dispatch (the node configuration's `[agents]`).
+    pub agents: AgentsConfig,
 }
 
 /// The API's TLS identity, in PEM: the certificate chain (leaf first) and
@@ -116,6 +119,7 @@ impl Default for ApiConfig {
             tls: None,
             decisions: DecisionPolicy::default(),
             bus: BusConfig::default(),
+            agents: AgentsConfig::default(),
         }
     }
 }
@@ -146,6 +150,7 @@ impl ApiConfig {
         }
         self.decisions.validate()?;
         self.bus.validate()?;
+        self.agents.validate()?;
         self.validate_security()
     }
 

@@ -64,7 +64,7 @@ fn header(revision: u64, api: &Api) -> Option<proto::ResponseHeader> {
 }
 
 /// Renews lease `id` through the log; its full TTL on success.
-async fn keep_alive_once(api: &Api, id: u64) -> Result<proto::LeaseKeepAliveResponse, Status> {
+pub(crate) async fn keep_alive_once(api: &Api, id: u64) -> Result<proto::LeaseKeepAliveResponse, Status> {
     let frame = kv_frame(|writer| writer.lease_keep_alive(LeaseKeepAliveView { id }))?;
     match only_result(api.write(&frame).await?)? {
         KvResult::LeaseKeepAlive { revision, id, ttl_ms } => {

@@ -38,6 +38,7 @@
 //! [`ApiServer::shutdown`] before `Node::shutdown`.
 
 mod admission;
+pub mod agents;
 mod api;
 pub mod auth;
 pub mod bus;

@@ -12,6 +12,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::admission::Gated;
+use crate::agents::{AgentService, Hub as AgentsHub};
 use crate::api::Api;
 use crate::auth::AuthLayer;
 use crate::bus::service::BusService;
@@ -21,6 +22,7 @@ use crate::decisions::DecisionsService;
 use crate::kv::KvService;
 use crate::lease::LeaseService;
 use crate::ledger::LedgerService;
+use crate::proto::agents_server::AgentsServer;
 use crate::proto::bus_server::BusServer;
 use crate::proto::cluster_server::ClusterServer;
 use crate::proto::decisions_server::DecisionsServer;
@@ -52,6 +54,8 @@ pub struct ApiServer {
     task: JoinHandle<Result<(), tonic::transport::Error>>,
     /// The leader's lease expiry task; it ends with the streams.
     expiry: JoinHandle<()>,
+    /// The leader's task dispatcher; it ends with the streams.
+    dispatcher: JoinHandle<()>,
     /// Held to learn when every task that holds the node is gone.
     api: Arc<Api>,
 }
@@ -75,6 +79,7 @@ impl ApiServer {
         let _ = self.stop.send(());
         self.task.await.map_err(|error| ApiError::Task(error.to_string()))??;
         self.expiry.await.map_err(|error| ApiError::Task(error.to_string()))?;
+        self.dispatcher.await.map_err(|error| ApiError::Task(error.to_string()))?;
         // Stream tasks end at their next wake-up; the caller may then take
         // the node back (`Arc::try_unwrap`), so wait until they have.
         let deadline = tokio::time::Instant::now() + STREAMS_END_TIMEOUT;
@@ -137,6 +142,9 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
     // Ends with the other streams, at shutdown.
     let expiry = crate::lease::expire_leases(api.clone(), api.node.election_timeout_max());
     let lease = configured!(LeaseServer::new(LeaseService { api: api.clone() }), message_bytes_max);
+    let hub = Arc::new(AgentsHub::new(api.clone()));
+    let dispatcher = crate::agents::start_dispatcher(hub.clone());
+    let agents = configured!(AgentsServer::new(AgentService { hub }), message_bytes_max);
     let cluster = configured!(ClusterServer::new(ClusterService { api: api.clone() }), message_bytes_max);
     let decisions = configured!(DecisionsServer::new(DecisionsService { api: api.clone() }), message_bytes_max);
     let bus = configured!(BusServer::new(BusService { api: api.clone() }), message_bytes_max);
@@ -145,6 +153,7 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
         .add_service(Gated::new(ledger, admission.clone(), retry_after, node_label.clone()))
         .add_service(Gated::new(kv, admission.clone(), retry_after, node_label.clone()))
         .add_service(Gated::new(lease, admission.clone(), retry_after, node_label.clone()))
+        .add_service(Gated::new(agents, admission.clone(), retry_after, node_label.clone()))
         .add_service(Gated::new(cluster, admission.clone(), retry_after, node_label.clone()))
         .add_service(Gated::new(decisions, admission.clone(), retry_after, node_label.clone()))
         .add_service(Gated::new(bus, admission, retry_after, node_label));
@@ -152,7 +161,7 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
         // A dropped sender stops the server too.
         let _ = stopped.await;
     }));
-    Ok(ApiServer { local_addr, stop, streams_stop, task, expiry, api })
+    Ok(ApiServer { local_addr, stop, streams_stop, task, expiry, dispatcher, api })
 }
 
 /// rustls with the configured identity; a client that has not finished its

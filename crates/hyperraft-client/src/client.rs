@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyperraft_proto::agents_client::AgentsClient;
 use hyperraft_proto::cluster_client::ClusterClient;
 use hyperraft_proto::kv_client::KvClient;
 use hyperraft_proto::lease_client::LeaseClient;
@@ -163,6 +164,10 @@ impl Core {
 
     pub(crate) fn bus(&self, channel: Channel) -> hyperraft_proto::bus_client::BusClient<Channel> {
         compressed!(hyperraft_proto::bus_client::BusClient::new(channel), self.compression())
+    }
+
+    pub(crate) fn agents(&self, channel: Channel) -> AgentsClient<Channel> {
+        compressed!(AgentsClient::new(channel).max_decoding_message_size(usize::MAX), self.compression())
     }
 
     pub(crate) fn cluster(&self, channel: Channel) -> ClusterClient<Channel> {

@@ -90,6 +90,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 mod batcher;
 mod bus;
 mod client;

@@ -268,6 +268,7 @@ fn slice(response: &BatchResponse, offset: usize, count: usize) -> BatchResponse
     match response {
         BatchResponse::Codes(codes) => BatchResponse::Codes(codes[offset..offset + count].to_vec()),
         BatchResponse::Kv(results) => BatchResponse::Kv(results[offset..offset + count].to_vec()),
+        BatchResponse::Tasks(results) => BatchResponse::Tasks(results[offset..offset + count].to_vec()),
         other => other.clone(),
     }
 }

@@ -30,6 +30,16 @@
 //! role = "write"                      # read | write | admin
 //! sha256 = "…"                        # `hyperraft token hash` or `hyperraft token new`
 //!
+//! [agents]                            # optional; these are the defaults
+//! sessions_max = 10000                  # agent sessions on this node
+//! session_queue_max = 256               # messages queued to one agent; full: it is disconnected
+//! default_ttl_ms = 10000                # an agent's lease when it asks for none
+//! run_timeout_ms = 60000                # a copy without a result this long is released
+//! reassign_backoff_ms = 100             # first pause before a released task runs again (doubles)
+//! dispatch_interval_ms = 100            # longest pause between dispatch rounds
+//! assignments_per_round_max = 1024      # copies assigned in one Raft entry
+//! policy = "round-robin"                # round-robin | least-loaded
+//!
 //! [[agents.pools]]                    # optional; local agent processes (see `pools`)
 //! agent_type = "summarize"
 //! command = "/usr/local/bin/summarize-agent"
@@ -54,6 +64,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+mod agents;
+
+pub use agents::{AgentsConfig, DispatchPolicyKind};
 
 /// Paths of this node's TLS material (PEM).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

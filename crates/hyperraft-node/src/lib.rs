@@ -15,7 +15,7 @@ pub mod telemetry;
 
 pub use batcher::{Batcher, BatcherConfig, BatcherStats, WriteError};
 pub use client::{Client, ClientError};
-pub use config::{NodeConfig, RaftTuning, TlsPaths};
+pub use config::{AgentsConfig, DispatchPolicyKind, NodeConfig, RaftTuning, TlsPaths};
 pub use embedded::EmbeddedCluster;
 pub use node::{members, wait_for_leader, Node, NodeError};
 pub use pools::{AgentsSection, PoolConfig, PoolManager, PoolStats};

@@ -57,13 +57,8 @@ pub const POOL_PROCESSES_MAX: usize = 4096;
 /// Arguments and environment entries of one pool's command.
 pub const COMMAND_ITEMS_MAX: usize = 256;
 
-/// The `[agents]` section: the pools this node runs.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct AgentsSection {
-    #[serde(default)]
-    pub pools: Vec<PoolConfig>,
-}
+/// The `[agents]` section, whose `pools` this module runs.
+pub type AgentsSection = crate::config::AgentsConfig;
 
 /// One `[[agents.pools]]` entry.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -147,38 +142,36 @@ impl PoolConfig {
     }
 }
 
-impl AgentsSection {
-    /// Checks every pool's bounds, and that agent types are unique.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.pools.len() > POOLS_MAX {
-            return Err(format!("agents.pools: {} pools, more than the {POOLS_MAX} allowed", self.pools.len()));
-        }
-        for (index, pool) in self.pools.iter().enumerate() {
-            let at = format!("agents.pools[{index}]");
-            if pool.agent_type.is_empty() || pool.agent_type.len() > 256 {
-                return Err(format!("{at}.agent_type must be 1 to 256 bytes"));
-            }
-            if self.pools[..index].iter().any(|other| other.agent_type == pool.agent_type) {
-                return Err(format!("{at}.agent_type {:?} has another pool already", pool.agent_type));
-            }
-            if pool.command.is_empty() {
-                return Err(format!("{at}.command must not be empty"));
-            }
-            if pool.args.len() > COMMAND_ITEMS_MAX || pool.env.len() > COMMAND_ITEMS_MAX {
-                return Err(format!("{at}: at most {COMMAND_ITEMS_MAX} args and {COMMAND_ITEMS_MAX} env entries"));
-            }
-            if pool.max == 0 || pool.max > POOL_PROCESSES_MAX || pool.min > pool.max {
-                return Err(format!("{at}: need 0 <= min <= max, 1 <= max <= {POOL_PROCESSES_MAX}"));
-            }
-            if pool.spawn_batch == 0 || pool.wave_size == 0 || pool.tasks_per_agent == 0 {
-                return Err(format!("{at}: spawn_batch, wave_size and tasks_per_agent must be at least 1"));
-            }
-            if pool.restart_backoff_initial_ms == 0 || pool.restart_backoff_initial_ms > pool.restart_backoff_max_ms {
-                return Err(format!("{at}: need 0 < restart_backoff_initial_ms <= restart_backoff_max_ms"));
-            }
-        }
-        Ok(())
+/// Checks every pool's bounds, and that agent types are unique.
+pub(crate) fn validate_pools(pools: &[PoolConfig]) -> Result<(), String> {
+    if pools.len() > POOLS_MAX {
+        return Err(format!("agents.pools: {} pools, more than the {POOLS_MAX} allowed", pools.len()));
     }
+    for (index, pool) in pools.iter().enumerate() {
+        let at = format!("agents.pools[{index}]");
+        if pool.agent_type.is_empty() || pool.agent_type.len() > 256 {
+            return Err(format!("{at}.agent_type must be 1 to 256 bytes"));
+        }
+        if pools[..index].iter().any(|other| other.agent_type == pool.agent_type) {
+            return Err(format!("{at}.agent_type {:?} has another pool already", pool.agent_type));
+        }
+        if pool.command.is_empty() {
+            return Err(format!("{at}.command must not be empty"));
+        }
+        if pool.args.len() > COMMAND_ITEMS_MAX || pool.env.len() > COMMAND_ITEMS_MAX {
+            return Err(format!("{at}: at most {COMMAND_ITEMS_MAX} args and {COMMAND_ITEMS_MAX} env entries"));
+        }
+        if pool.max == 0 || pool.max > POOL_PROCESSES_MAX || pool.min > pool.max {
+            return Err(format!("{at}: need 0 <= min <= max, 1 <= max <= {POOL_PROCESSES_MAX}"));
+        }
+        if pool.spawn_batch == 0 || pool.wave_size == 0 || pool.tasks_per_agent == 0 {
+            return Err(format!("{at}: spawn_batch, wave_size and tasks_per_agent must be at least 1"));
+        }
+        if pool.restart_backoff_initial_ms == 0 || pool.restart_backoff_initial_ms > pool.restart_backoff_max_ms {
+            return Err(format!("{at}: need 0 < restart_backoff_initial_ms <= restart_backoff_max_ms"));
+        }
+    }
+    Ok(())
 }
 
 /// One pool's counters (atomics, read at any time).

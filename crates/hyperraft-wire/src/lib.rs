@@ -36,6 +36,6 @@ pub use kv::{
 };
 pub use records::{account_flags, transfer_flags, AccountRecord, ResultRecord, TransferRecord};
 pub use tasks::{
-    AssignTaskView, ReleaseAgentView, ReportResultView, SubmitTaskView, TaskBatchWriter, TaskCommand, TaskCommands,
-    TaskDecodeError, TaskIter, TaskOutcomeView,
+    AssignTaskView, ReleaseAgentView, ReleaseCopyView, ReportResultView, SubmitTaskView, TaskBatchWriter, TaskCommand,
+    TaskCommands, TaskDecodeError, TaskIter, TaskOutcomeView,
 };

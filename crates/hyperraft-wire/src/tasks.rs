@@ -18,6 +18,8 @@
 //!                                                               (22-byte header)
 //! ReleaseAgent  tag=4 u8 | flags u8 (none) | agent_id u64       (10 bytes)
 //! ExpireTasks   tag=5 u8 | flags u8 (none)                      (2 bytes)
+//! ReleaseCopy   tag=6 u8 | flags u8 (none) | task_id u64 | agent_id u64
+//!                                                               (18 bytes)
 //! ```
 //!
 //! Bounds: an idempotency key is at most [`IDEMPOTENCY_KEY_BYTES_MAX`] bytes
@@ -51,6 +53,7 @@ const TAG_ASSIGN: u8 = 2;
 const TAG_REPORT: u8 = 3;
 const TAG_RELEASE: u8 = 4;
 const TAG_EXPIRE: u8 = 5;
+const TAG_RELEASE_COPY: u8 = 6;
 const FLAG_FAILURE: u8 = 1 << 0;
 const SUBMIT_HEADER_BYTES: usize = 22;
 const ASSIGN_BYTES: usize = 18;
@@ -154,6 +157,16 @@ pub struct ReleaseAgentView {
     pub agent_id: u64,
 }
 
+/// One agent's copy of one task ends without a result (it ran past its
+/// run timeout, or could not be delivered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReleaseCopyView {
+    /// The task.
+    pub task_id: u64,
+    /// The agent whose copy ends.
+    pub agent_id: u64,
+}
+
 /// One task command, borrowed from a validated frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskCommand<'a> {
@@ -167,6 +180,8 @@ pub enum TaskCommand<'a> {
     Release(ReleaseAgentView),
     /// Fail every task whose deadline has passed at the batch timestamp.
     Expire,
+    /// See [`ReleaseCopyView`].
+    ReleaseCopy(ReleaseCopyView),
 }
 
 /// The validated commands of a `Tasks` frame.
@@ -270,7 +285,7 @@ fn command(bytes: &[u8]) -> Parsed<'_, TaskCommand<'_>> {
     let tag = *bytes.first().ok_or(TaskDecodeError::Truncated)?;
     let flags = *bytes.get(1).ok_or(TaskDecodeError::Truncated)?;
     let defined = if tag == TAG_REPORT { FLAG_FAILURE } else { 0 };
-    if !(TAG_SUBMIT..=TAG_EXPIRE).contains(&tag) {
+    if !(TAG_SUBMIT..=TAG_RELEASE_COPY).contains(&tag) {
         return Err(TaskDecodeError::UnknownTag(tag));
     }
     check_flags(flags, defined)?;
@@ -285,6 +300,11 @@ fn command(bytes: &[u8]) -> Parsed<'_, TaskCommand<'_>> {
         TAG_RELEASE => {
             let (header, rest) = take(bytes, RELEASE_BYTES)?;
             Ok((TaskCommand::Release(ReleaseAgentView { agent_id: le_u64(header, 2) }), rest))
+        }
+        TAG_RELEASE_COPY => {
+            let (header, rest) = take(bytes, ASSIGN_BYTES)?;
+            let view = ReleaseCopyView { task_id: le_u64(header, 2), agent_id: le_u64(header, 10) };
+            Ok((TaskCommand::ReleaseCopy(view), rest))
         }
         _ => take(bytes, EXPIRE_BYTES).map(|(_, rest)| (TaskCommand::Expire, rest)),
     }
@@ -399,6 +419,7 @@ impl<'o> TaskBatchWriter<'o> {
             TaskCommand::Report(view) => self.report(view),
             TaskCommand::Release(view) => self.release(*view),
             TaskCommand::Expire => self.expire(),
+            TaskCommand::ReleaseCopy(view) => self.release_copy(*view),
         }
     }
 
@@ -448,6 +469,15 @@ impl<'o> TaskBatchWriter<'o> {
     pub fn release(&mut self, view: ReleaseAgentView) -> Result<(), EncodeError> {
         self.admit(Ok(()), RELEASE_BYTES)?;
         self.out.extend_from_slice(&[TAG_RELEASE, 0]);
+        self.out.extend_from_slice(&view.agent_id.to_le_bytes());
+        Ok(())
+    }
+
+    /// Appends a ReleaseCopy.
+    pub fn release_copy(&mut self, view: ReleaseCopyView) -> Result<(), EncodeError> {
+        self.admit(Ok(()), ASSIGN_BYTES)?;
+        self.out.extend_from_slice(&[TAG_RELEASE_COPY, 0]);
+        self.out.extend_from_slice(&view.task_id.to_le_bytes());
         self.out.extend_from_slice(&view.agent_id.to_le_bytes());
         Ok(())
     }

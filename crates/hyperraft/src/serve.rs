@@ -72,7 +72,8 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     });
     let api = match client_listen {
         Some(addr) => {
-            let api_config = ApiConfig { api_addresses, tokens, tls, decisions, ..ApiConfig::default() };
+            let api_config =
+                ApiConfig { api_addresses, tokens, tls, decisions, agents: agents.clone(), ..ApiConfig::default() };
             Some(hyperraft_api::serve(node.clone(), addr, api_config).await.context("start the gRPC API")?)
         }
         None => None,

@@ -2,6 +2,7 @@
 //! (QUIC with mutual TLS between them, fsync'd logs in temporary folders)
 //! serving their gRPC API on loopback.
 
+mod agents;
 mod auth;
 mod bus;
 mod cluster;

@@ -66,7 +66,7 @@ async fn pools_prewarm_min_processes_with_their_environment_and_kill_them_at_shu
     cluster.start_all().await;
     cluster.leader().await;
     let files = tempfile::tempdir().unwrap();
-    let agents = AgentsSection { pools: vec![pid_file_pool(files.path(), 3, 3)] };
+    let agents = AgentsSection { pools: vec![pid_file_pool(files.path(), 3, 3)], ..AgentsSection::default() };
     let manager = PoolManager::start(cluster.node(1), &agents, "127.0.0.1:7101").unwrap();
     until(&manager, "pre-warm", |stats| stats.running == 3).await;
     let deadline = Instant::now() + PATIENCE;
@@ -106,7 +106,12 @@ async fn a_crashing_agent_is_restarted_with_a_doubling_capped_backoff() {
         restart_backoff_max_ms: 40,
         ..PoolConfig::new("crashy", "sh", 1, 1)
     };
-    let manager = PoolManager::start(cluster.node(1), &AgentsSection { pools: vec![pool] }, "127.0.0.1:1").unwrap();
+    let manager = PoolManager::start(
+        cluster.node(1),
+        &AgentsSection { pools: vec![pool], ..AgentsSection::default() },
+        "127.0.0.1:1",
+    )
+    .unwrap();
     let first = until(&manager, "a first crash", |stats| stats.crashes >= 1).await;
     assert!(first.backoff_ms >= 5);
     let later = until(&manager, "five restarts", |stats| stats.crashes >= 5 && stats.spawned >= 5).await;
@@ -123,7 +128,12 @@ async fn the_leader_scales_up_in_waves_under_a_backlog_and_back_to_min_when_idle
     cluster.leader().await;
     let files = tempfile::tempdir().unwrap();
     let pool = PoolConfig { wave_size: 2, wave_pause_ms: 100, idle_stop_ms: 300, ..pid_file_pool(files.path(), 1, 6) };
-    let manager = PoolManager::start(cluster.node(1), &AgentsSection { pools: vec![pool] }, "127.0.0.1:1").unwrap();
+    let manager = PoolManager::start(
+        cluster.node(1),
+        &AgentsSection { pools: vec![pool], ..AgentsSection::default() },
+        "127.0.0.1:1",
+    )
+    .unwrap();
     until(&manager, "pre-warm", |stats| stats.running == 1).await;
     submit_tasks(&cluster, 10).await;
     let grown = until(&manager, "scale-up to max", |stats| stats.running == 6).await;
@@ -149,7 +159,7 @@ async fn the_leader_scales_up_in_waves_under_a_backlog_and_back_to_min_when_idle
 #[test]
 fn pool_configurations_out_of_bounds_are_refused() {
     // Proves min above max, a zero max, an empty command and two pools of one type are each refused with a message naming the field.
-    let check = |pools: Vec<PoolConfig>| AgentsSection { pools }.validate().unwrap_err();
+    let check = |pools: Vec<PoolConfig>| AgentsSection { pools, ..AgentsSection::default() }.validate().unwrap_err();
     assert!(check(vec![PoolConfig::new("a", "sh", 3, 2)]).contains("min <= max"));
     assert!(check(vec![PoolConfig::new("a", "sh", 0, 0)]).contains("1 <= max"));
     assert!(check(vec![PoolConfig::new("a", "", 0, 1)]).contains("command must not be empty"));

@@ -25,6 +25,9 @@
 //!   reported is `TaskFinished`.
 //! * `ReleaseAgent` ends every running copy of the agent (it died or its
 //!   lease expired): each counts one attempt.
+//! * `ReleaseCopy` ends one agent's running copy of one task (it ran past
+//!   its run timeout, or could not be delivered): one attempt, like a
+//!   release; `NotAssigned` when that agent runs no copy of the task.
 //! * `ExpireTasks` fails every open task whose non-zero deadline is at or
 //!   before the batch timestamp with `DeadlineExceeded`.
 //!

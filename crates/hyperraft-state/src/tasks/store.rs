@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use hyperraft_wire::{AssignTaskView, ReportResultView, SubmitTaskView, TaskCommand, TaskCommands, TaskOutcomeView};
+use hyperraft_wire::{
+    AssignTaskView, ReleaseCopyView, ReportResultView, SubmitTaskView, TaskCommand, TaskCommands, TaskOutcomeView,
+};
 
 use super::task::{Assignment, CopyState, FailReason, Outcome, Report, Task, TaskState};
 use super::{Decision, TaskConfig, TaskError, TaskResponse};
@@ -63,6 +65,36 @@ impl TaskStore {
         tasks.filter(|task| task.task_type == task_type && task.needed() > 0).map(|task| task.id).take(max).collect()
     }
 
+    /// Agents that run at least one copy, by id.
+    pub fn agents_running(&self) -> impl Iterator<Item = u64> + '_ {
+        self.running.keys().copied()
+    }
+
+    /// Every running copy as `(task id, agent id, batch timestamp of its
+    /// assignment)`, by task id. Bounded by the open tasks times `k`.
+    pub fn running_copies(&self) -> Vec<(u64, u64, u64)> {
+        let tasks = self.open.iter().map(|id| &self.tasks[id]);
+        let copies = tasks.flat_map(|task| {
+            let running = task.assignments.iter().filter(|copy| copy.state == CopyState::Running);
+            running.map(move |copy| (task.id, copy.agent_id, copy.assigned_ns))
+        });
+        copies.collect()
+    }
+
+    /// Whether some open task's deadline is at or before `now_ns`.
+    pub fn any_due(&self, now_ns: u64) -> bool {
+        self.open.iter().any(|id| {
+            let deadline_ns = self.tasks[id].deadline_ns;
+            deadline_ns != 0 && deadline_ns <= now_ns
+        })
+    }
+
+    /// Distinct task types of open tasks that need more copies.
+    pub fn pending_types(&self) -> BTreeSet<Vec<u8>> {
+        let tasks = self.open.iter().map(|id| &self.tasks[id]);
+        tasks.filter(|task| task.needed() > 0).map(|task| task.task_type.clone()).collect()
+    }
+
     /// Tasks the agent runs a copy of, oldest first.
     pub fn tasks_of_agent(&self, agent_id: u64) -> Vec<u64> {
         self.running.get(&agent_id).map(|tasks| tasks.iter().copied().collect()).unwrap_or_default()
@@ -85,6 +117,7 @@ impl TaskStore {
             TaskCommand::Report(view) => self.report(view, now_ns),
             TaskCommand::Release(view) => Ok(self.release(view.agent_id, now_ns)),
             TaskCommand::Expire => Ok(self.expire(now_ns)),
+            TaskCommand::ReleaseCopy(view) => self.release_copy(*view),
         };
         result.unwrap_or_else(TaskResponse::Error)
     }
@@ -200,6 +233,23 @@ impl TaskStore {
             }
         }
         TaskResponse::Released { agent_id, copies: task_ids.len() as u32, failed }
+    }
+
+    fn release_copy(&mut self, view: ReleaseCopyView) -> Result<TaskResponse, TaskError> {
+        let ReleaseCopyView { task_id, agent_id } = view;
+        let task = self.tasks.get_mut(&task_id).ok_or(TaskError::NotFound { task_id })?;
+        let copy =
+            task.assignments.iter_mut().find(|copy| copy.agent_id == agent_id && copy.state == CopyState::Running);
+        let copy = copy.ok_or(TaskError::NotAssigned { task_id, agent_id })?;
+        copy.state = CopyState::Released;
+        task.attempts_used = task.attempts_used.saturating_add(1);
+        let mut failed = Vec::new();
+        if let Some(decision) = task.decide(FailReason::AttemptsExhausted) {
+            self.finish(task_id, &decision);
+            failed.push(task_id);
+        }
+        self.stop_running(agent_id, task_id);
+        Ok(TaskResponse::Released { agent_id, copies: 1, failed })
     }
 
     fn expire(&mut self, now_ns: u64) -> TaskResponse {

@@ -1,6 +1,6 @@
 use hyperraft_wire::{
-    AssignTaskView, Frame, Limits, ReleaseAgentView, ReportResultView, SubmitTaskView, TaskBatchWriter, TaskCommand,
-    TaskOutcomeView,
+    AssignTaskView, Frame, Limits, ReleaseAgentView, ReleaseCopyView, ReportResultView, SubmitTaskView,
+    TaskBatchWriter, TaskCommand, TaskOutcomeView,
 };
 use proptest::prelude::*;
 
@@ -192,6 +192,36 @@ fn releases_count_attempts_until_the_task_is_exhausted() {
 }
 
 #[test]
+fn releasing_one_copy_counts_an_attempt_and_leaves_the_agents_other_copies() {
+    // Proves ReleaseCopy ends exactly one running copy, counts one attempt, refuses a copy that is not running, and fails the task on the last attempt.
+    let mut store = TaskStore::new(TaskConfig::default());
+    let first = submit(&mut store, 1, 0, 1);
+    let second = submit(&mut store, 1, 0, 2);
+    drop(assign(&mut store, first, 1));
+    drop(assign(&mut store, second, 1));
+    let release_copy = |store: &mut TaskStore, task_id, agent_id| {
+        store.apply(&TaskCommand::ReleaseCopy(ReleaseCopyView { task_id, agent_id }), 50)
+    };
+    assert_eq!(release_copy(&mut store, second, 1), TaskResponse::Released { agent_id: 1, copies: 1, failed: vec![] });
+    assert_eq!(store.task(second).expect("kept").attempts_used, 1);
+    assert_eq!(store.tasks_of_agent(1), vec![first]);
+    let before = store.clone();
+    assert_eq!(
+        release_copy(&mut store, second, 1),
+        TaskResponse::Error(TaskError::NotAssigned { task_id: second, agent_id: 1 })
+    );
+    assert_eq!(release_copy(&mut store, 99, 1), TaskResponse::Error(TaskError::NotFound { task_id: 99 }));
+    assert_eq!(store, before);
+    assert_eq!(
+        release_copy(&mut store, first, 1),
+        TaskResponse::Released { agent_id: 1, copies: 1, failed: vec![first] }
+    );
+    assert_eq!(state(&store, first), TaskState::Failed { reason: FailReason::AttemptsExhausted });
+    assert!(store.tasks_of_agent(1).is_empty());
+    assert_eq!(store.running_copies(), Vec::new());
+}
+
+#[test]
 fn tasks_past_their_deadline_expire() {
     // Proves ExpireTasks fails exactly the open tasks whose deadline is at or before the batch timestamp.
     let mut store = TaskStore::new(TaskConfig::default());
@@ -298,6 +328,7 @@ enum Step {
     Assign { task: u64, agent: u64 },
     Report { task: u64, agent: u64, output: Option<u8> },
     Release { agent: u64 },
+    ReleaseCopy { task: u64, agent: u64 },
     Expire,
 }
 
@@ -315,6 +346,7 @@ fn step() -> impl Strategy<Value = Step> {
             output
         }),
         (1u64..6).prop_map(|agent| Step::Release { agent }),
+        (1u64..8, 1u64..6).prop_map(|(task, agent)| Step::ReleaseCopy { task, agent }),
         Just(Step::Expire),
     ]
 }
@@ -340,6 +372,9 @@ fn run_step(store: &mut TaskStore, step: &Step, now_ns: u64) -> TaskResponse {
             store.apply(&TaskCommand::Report(ReportResultView { task_id: *task, agent_id: *agent, outcome }), now_ns)
         }
         Step::Release { agent } => store.apply(&TaskCommand::Release(ReleaseAgentView { agent_id: *agent }), now_ns),
+        Step::ReleaseCopy { task, agent } => {
+            store.apply(&TaskCommand::ReleaseCopy(ReleaseCopyView { task_id: *task, agent_id: *agent }), now_ns)
+        }
         Step::Expire => store.apply(&TaskCommand::Expire, now_ns),
     }
 }

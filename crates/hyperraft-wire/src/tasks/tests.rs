@@ -25,7 +25,7 @@ fn submit_view<'a>(key: &'a [u8], payload: &'a [u8]) -> SubmitTaskView<'a> {
 
 #[test]
 fn every_command_round_trips() {
-    // Proves each of the five commands decodes to the view it was written from.
+    // Proves each of the six commands decodes to the view it was written from.
     let commands = [
         TaskCommand::Submit(submit_view(b"key", b"payload")),
         TaskCommand::Assign(AssignTaskView { task_id: 1, agent_id: 9 }),
@@ -33,6 +33,7 @@ fn every_command_round_trips() {
         TaskCommand::Report(ReportResultView { task_id: 1, agent_id: 8, outcome: TaskOutcomeView::Failure(b"oom") }),
         TaskCommand::Release(ReleaseAgentView { agent_id: 9 }),
         TaskCommand::Expire,
+        TaskCommand::ReleaseCopy(ReleaseCopyView { task_id: 3, agent_id: 9 }),
     ];
     let mut out = Vec::new();
     let mut writer = TaskBatchWriter::new(&mut out);
@@ -49,6 +50,18 @@ fn assign_has_the_documented_layout() {
     writer.assign(AssignTaskView { task_id: 5, agent_id: 6 }).expect("assign");
     assert_eq!(writer.finish(), HEADER_BYTES + 18);
     assert_eq!(&out[HEADER_BYTES..HEADER_BYTES + 2], &[2, 0]);
+    assert_eq!(&out[HEADER_BYTES + 2..HEADER_BYTES + 10], &5u64.to_le_bytes());
+    assert_eq!(&out[HEADER_BYTES + 10..], &6u64.to_le_bytes());
+}
+
+#[test]
+fn release_copy_has_the_documented_layout() {
+    // Proves a ReleaseCopy is encoded byte for byte as the module doc describes.
+    let mut out = Vec::new();
+    let mut writer = TaskBatchWriter::new(&mut out);
+    writer.release_copy(ReleaseCopyView { task_id: 5, agent_id: 6 }).expect("release copy");
+    assert_eq!(writer.finish(), HEADER_BYTES + 18);
+    assert_eq!(&out[HEADER_BYTES..HEADER_BYTES + 2], &[6, 0]);
     assert_eq!(&out[HEADER_BYTES + 2..HEADER_BYTES + 10], &5u64.to_le_bytes());
     assert_eq!(&out[HEADER_BYTES + 10..], &6u64.to_le_bytes());
 }
@@ -78,8 +91,10 @@ fn writer_refuses_out_of_bounds_fields_and_stays_usable() {
 #[test]
 fn decoder_rejects_unknown_tags_reserved_flags_and_trailing_bytes() {
     // Proves hostile bodies get a typed error naming the command, not a panic.
-    let cases: [(&[u8], u32, TaskDecodeError); 4] = [
+    let cases: [(&[u8], u32, TaskDecodeError); 6] = [
         (&[9, 0], 1, TaskDecodeError::UnknownTag(9)),
+        (&[7, 0], 1, TaskDecodeError::UnknownTag(7)),
+        (&[6, 0, 1, 2], 1, TaskDecodeError::Truncated),
         (&[5, 1], 1, TaskDecodeError::ReservedFlags(1)),
         (&[4, 0, 1], 1, TaskDecodeError::Truncated),
         (&[5, 0, 7], 1, TaskDecodeError::TrailingBytes(1)),
@@ -119,6 +134,7 @@ proptest! {
             TaskCommand::Submit(submit),
             TaskCommand::Report(ReportResultView { task_id: ids.0, agent_id: ids.1, outcome }),
             TaskCommand::Assign(AssignTaskView { task_id: ids.1, agent_id: ids.0 }),
+            TaskCommand::ReleaseCopy(ReleaseCopyView { task_id: ids.0, agent_id: ids.1 }),
         ];
         let mut out = Vec::new();
         let mut writer = TaskBatchWriter::new(&mut out);

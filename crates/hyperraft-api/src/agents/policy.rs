@@ -1,0 +1,101 @@
+//! [`DispatchPolicy`]: which agent runs the next copy of a task.
+
+use std::collections::HashMap;
+
+use hyperraft_node::DispatchPolicyKind;
+
+/// An agent that could run a copy: of the task's type, with free capacity,
+/// and without a copy of the task already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    pub agent_id: u64,
+    /// Copies it runs now (including ones assigned earlier this round).
+    pub running: u32,
+    pub max_concurrent: u32,
+}
+
+impl Candidate {
+    /// Copies it can still take.
+    pub fn free(&self) -> u32 {
+        self.max_concurrent.saturating_sub(self.running)
+    }
+}
+
+/// Chooses among candidates. Called by the leader's dispatcher for each copy
+/// it assigns, in task order (oldest first); `candidates` is never empty
+/// and is sorted by agent id.
+pub trait DispatchPolicy: Send {
+    /// The index in `candidates` of the agent to run a copy of `task_id`
+    /// (of `task_type`).
+    fn pick(&mut self, task_type: &[u8], task_id: u64, candidates: &[Candidate]) -> usize;
+}
+
+/// Each agent of a type in turn: the first candidate after the one chosen
+/// last for that type, by agent id, wrapping around.
+#[derive(Debug, Default)]
+pub struct RoundRobin {
+    last: HashMap<Vec<u8>, u64>,
+}
+
+impl DispatchPolicy for RoundRobin {
+    fn pick(&mut self, task_type: &[u8], _task_id: u64, candidates: &[Candidate]) -> usize {
+        let last = self.last.get(task_type).copied().unwrap_or(0);
+        let index = candidates.iter().position(|candidate| candidate.agent_id > last).unwrap_or(0);
+        self.last.insert(task_type.to_vec(), candidates[index].agent_id);
+        index
+    }
+}
+
+/// The candidate with the most free capacity; ties go to the one running
+/// fewer copies, then to the lowest id.
+#[derive(Debug, Default)]
+pub struct LeastLoaded;
+
+impl DispatchPolicy for LeastLoaded {
+    fn pick(&mut self, _task_type: &[u8], _task_id: u64, candidates: &[Candidate]) -> usize {
+        let best = candidates.iter().enumerate().max_by_key(|(_, candidate)| {
+            (candidate.free(), std::cmp::Reverse(candidate.running), std::cmp::Reverse(candidate.agent_id))
+        });
+        best.map_or(0, |(index, _)| index)
+    }
+}
+
+/// The policy the configuration names.
+pub fn policy_for(kind: DispatchPolicyKind) -> Box<dyn DispatchPolicy> {
+    match kind {
+        DispatchPolicyKind::RoundRobin => Box::new(RoundRobin::default()),
+        DispatchPolicyKind::LeastLoaded => Box::new(LeastLoaded),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(agent_id: u64, running: u32, max_concurrent: u32) -> Candidate {
+        Candidate { agent_id, running, max_concurrent }
+    }
+
+    #[test]
+    fn round_robin_takes_each_agent_in_turn_per_type() {
+        // Proves round-robin cycles through the candidates by id, wraps, and keeps a separate turn per task type.
+        let mut policy = RoundRobin::default();
+        let all = [candidate(3, 0, 1), candidate(5, 0, 1), candidate(9, 0, 1)];
+        let picks: Vec<u64> = (0..4).map(|task| all[policy.pick(b"a", task, &all)].agent_id).collect();
+        assert_eq!(picks, vec![3, 5, 9, 3]);
+        assert_eq!(all[policy.pick(b"b", 9, &all)].agent_id, 3);
+        // A missing candidate is skipped, not waited for.
+        let some = [candidate(3, 0, 1), candidate(9, 0, 1)];
+        assert_eq!(some[policy.pick(b"a", 5, &some)].agent_id, 9);
+    }
+
+    #[test]
+    fn least_loaded_prefers_free_capacity() {
+        // Proves least-loaded picks the most free capacity, then the fewest running, then the lowest id.
+        let mut policy = LeastLoaded;
+        let all = [candidate(1, 3, 4), candidate(2, 0, 2), candidate(3, 1, 4)];
+        assert_eq!(all[policy.pick(b"a", 1, &all)].agent_id, 3);
+        let tied = [candidate(4, 2, 4), candidate(5, 0, 2), candidate(6, 0, 2)];
+        assert_eq!(tied[policy.pick(b"a", 1, &tied)].agent_id, 5);
+    }
+}

@@ -1,0 +1,264 @@
+//! Agents against a real 3-node cluster: sessions, dispatch, voting,
+//! reassignment after an agent dies, exactly-once results across a leader
+//! failover, and bad input.
+
+use std::future::Future;
+use std::time::Duration;
+
+use hyperraft_api::ApiConfig;
+use hyperraft_client::agent::{run, AgentHandler, AgentOptions, AgentState, Assignment, TaskFailure, TaskStatus};
+use hyperraft_client::proto::agents_client::AgentsClient;
+use hyperraft_client::proto::{self, agent_to_node, node_to_agent, SubmitTaskRequest};
+use hyperraft_client::{Client, Error};
+use hyperraft_node::AgentsConfig;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::harness::{TestCluster, PATIENCE};
+
+/// Short timings so that expiry and reassignment take about a second.
+fn api() -> ApiConfig {
+    let agents = AgentsConfig {
+        default_ttl_ms: 1_000,
+        reassign_backoff_ms: 10,
+        dispatch_interval_ms: 20,
+        ..AgentsConfig::default()
+    };
+    ApiConfig { agents, ..ApiConfig::default() }
+}
+
+/// Answers every assignment with the same output.
+struct Fixed(&'static [u8]);
+
+impl AgentHandler for Fixed {
+    fn handle(&self, _assignment: Assignment) -> impl Future<Output = Result<Vec<u8>, String>> + Send {
+        let output = self.0.to_vec();
+        async move { Ok(output) }
+    }
+}
+
+/// Never answers: a copy it takes runs until it is released.
+struct Stuck;
+
+impl AgentHandler for Stuck {
+    fn handle(&self, _assignment: Assignment) -> impl Future<Output = Result<Vec<u8>, String>> + Send {
+        std::future::pending()
+    }
+}
+
+/// A running agent; dropping `stop` ends it.
+struct Agent {
+    stop: oneshot::Sender<()>,
+    state: watch::Receiver<AgentState>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+fn start_agent(client: &Client, agent_type: &str, handler: impl AgentHandler) -> Agent {
+    start_agent_with_ttl(client, agent_type, handler, Duration::from_secs(1))
+}
+
+fn start_agent_with_ttl(client: &Client, agent_type: &str, handler: impl AgentHandler, ttl: Duration) -> Agent {
+    let client = client.clone();
+    let options = AgentOptions { ttl, ..AgentOptions::new(agent_type, 4) };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (state, receiver) = watch::channel(AgentState::default());
+    let task = tokio::spawn(async move {
+        run(&client, options, handler, state, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    Agent { stop, state: receiver, task }
+}
+
+impl Agent {
+    async fn registered(&mut self) -> u64 {
+        let state = tokio::time::timeout(PATIENCE, self.state.wait_for(|state| state.agent_id != 0));
+        state.await.expect("registers in time").expect("agent runs").agent_id
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("agent task").expect("agent ends cleanly");
+    }
+}
+
+fn task(task_type: &str, redundancy: u32) -> SubmitTaskRequest {
+    SubmitTaskRequest {
+        task_type: task_type.into(),
+        payload: b"input".to_vec().into(),
+        redundancy,
+        ..SubmitTaskRequest::default()
+    }
+}
+
+async fn wait_finished(client: &Client, task_id: u64) -> proto::GetTaskResponse {
+    let task = client.wait_task(task_id, PATIENCE).await.expect("wait");
+    assert_ne!(task.status(), TaskStatus::Open, "task {task_id} still open after {PATIENCE:?}: {task:?}");
+    task
+}
+
+async fn voting(client: &Client, task_type: &str, outputs: [&'static [u8]; 3]) -> proto::GetTaskResponse {
+    let mut agents = Vec::new();
+    for output in outputs {
+        let mut agent = start_agent(client, task_type, Fixed(output));
+        agent.registered().await;
+        agents.push(agent);
+    }
+    let submitted = client.submit_task(task(task_type, 3)).await.expect("submit");
+    let finished = wait_finished(client, submitted.task_id).await;
+    for agent in agents {
+        agent.stop().await;
+    }
+    finished
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_copies_vote_agree_outvote_a_minority_or_fail_with_every_output() {
+    // Proves k=3 tasks run on three distinct agents and decide by majority: all agreeing succeed, a disagreeing minority is outvoted, and three different outputs fail as "no agreement" with all outputs attached.
+    let cluster = TestCluster::start_with_api(3, api()).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+
+    let agreed = voting(&client, "agree", [b"yes", b"yes", b"yes"]).await;
+    assert_eq!(agreed.status(), TaskStatus::Succeeded);
+    assert_eq!(agreed.output.as_ref(), b"yes");
+    let mut agents: Vec<u64> = agreed.copies.iter().map(|copy| copy.agent_id).collect();
+    agents.dedup();
+    assert_eq!(agents.len(), 3, "three distinct agents: {agreed:?}");
+
+    let outvoted = voting(&client, "minority", [b"yes", b"no", b"yes"]).await;
+    assert_eq!(outvoted.status(), TaskStatus::Succeeded);
+    assert_eq!(outvoted.output.as_ref(), b"yes");
+
+    let split = voting(&client, "split", [b"a", b"b", b"c"]).await;
+    assert_eq!(split.status(), TaskStatus::Failed);
+    assert_eq!(split.failure(), TaskFailure::NoAgreement);
+    let mut outputs: Vec<&[u8]> = split.outputs.iter().map(|output| output.as_ref()).collect();
+    outputs.sort();
+    assert_eq!(outputs, vec![&b"a"[..], b"b", b"c"]);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_agents_key_expires_and_its_task_runs_elsewhere() {
+    // Proves registration puts a leased key, an agent that dies loses it when its lease expires, and its running copy is released and reassigned to a live agent, which completes the task.
+    let cluster = TestCluster::start_with_api(3, api()).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    let mut stuck = start_agent(&client, "work", Stuck);
+    let stuck_id = stuck.registered().await;
+    let listed = client.list_agents("work").await.expect("list");
+    assert_eq!(listed.iter().map(|agent| agent.agent_id).collect::<Vec<_>>(), vec![stuck_id]);
+
+    let task_id = client.submit_task(task("work", 1)).await.expect("submit").task_id;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while client.get_task(task_id).await.expect("get").copies.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never assigned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The agent dies without a word: its process stops, its lease runs out.
+    stuck.task.abort();
+    drop(stuck.stop);
+    let mut worker = start_agent(&client, "work", Fixed(b"done"));
+    let worker_id = worker.registered().await;
+
+    let finished = wait_finished(&client, task_id).await;
+    assert_eq!(finished.status(), TaskStatus::Succeeded);
+    assert_eq!(finished.output.as_ref(), b"done");
+    let states: Vec<(u64, &str)> = finished.copies.iter().map(|copy| (copy.agent_id, copy.state.as_str())).collect();
+    assert_eq!(states, vec![(stuck_id, "released"), (worker_id, "reported")]);
+    assert_eq!(finished.attempts_used, 1);
+    let listed = client.list_agents("work").await.expect("list");
+    assert_eq!(listed.iter().map(|agent| agent.agent_id).collect::<Vec<_>>(), vec![worker_id]);
+    worker.stop().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_commits_once_across_a_leader_failover() {
+    // Proves an agent follows a leader failover by resuming its id on the new leader, and its task's result is committed exactly once.
+    let mut cluster = TestCluster::start_with_api(3, api()).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    // The lease outlives an election and the new leader's expiry grace.
+    let mut agent = start_agent_with_ttl(&client, "once", Fixed(b"one"), Duration::from_secs(10));
+    let agent_id = agent.registered().await;
+    let first = client.submit_task(task("once", 1)).await.expect("submit").task_id;
+    assert_eq!(wait_finished(&client, first).await.status(), TaskStatus::Succeeded);
+
+    let old_leader = cluster.leader().await;
+    cluster.stop(old_leader).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while agent.state.borrow().registrations < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the agent never reconnected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(agent.state.borrow().agent_id, agent_id, "the agent resumed its id");
+    let request = SubmitTaskRequest { idempotency_key: b"after-failover".to_vec().into(), ..task("once", 1) };
+    let second = client.submit_task(request.clone()).await.expect("submit").task_id;
+    let finished = wait_finished(&client, second).await;
+    assert_eq!(finished.status(), TaskStatus::Succeeded);
+    assert_eq!(finished.reports.len(), 1, "one committed result: {finished:?}");
+    let again = client.submit_task(request).await.expect("resubmit");
+    assert_eq!((again.task_id, again.created), (second, false));
+    let first = client.get_task(first).await.expect("get");
+    assert_eq!(first.reports.len(), 1);
+    agent.stop().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors_and_changes_nothing() {
+    // Proves bad submissions, unknown tasks, sessions without a register and a result from an agent that holds no copy are refused with clear errors, and the task is left as it was.
+    let cluster = TestCluster::start_with_api(3, api()).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    for (request, field) in [
+        (task("", 1), "task_type"),
+        (task("x", 9), "redundancy"),
+        (SubmitTaskRequest { agreement_percent: 101, ..task("x", 1) }, "agreement_percent"),
+        (SubmitTaskRequest { attempts_max: 17, ..task("x", 1) }, "attempts_max"),
+    ] {
+        match client.submit_task(request).await {
+            Err(Error::InvalidArgument { field: named, message }) => {
+                assert!(named.contains(field) || message.contains(field), "{named}: {message}")
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    assert!(matches!(client.get_task(999).await, Err(Error::NotFound(_))));
+    assert!(matches!(client.wait_task(999, Duration::from_millis(10)).await, Err(Error::NotFound(_))));
+
+    // A task nobody runs, and an agent with no copy of it that reports anyway.
+    let task_id = client.submit_task(task("nobody", 1)).await.expect("submit").task_id;
+    let before = client.get_task(task_id).await.expect("get");
+    let leader = cluster.leader().await;
+    let mut agents = AgentsClient::connect(format!("http://{}", cluster.addresses[&leader])).await.expect("connect");
+
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    sender
+        .send(proto::AgentToNode { message: Some(agent_to_node::Message::Heartbeat(proto::Heartbeat {})) })
+        .await
+        .unwrap();
+    let refused = agents.session(ReceiverStream::new(receiver)).await.expect_err("no register");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let register = proto::Register { agent_type: "other".into(), max_concurrent: 1, ..Default::default() };
+    sender.send(proto::AgentToNode { message: Some(agent_to_node::Message::Register(register)) }).await.unwrap();
+    let mut session = agents.session(ReceiverStream::new(receiver)).await.expect("session").into_inner();
+    let registered = session.message().await.expect("message").expect("registered");
+    assert!(matches!(registered.message, Some(node_to_agent::Message::Registered(_))));
+    let result =
+        proto::TaskResult { task_id, outcome: Some(proto::task_result::Outcome::Output(b"forged".to_vec().into())) };
+    sender.send(proto::AgentToNode { message: Some(agent_to_node::Message::Result(result)) }).await.unwrap();
+    let ack = loop {
+        match session.message().await.expect("message").expect("ack").message {
+            Some(node_to_agent::Message::ResultAck(ack)) => break ack,
+            _ => continue,
+        }
+    };
+    assert!(!ack.accepted);
+    assert!(ack.error.contains("holds no copy"), "{}", ack.error);
+    assert_eq!(client.get_task(task_id).await.expect("get"), before);
+    drop(sender);
+    cluster.shutdown().await;
+}
