@@ -156,6 +156,36 @@ async fn the_leader_scales_up_in_waves_under_a_backlog_and_back_to_min_when_idle
     cluster.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_keep_their_pools_at_min_under_a_backlog() {
+    // Proves that with the same pool on the leader and a follower and a backlog of tasks, the leader's pool grows to max while the follower's stays at min without a single scale-up wave.
+    let mut cluster = Cluster::new(3, fast_raft());
+    cluster.start_all().await;
+    let leader = cluster.leader().await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let (leader_files, follower_files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let pool = |dir: &Path| PoolConfig { wave_size: 2, wave_pause_ms: 50, ..pid_file_pool(dir, 1, 4) };
+    let on_leader = AgentsSection { pools: vec![pool(leader_files.path())] };
+    let on_follower = AgentsSection { pools: vec![pool(follower_files.path())] };
+    let leader_pools = PoolManager::start(cluster.node(leader), &on_leader, "127.0.0.1:1").unwrap();
+    let follower_pools = PoolManager::start(cluster.node(follower), &on_follower, "127.0.0.1:2").unwrap();
+    until(&follower_pools, "the follower's pre-warm", |stats| stats.running == 1).await;
+    submit_tasks(&cluster, 10).await;
+    until(&leader_pools, "the leader's scale-up", |stats| stats.running == 4).await;
+    let deadline = Instant::now() + PATIENCE;
+    while cluster.node(follower).state().read(|state| state.tasks().pending(b"work", 100).len()) < 10 {
+        assert!(Instant::now() < deadline, "the follower did not apply the tasks");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Several of the follower pool's ticks with the backlog in its state.
+    tokio::time::sleep(hyperraft_node::pools::TICK * 4).await;
+    let stats = follower_pools.stats().remove(0);
+    assert_eq!((stats.running, stats.target, stats.waves), (1, 1, 0), "{stats:?}");
+    leader_pools.shutdown().await;
+    follower_pools.shutdown().await;
+    cluster.shutdown().await;
+}
+
 #[test]
 fn pool_configurations_out_of_bounds_are_refused() {
     // Proves min above max, a zero max, an empty command and two pools of one type are each refused with a message naming the field.

@@ -39,3 +39,17 @@ fn kv_mixed_without_fsync_commits() {
     assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
     assert_eq!(report["fsync"].as_bool(), Some(false));
 }
+
+/// Proves the bus workload runs publishers and subscribers over gRPC
+/// against an embedded node, delivers messages to every subscriber and
+/// prints its JSON fields.
+#[test]
+fn bus_workload_delivers_messages() {
+    let report = bench_json(&["--workload", "bus", "--subscribers", "2", "--batch", "256", "--message-bytes", "32"]);
+    assert_eq!(report["workload"].as_str(), Some("bus"));
+    assert_eq!((report["subscribers"].as_u64(), report["message_bytes"].as_u64()), (Some(2), Some(32)));
+    assert!(report["published_per_second"].as_f64().expect("published_per_second") > 0.0, "{report}");
+    assert!(report["delivered_per_second"].as_f64().expect("delivered_per_second") > 0.0, "{report}");
+    assert!(report["delivered_batch_mean"].as_f64().expect("delivered_batch_mean") >= 1.0, "{report}");
+    assert!(report["dropped"].as_u64().is_some(), "{report}");
+}
