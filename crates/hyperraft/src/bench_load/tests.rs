@@ -1,6 +1,11 @@
-//! Unit tests of the bench load: error kinds.
+//! Unit tests of the bench load: error kinds and the etcd requests.
 
-use super::variant_name;
+use prost::Message;
+
+use super::{variant_name, Load};
+use crate::bench::Workload;
+use crate::bench_etcd::{Request, RequestOp, TxnRequest};
+use hyperraft_load::Skew;
 
 /// Proves error kinds are the variant names in snake case, payloads dropped.
 #[test]
@@ -13,4 +18,26 @@ fn error_kinds_are_snake_case_variant_names() {
     }
     assert_eq!(variant_name(&Example::NotLeader { leader: Some(2) }), "not_leader");
     assert_eq!(variant_name(&Example::Overloaded(7)), "overloaded");
+}
+
+/// Proves one put becomes etcd's `Put` with field 1 the key and field 2 the
+/// 64-byte value, and several become one `Txn` whose success branch holds
+/// every put in order (field numbers as in etcd's rpc.proto).
+#[test]
+fn etcd_requests_carry_the_generated_puts() {
+    let mut load = Load::new(Workload::KvPut, 1000, Skew::Uniform, 7, 1);
+    load.next(1);
+    let put = load.etcd_put().expect("one put is a Put");
+    assert!(put.key.starts_with(b"key-") && put.key.len() == 16);
+    let bytes = put.encode_to_vec();
+    assert_eq!(bytes[0], 0x0a, "field 1, length-delimited");
+    assert_eq!(bytes[1] as usize, put.key.len());
+    assert_eq!(bytes[2 + put.key.len()], 0x12, "field 2, length-delimited");
+    assert_eq!(put.value.len(), 64);
+
+    load.next(3);
+    assert!(load.etcd_put().is_none(), "three puts are not one Put");
+    let txn = TxnRequest::decode(load.etcd_txn().encode_to_vec().as_slice()).expect("round trip");
+    assert_eq!(txn.success.len(), 3);
+    assert!(txn.success.iter().all(|op| matches!(op, RequestOp { request: Some(Request::Put(_)) })));
 }
