@@ -165,8 +165,8 @@ async fn followers_keep_their_pools_at_min_under_a_backlog() {
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     let (leader_files, follower_files) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let pool = |dir: &Path| PoolConfig { wave_size: 2, wave_pause_ms: 50, ..pid_file_pool(dir, 1, 4) };
-    let on_leader = AgentsSection { pools: vec![pool(leader_files.path())] };
-    let on_follower = AgentsSection { pools: vec![pool(follower_files.path())] };
+    let on_leader = AgentsSection { pools: vec![pool(leader_files.path())], ..AgentsSection::default() };
+    let on_follower = AgentsSection { pools: vec![pool(follower_files.path())], ..AgentsSection::default() };
     let leader_pools = PoolManager::start(cluster.node(leader), &on_leader, "127.0.0.1:1").unwrap();
     let follower_pools = PoolManager::start(cluster.node(follower), &on_follower, "127.0.0.1:2").unwrap();
     until(&follower_pools, "the follower's pre-warm", |stats| stats.running == 1).await;
