@@ -41,7 +41,9 @@ pub struct ApiConfig {
     /// sent as `hyperraft-retry-after-ms` with every `RESOURCE_EXHAUSTED`.
     pub retry_after: Duration,
     /// HTTP/2 PING interval on idle connections, and how long a PING may
-    /// go unanswered before the connection is closed.
+    /// go unanswered before the connection is closed. A new connection
+    /// must also send the HTTP/2 preface (or start its TLS handshake)
+    /// within `keepalive_timeout`, or it is closed.
     pub keepalive_interval: Duration,
     pub keepalive_timeout: Duration,
     /// Longest a call may run when the client sets no shorter deadline

@@ -119,7 +119,7 @@ pub fn serve_on(node: Arc<Node>, listener: TcpListener, config: ApiConfig) -> Re
     // Small RPCs must not wait for Nagle's algorithm; TCP keepalive finds
     // peers that vanished without closing.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(config.keepalive_interval));
-    let incoming = BoundedIncoming::new(incoming, config.connections_max);
+    let incoming = BoundedIncoming::new(incoming, config.connections_max, config.keepalive_timeout);
     let message_bytes_max = config.message_bytes_max;
     let mut server = Server::builder()
         .max_concurrent_streams(config.streams_per_connection_max)

@@ -4,6 +4,7 @@
 
 mod admission;
 mod auth;
+mod bad_input;
 mod bus;
 mod compression;
 mod decisions;
