@@ -269,7 +269,9 @@ fn slice(response: &BatchResponse, offset: usize, count: usize) -> BatchResponse
         BatchResponse::Codes(codes) => BatchResponse::Codes(codes[offset..offset + count].to_vec()),
         BatchResponse::Kv(results) => BatchResponse::Kv(results[offset..offset + count].to_vec()),
         BatchResponse::Tasks(results) => BatchResponse::Tasks(results[offset..offset + count].to_vec()),
-        other => other.clone(),
+        BatchResponse::Decisions(results) => BatchResponse::Decisions(results[offset..offset + count].to_vec()),
+        // Writes never answer records; a refusal or an empty answer is every member's.
+        BatchResponse::Records(_) | BatchResponse::Empty | BatchResponse::Rejected(_) => response.clone(),
     }
 }
 

@@ -80,7 +80,10 @@ async fn round(
             };
             match client.vote(vote).await {
                 Ok(response) if response.get_ref().outcome == ProposalOutcome::Approved as i32 => Some(Instant::now()),
-                _ => None,
+                Ok(_) => None,
+                // The votes after the deciding one are refused as late; anything else is a failure.
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => None,
+                Err(status) => panic!("vote {voter}: {status}"),
             }
         }
     });

@@ -98,6 +98,37 @@ async fn a_low_proposal_is_decided_by_simple_majority_the_moment_it_is_certain()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_votes_each_get_their_own_answer() {
+    // Proves votes sent at once, which the leader's batcher merges into shared log entries, each get the answer to their own vote: exactly one reports the approval, the others are counted while open or refused as late.
+    let cluster = ApiCluster::start(3, ApiConfig::default()).await;
+    let leader = cluster.leader().await;
+    let client = decisions(&cluster, leader).await;
+    let electorate: Vec<u64> = (1..=20).collect();
+    let id = client.clone().propose(proposal("lunch", &electorate)).await.expect("proposed").into_inner().proposal_id;
+    let votes: Vec<_> = electorate
+        .iter()
+        .map(|voter| {
+            let mut client = client.clone();
+            let vote = unsigned_vote(id, *voter, VoteChoice::Approve);
+            tokio::spawn(async move { client.vote(vote).await })
+        })
+        .collect();
+    let mut approved = 0;
+    for vote in votes {
+        match vote.await.expect("vote task") {
+            Ok(response) if response.get_ref().outcome == ProposalOutcome::Approved as i32 => approved += 1,
+            Ok(response) => assert_eq!(response.get_ref().outcome, ProposalOutcome::Open as i32),
+            Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+        }
+    }
+    assert_eq!(approved, 1);
+    let decided = state(&mut client.clone(), id).await;
+    assert_eq!((decided.outcome, decided.approvals), (ProposalOutcome::Approved as i32, 11));
+    drop(client);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_critical_proposal_needs_two_thirds_of_signed_votes_and_refuses_forgeries() {
     // Proves the signed path: an action the rules call critical requires signatures; unsigned, forged, replayed and outsider votes are refused and change nothing; the fourth valid signature of five voters approves it.
     let cluster = ApiCluster::start(3, ApiConfig::default()).await;
