@@ -222,3 +222,42 @@ impl<R: Read> Read for Verified<R> {
         Ok(read)
     }
 }
+
+/// A reader over one store's section of a snapshot: every read is bounded
+/// by the bytes left, and a short section is an error naming `what`.
+pub(crate) struct Section<'a> {
+    pub(crate) bytes: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Section<'a> {
+    pub(crate) fn new(bytes: &'a [u8], what: &'static str) -> Section<'a> {
+        Section { bytes, what }
+    }
+
+    pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
+        if len > self.bytes.len() {
+            return Err(format!("{} snapshot is truncated", self.what));
+        }
+        let (head, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+
+    /// A `len u32 · bytes` field of at most `max` bytes.
+    pub(crate) fn bytes(&mut self, max: usize) -> Result<Vec<u8>, String> {
+        let len = self.u32()? as usize;
+        if len > max {
+            return Err(format!("a field of {len} bytes exceeds {max}"));
+        }
+        Ok(self.take(len)?.to_vec())
+    }
+}

@@ -22,6 +22,7 @@ use hyperraft_wire::{Choice, Criticality, Threshold};
 
 use super::proposal::{Outcome, Proposal};
 use super::{DecisionConfig, DecisionStore};
+use crate::snapshot::Section;
 
 const FLAG_SIGNED: u8 = 1 << 0;
 const FLAG_STRICT: u8 = 1 << 1;
@@ -47,7 +48,7 @@ impl DecisionStore {
 
     /// Rebuilds a store from [`Self::encode_snapshot`] bytes.
     pub fn decode_snapshot(bytes: &[u8], config: DecisionConfig) -> Result<DecisionStore, String> {
-        let mut input = Input { bytes };
+        let mut input = Section::new(bytes, "decision");
         let (next_id, proposals_len, decided_len, voters_len) =
             (input.u64()?, input.u64()?, input.u64()?, input.u64()?);
         let proposals_max = (config.proposals_max as u64).saturating_add(config.decided_max as u64);
@@ -158,7 +159,7 @@ fn encode_proposal(proposal: &Proposal, out: &mut Vec<u8>) {
     out.extend(proposal.ballots.iter().map(|ballot| ballot.map_or(0, |choice| choice as u8)));
 }
 
-fn decode_proposal(input: &mut Input<'_>) -> Result<Proposal, String> {
+fn decode_proposal(input: &mut Section<'_>) -> Result<Proposal, String> {
     let (id, deadline_ns, proposed_ns, decided_ns) = (input.u64()?, input.u64()?, input.u64()?, input.u64()?);
     let fixed = input.take(5)?;
     let criticality = Criticality::from_u8(fixed[0]).ok_or(format!("proposal {id}: unknown criticality"))?;
@@ -225,35 +226,4 @@ fn decode_proposal(input: &mut Input<'_>) -> Result<Proposal, String> {
         proposal.ballots.push(ballot);
     }
     Ok(proposal)
-}
-
-struct Input<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Input<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
-        if len > self.bytes.len() {
-            return Err("decision snapshot is truncated".to_string());
-        }
-        let (head, rest) = self.bytes.split_at(len);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
-    }
-
-    fn bytes(&mut self, max: usize) -> Result<Vec<u8>, String> {
-        let len = self.u32()? as usize;
-        if len > max {
-            return Err(format!("a field of {len} bytes exceeds {max}"));
-        }
-        Ok(self.take(len)?.to_vec())
-    }
 }

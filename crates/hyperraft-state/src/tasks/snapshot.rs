@@ -15,6 +15,7 @@ use hyperraft_wire::tasks::{
 
 use super::task::{Assignment, CopyState, FailReason, Outcome, Report, Task, TaskState};
 use super::{TaskConfig, TaskStore};
+use crate::snapshot::Section;
 
 /// Copies one task can have had: `k` successes, `k` running when attempts
 /// ran out, and the attempts themselves.
@@ -36,7 +37,7 @@ impl TaskStore {
 
     /// Rebuilds a store from [`Self::encode_snapshot`] bytes.
     pub fn decode_snapshot(bytes: &[u8], config: TaskConfig) -> Result<TaskStore, String> {
-        let mut input = Input { bytes };
+        let mut input = Section::new(bytes, "task");
         let (next_id, tasks_len, finished_len) = (input.u64()?, input.u64()?, input.u64()?);
         let tasks_max = (config.tasks_max as u64).saturating_add(config.finished_max as u64);
         if tasks_len > tasks_max || finished_len > config.finished_max as u64 || finished_len > tasks_len {
@@ -148,7 +149,7 @@ fn encode_task(task: &Task, out: &mut Vec<u8>) {
     }
 }
 
-fn decode_task(input: &mut Input<'_>) -> Result<Task, String> {
+fn decode_task(input: &mut Section<'_>) -> Result<Task, String> {
     let (id, deadline_ns, submitted_ns) = (input.u64()?, input.u64()?, input.u64()?);
     let fixed = input.take(6)?;
     let (criticality, redundancy, threshold_percent, attempts_max, attempts_used, state) =
@@ -192,8 +193,8 @@ fn decode_task(input: &mut Input<'_>) -> Result<Task, String> {
     Ok(task)
 }
 
-fn decode_assignments(input: &mut Input<'_>) -> Result<Vec<Assignment>, String> {
-    let count = input.count()?;
+fn decode_assignments(input: &mut Section<'_>) -> Result<Vec<Assignment>, String> {
+    let count = copies(input)?;
     let mut assignments = Vec::with_capacity(count);
     for _ in 0..count {
         let (agent_id, assigned_ns) = (input.u64()?, input.u64()?);
@@ -209,8 +210,8 @@ fn decode_assignments(input: &mut Input<'_>) -> Result<Vec<Assignment>, String> 
     Ok(assignments)
 }
 
-fn decode_results(input: &mut Input<'_>) -> Result<Vec<Report>, String> {
-    let count = input.count()?;
+fn decode_results(input: &mut Section<'_>) -> Result<Vec<Report>, String> {
+    let count = copies(input)?;
     let mut results = Vec::with_capacity(count);
     for _ in 0..count {
         let (agent_id, reported_ns) = (input.u64()?, input.u64()?);
@@ -241,41 +242,11 @@ fn check_copies(task: &Task) -> Result<(), String> {
     Ok(())
 }
 
-struct Input<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Input<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
-        if len > self.bytes.len() {
-            return Err("task snapshot is truncated".to_string());
-        }
-        let (head, rest) = self.bytes.split_at(len);
-        self.bytes = rest;
-        Ok(head)
+/// The count of a task's copies or results: a `u32` at most [`COPIES_MAX`].
+fn copies(input: &mut Section<'_>) -> Result<usize, String> {
+    let count = u64::from(input.u32()?);
+    if count > COPIES_MAX {
+        return Err(format!("{count} copies exceed {COPIES_MAX}"));
     }
-
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
-    }
-
-    fn count(&mut self) -> Result<usize, String> {
-        let count = u64::from(self.u32()?);
-        if count > COPIES_MAX {
-            return Err(format!("{count} copies exceed {COPIES_MAX}"));
-        }
-        Ok(count as usize)
-    }
-
-    fn bytes(&mut self, max: usize) -> Result<Vec<u8>, String> {
-        let len = self.u32()? as usize;
-        if len > max {
-            return Err(format!("a field of {len} bytes exceeds {max}"));
-        }
-        Ok(self.take(len)?.to_vec())
-    }
+    Ok(count as usize)
 }
