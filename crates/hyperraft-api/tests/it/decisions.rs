@@ -47,8 +47,19 @@ async fn outcome(client: &mut DecisionsClient<Channel>, request: VoteRequest) ->
     ProposalOutcome::try_from(response.outcome).expect("a known outcome")
 }
 
+/// The proposal by a linearizable read, retried as a client would while the
+/// leader cannot confirm its leadership (a retry-safe UNAVAILABLE).
 async fn state(client: &mut DecisionsClient<Channel>, proposal_id: u64) -> ProposalState {
-    client.get_proposal(GetProposalRequest { proposal_id, serializable: false }).await.expect("proposal").into_inner()
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match client.get_proposal(GetProposalRequest { proposal_id, serializable: false }).await {
+            Ok(response) => return response.into_inner(),
+            Err(status) if status.code() == Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("proposal {proposal_id}: {status:?}"),
+        }
+    }
 }
 
 async fn decisions(cluster: &ApiCluster, id: u64) -> DecisionsClient<Channel> {
