@@ -99,6 +99,9 @@ pub(crate) struct PlanScratch {
     outputs: Vec<Output>,
     id_sets: Vec<HashSet<u128, foldhash::fast::RandomState>>,
     appended: Vec<(IdKey, Position)>,
+    /// `appended` grouped by index shard, and where each shard's group starts.
+    appended_by_shard: Vec<(IdKey, Position)>,
+    shard_starts: [usize; INDEX_SHARDS + 1],
 }
 
 /// Whether the planned path applied a batch.
@@ -194,8 +197,21 @@ impl PlanScratch {
         self.prepared.clear();
         self.prepared.resize(records.len(), unprepared);
         let prepare_chunk = |(prepared, records): (&mut [Prepared], &[TransferRecord])| {
+            // The index probes are cache misses on a large table: key every
+            // record first, then keep PREFETCH_AHEAD probes' lines loading
+            // while each record is checked.
             for (prepared, record) in prepared.iter_mut().zip(records) {
-                *prepared = prepare_one(&Transfer::from_record(record), accounts, transfers);
+                prepared.key = transfers.key(record.id.get());
+            }
+            for ahead in prepared.iter().take(PREFETCH_AHEAD) {
+                transfers.prefetch(ahead.key);
+            }
+            for index in 0..records.len() {
+                if let Some(ahead) = prepared.get(index + PREFETCH_AHEAD) {
+                    transfers.prefetch(ahead.key);
+                }
+                let key = prepared[index].key;
+                prepared[index] = prepare_one(&Transfer::from_record(&records[index]), key, accounts, transfers);
             }
         };
         if parallel {
@@ -309,6 +325,24 @@ impl PlanScratch {
         }
     }
 
+    /// A counting sort of `appended` into `appended_by_shard`.
+    fn group_appended_by_shard(&mut self) {
+        self.shard_starts = [0; INDEX_SHARDS + 1];
+        for (key, _) in &self.appended {
+            self.shard_starts[key.shard() + 1] += 1;
+        }
+        for shard in 1..=INDEX_SHARDS {
+            self.shard_starts[shard] += self.shard_starts[shard - 1];
+        }
+        let mut next = self.shard_starts;
+        self.appended_by_shard.clear();
+        self.appended_by_shard.resize(self.appended.len(), (IdKey::default(), 0));
+        for &(key, position) in &self.appended {
+            self.appended_by_shard[next[key.shard()]] = (key, position);
+            next[key.shard()] += 1;
+        }
+    }
+
     /// Copies codes into `results` and appends and indexes the new transfers.
     fn finish(
         &mut self,
@@ -337,25 +371,20 @@ impl PlanScratch {
                 self.appended.push((self.prepared[index].key, transfers.append(transfer)));
             }
         }
-        let appended = &self.appended;
+        self.group_appended_by_shard();
+        let (appended, starts) = (&self.appended_by_shard, &self.shard_starts);
         let index_shard = |(shard, index): (usize, &mut IndexShard)| {
-            for &(key, position) in appended.iter().filter(|(key, _)| key.shard() == shard) {
-                index.insert(key, position);
-            }
+            insert_prefetched(index, &appended[starts[shard]..starts[shard + 1]]);
         };
         if parallel {
             transfers.index_shards_mut().par_iter_mut().enumerate().for_each(index_shard);
         } else {
-            let shards = transfers.index_shards_mut();
-            for &(key, position) in appended {
-                shards[key.shard()].insert(key, position);
-            }
+            transfers.index_shards_mut().iter_mut().enumerate().for_each(index_shard);
         }
     }
 }
 
-fn prepare_one(request: &Transfer, accounts: &AccountStore, transfers: &TransferStore) -> Prepared {
-    let key = transfers.key(request.id);
+fn prepare_one(request: &Transfer, key: IdKey, accounts: &AccountStore, transfers: &TransferStore) -> Prepared {
     let mut prepared = Prepared { debit: NO_SLOT, credit: NO_SLOT, key, early: check::transfer_fields(request) };
     if !prepared.early.is_ok() {
         return prepared;
@@ -377,6 +406,23 @@ fn prepare_one(request: &Transfer, accounts: &AccountStore, transfers: &Transfer
         prepared.credit = credit.expect("checked");
     }
     prepared
+}
+
+/// Index probes kept in flight ahead of the one being made: enough to
+/// overlap several cache misses, few enough that the lines are still cached
+/// when their turn comes.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Inserts one shard's new entries, prefetching the lines of later ones.
+fn insert_prefetched(index: &mut IndexShard, entries: &[(IdKey, Position)]) {
+    // Growing first keeps the prefetched lines where the inserts go.
+    index.reserve(entries.len());
+    for (at, &(key, position)) in entries.iter().enumerate() {
+        if let Some(&(ahead, _)) = entries.get(at + PREFETCH_AHEAD) {
+            index.prefetch(ahead);
+        }
+        index.insert(key, position);
+    }
 }
 
 /// One more than the level of the last unit touching any account of `unit`;
