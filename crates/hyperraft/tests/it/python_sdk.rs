@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use hyperraft_client::agent::{TaskFailure, TaskStatus};
 use hyperraft_client::proto::{GetTaskResponse, SubmitTaskRequest};
-use hyperraft_client::{Client, ClientConfig, Error};
+use hyperraft_client::{Client, ClientConfig, ClientTls, Error};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_hyperraft");
 /// How long anything may take on a loaded 2-core machine.
@@ -117,8 +117,9 @@ fn hyperraft(args: &[&str], stdin: &str) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// Three `hyperraft serve` processes with a write token and agent timings
-/// short enough for a test; returns their gRPC API addresses.
+/// Three `hyperraft serve` processes whose API speaks TLS (their node
+/// certificates, signed by `certs/ca.pem`) and takes a write token, with
+/// agent timings short enough for a test; returns their API addresses.
 fn start_nodes(dir: &Path, processes: &mut Processes) -> BTreeMap<u64, SocketAddr> {
     let certs = dir.join("certs");
     let certs_arg = certs.to_str().unwrap();
@@ -139,6 +140,7 @@ fn start_nodes(dir: &Path, processes: &mut Processes) -> BTreeMap<u64, SocketAdd
              [initial_members]\n{members}\n\
              [raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n\n\
              [agents]\nreassign_backoff_ms = 10\ndispatch_interval_ms = 20\n\n\
+             [api.tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
              [[api.tokens]]\nname = \"python-sdk\"\nrole = \"write\"\nsha256 = \"{sha256}\"\n",
             api = apis[id],
             data = dir.join(format!("data-{id}")).display(),
@@ -184,7 +186,8 @@ impl Launcher<'_> {
         let child = Command::new(self.python)
             .arg(script)
             .args(&addresses)
-            .args(["--type", task_type, "--token", TOKEN, "--ttl", AGENT_TTL_S])
+            .args(["--type", task_type, "--token", TOKEN, "--ttl", AGENT_TTL_S, "--ca"])
+            .arg(self.dir.join("certs/ca.pem"))
             .args(extra)
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
@@ -193,6 +196,26 @@ impl Launcher<'_> {
             .spawn()
             .expect("spawn a Python agent");
         processes.children.insert(name.to_string(), (child, log));
+    }
+
+    /// Runs `sdk/python/examples/submit_task.py` with `token` and `args`:
+    /// its exit code and the JSON it printed.
+    fn submit_from_python(&self, token: &str, args: &[&str]) -> (i32, serde_json::Value) {
+        let script = repository().join("sdk/python/examples/submit_task.py");
+        let output = Command::new(self.python)
+            .arg(script)
+            .args(self.apis.iter().map(ToString::to_string))
+            .args(["--token", token, "--timeout", "60", "--ca"])
+            .arg(self.dir.join("certs/ca.pem"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run submit_task.py");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|error| {
+            panic!("submit_task.py printed no JSON ({error}): {stdout}{}", String::from_utf8_lossy(&output.stderr))
+        });
+        (output.status.code().unwrap_or(-1), json)
     }
 }
 
@@ -273,7 +296,7 @@ fn distinct_agents(task: &GetTaskResponse) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_agents_run_vote_fail_and_follow_the_leader_on_a_real_cluster() {
-    // Proves the Python SDK's example agent, as real processes on a real 3-node cluster with a bearer token: it follows leader hints to register, k=1 tasks come back upper-cased, a k=3 task run by three Python agents decides with the agreed output, a handler that raises yields failed copies (retried on other agents, then the task fails as the rules say, or succeeds on a later attempt), agents follow a new leader after the old one is SIGKILLed, and SIGTERM makes an agent leave at once and exit 0.
+    // Proves the Python SDK's example agent, as real processes on a real 3-node cluster with a TLS API and a bearer token: it follows leader hints to register, the Python client submits and waits (and is refused with an unknown token), k=1 tasks come back upper-cased, a k=3 task run by three Python agents decides with the agreed output, a handler that raises yields failed copies (retried on other agents, then the task fails as the rules say, or succeeds on a later attempt), agents follow a new leader after the old one is SIGKILLed, and SIGTERM makes an agent leave at once and exit 0.
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut processes = Processes::default();
@@ -287,7 +310,9 @@ async fn python_agents_run_vote_fail_and_follow_the_leader_on_a_real_cluster() {
         launcher.start(&mut processes, &format!("flaky-{i}"), "flaky", i + 1, &["--fail-first-attempt"]);
     }
     let endpoints: Vec<String> = api_list.iter().map(ToString::to_string).collect();
-    let config = ClientConfig { token: Some(TOKEN.into()), ..ClientConfig::new(endpoints) };
+    let ca_pem = std::fs::read_to_string(dir.path().join("certs/ca.pem")).unwrap();
+    let tls = Some(ClientTls { ca_pem, domain: None });
+    let config = ClientConfig { token: Some(TOKEN.into()), tls, ..ClientConfig::new(endpoints) };
     let client = connect(config, &processes).await;
     wait_for_agents(&client, "upper", 3, &processes).await;
     wait_for_agents(&client, "flaky", 2, &processes).await;
@@ -302,6 +327,17 @@ async fn python_agents_run_vote_fail_and_follow_the_leader_on_a_real_cluster() {
         assert_eq!(done.status(), TaskStatus::Succeeded, "{done:?}");
         assert_eq!(done.output.as_ref(), format!("HELLO {i}").as_bytes());
     }
+
+    // The Python client: submits and waits, over TLS with the token; a
+    // token the nodes do not know is refused.
+    let (code, json) = launcher.submit_from_python(TOKEN, &["--payload", "from python", "--redundancy", "3"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        (json["status"].as_str(), json["output"].as_str()),
+        (Some("TASK_STATUS_SUCCEEDED"), Some("FROM PYTHON"))
+    );
+    let (code, json) = launcher.submit_from_python("not-a-known-token", &["--payload", "refused"]);
+    assert_eq!((code, json["error"].as_str()), (2, Some("UNAUTHENTICATED")), "{json}");
 
     // (b) k=3: three Python agents run a copy each and agree.
     let id = submit(&client, "vote", task("upper", b"agree on this", 3, 0)).await;
