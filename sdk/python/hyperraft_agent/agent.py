@@ -132,6 +132,14 @@ def _check_field(name: str, text: str) -> None:
         raise ValueError(f"{name}: a string of at most {FIELD_BYTES_MAX} bytes")
 
 
+def _cancel_later(call) -> None:
+    """Cancels `call` after the stop grace: the node ends the stream once it
+    handled the agent's leave, but the agent does not wait on it for ever."""
+    stopper = threading.Timer(STOP_GRACE_S, call.cancel)
+    stopper.daemon = True
+    stopper.start()
+
+
 class _Outbound:
     """What one session sends: queued messages, and a heartbeat whenever the
     period passes. Its `messages()` is the request stream grpc reads from
@@ -304,11 +312,7 @@ class Agent:
         if outbound is not None:
             outbound.finish()
         if call is not None:
-            # The node ends the stream once it handled the leave; do not wait
-            # on it for ever.
-            stopper = threading.Timer(STOP_GRACE_S, call.cancel)
-            stopper.daemon = True
-            stopper.start()
+            _cancel_later(call)
 
     # -- the loop ------------------------------------------------------------
 
@@ -343,7 +347,9 @@ class Agent:
             executor.shutdown(wait=False)
             connection.close()
             for signum, previous in restore.items():
-                signal.signal(signum, previous)
+                # None: the handler was not set from Python; the default is
+                # the closest.
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
 
     def _install_signals(self) -> Dict[int, object]:
         if threading.current_thread() is not threading.main_thread():
@@ -404,6 +410,7 @@ class Agent:
             self._call = call
         if self._stopping.is_set():  # stop() ran before the session was published
             outbound.finish()
+            _cancel_later(call)
         self.sessions += 1
         registered = False
         try:
@@ -462,6 +469,8 @@ class Agent:
             outbound.send(agent_pb2.AgentToNode(result=result), lambda: not self._stopping.is_set())
 
     def _assigned(self, assignment: agent_pb2.Assignment, executor: ThreadPoolExecutor) -> None:
+        if self._stopping.is_set():
+            return  # leaving: the node releases the copy for another agent
         task = Task(assignment)
         with self._lock:
             if task.id in self._running:
