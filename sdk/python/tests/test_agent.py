@@ -90,16 +90,29 @@ class Follower(agent_pb2_grpc.AgentsServicer):
 
 
 class Leader(agent_pb2_grpc.AgentsServicer):
-    """A leader: the first session assigns one task, waits for its result,
-    then closes naming itself; the second must resume the agent id."""
+    """A leader. The first session assigns task 1, takes its result without
+    acknowledging it and closes naming itself. The second must resume the
+    agent id and send that result again; it then assigns task 2 and cancels
+    it, and, once the handler saw the cancel, assigns task 3."""
 
-    def __init__(self):
+    def __init__(self, saw_cancel):
         self.address = ""
+        self.saw_cancel = saw_cancel
         self.registers = []
         self.results = []
         self.heartbeats = 0
         self.resumed = threading.Event()
         self.left = threading.Event()
+
+    def _next_result(self, requests):
+        for message in requests:
+            kind = message.WhichOneof("message")
+            if kind == "heartbeat":
+                self.heartbeats += 1
+            elif kind == "result":
+                self.results.append(message.result)
+                return message.result
+        return None
 
     def Session(self, requests, context):
         first = next(requests)
@@ -109,22 +122,19 @@ class Leader(agent_pb2_grpc.AgentsServicer):
         yield agent_pb2.NodeToAgent(registered=registered)
         if not second:
             yield agent_pb2.NodeToAgent(assignment=assignment())
-            for message in requests:
-                kind = message.WhichOneof("message")
-                if kind == "heartbeat":
-                    self.heartbeats += 1
-                elif kind == "result":
-                    self.results.append(message.result)
-                    ack = agent_pb2.ResultAck(task_id=message.result.task_id, accepted=True, decided=True)
-                    yield agent_pb2.NodeToAgent(result_ack=ack)
-                    break
+            self._next_result(requests)
             closing = agent_pb2.Closing(reason="moving on", leader_id=2, leader_address=self.address)
             yield agent_pb2.NodeToAgent(closing=closing)
             return
         self.resumed.set()
-        for message in requests:
-            if message.WhichOneof("message") == "heartbeat":
-                self.heartbeats += 1
+        again = self._next_result(requests)
+        yield agent_pb2.NodeToAgent(result_ack=agent_pb2.ResultAck(task_id=again.task_id, accepted=True))
+        yield agent_pb2.NodeToAgent(assignment=assignment(task_id=2, payload=b"block"))
+        yield agent_pb2.NodeToAgent(cancel=agent_pb2.Cancel(task_id=2, reason="finished elsewhere"))
+        if self.saw_cancel.wait(PATIENCE):
+            yield agent_pb2.NodeToAgent(assignment=assignment(task_id=3, payload=b"def"))
+        while self._next_result(requests) is not None:
+            pass
         # The agent half-closed its side: it left.
         self.left.set()
 
@@ -144,9 +154,10 @@ def serve(servicer):
 
 
 class SessionTest(unittest.TestCase):
-    def test_follows_hints_reports_resumes_and_leaves_on_stop(self):
-        """Proves the loop follows a follower's UNAVAILABLE hint, runs an assignment and reports it, heartbeats, follows Closing to reconnect with resume_agent_id, and on stop() half-closes (leaves) and returns."""
-        leader = Leader()
+    def test_follows_hints_resends_unacknowledged_results_drops_cancelled_ones_and_leaves_on_stop(self):
+        """Proves the loop follows a follower's UNAVAILABLE hint, runs an assignment and reports it, heartbeats, follows Closing to reconnect with resume_agent_id, sends an unacknowledged result again on the resumed session, reports nothing for a cancelled copy, and on stop() half-closes (leaves) and returns."""
+        saw_cancel = threading.Event()
+        leader = Leader(saw_cancel)
         leader_server, leader.address = serve(leader)
         follower = Follower(leader.address)
         follower_server, follower_address = serve(follower)
@@ -154,19 +165,27 @@ class SessionTest(unittest.TestCase):
 
         @agent.handler
         def upper(task):
+            if task.payload == b"block":
+                deadline = time.monotonic() + PATIENCE
+                while not task.cancelled and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                saw_cancel.set()
+                return b"too late"
             return task.payload.upper()
 
         runner = threading.Thread(target=agent.run, args=([follower_address],), kwargs={"handle_signals": False})
         runner.start()
         try:
-            self.assertTrue(leader.resumed.wait(PATIENCE), "the agent came back to the leader")
+            deadline = time.monotonic() + PATIENCE
+            while not any(r.task_id == 3 for r in leader.results) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.assertTrue(leader.resumed.is_set(), "the agent came back to the leader")
+            self.assertTrue(saw_cancel.is_set(), "the handler saw the cancel")
             self.assertGreaterEqual(follower.sessions, 1)
             self.assertEqual([r.resume_agent_id for r in leader.registers], [0, 7])
             self.assertEqual(leader.registers[0].max_concurrent, 2)
-            self.assertEqual([(r.task_id, r.output) for r in leader.results], [(1, b"ABC")])
             self.assertEqual(agent.agent_id, 7)
             self.assertEqual(agent.results_accepted, 1)
-            deadline = time.monotonic() + PATIENCE
             while leader.heartbeats == 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
             self.assertGreater(leader.heartbeats, 0, "the agent heartbeats")
@@ -177,6 +196,8 @@ class SessionTest(unittest.TestCase):
             leader_server.stop(0)
         self.assertFalse(runner.is_alive(), "run() returned after stop()")
         self.assertTrue(leader.left.is_set(), "the agent half-closed its session")
+        reported = [(r.task_id, r.output) for r in leader.results]
+        self.assertEqual(reported, [(1, b"ABC"), (1, b"ABC"), (3, b"DEF")], "sent again once, nothing for task 2")
 
     def test_a_refused_token_ends_run_with_an_error(self):
         """Proves UNAUTHENTICATED is final: run() raises AgentError instead of retrying for ever."""

@@ -439,7 +439,7 @@ fn the_committed_python_stubs_match_the_proto() {
 
 #[test]
 fn the_python_sdk_unit_tests_pass() {
-    // Proves the Python SDK's own unit tests (sdk/python/tests: handler outcomes, truncation, input checks, the session loop against an in-process gRPC server) pass with the installed interpreter.
+    // Proves the Python SDK's own unit tests (sdk/python/tests: handler outcomes, truncation, input checks, and the session loop against an in-process gRPC server: hints, resume, re-sent results, cancels, leaving) pass with the installed interpreter.
     let Some(python) = python() else { return };
     let output = Command::new(&python)
         .args(["-m", "unittest", "discover", "-s", "tests"])
