@@ -296,7 +296,7 @@ fn distinct_agents(task: &GetTaskResponse) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_agents_run_vote_fail_and_follow_the_leader_on_a_real_cluster() {
-    // Proves the Python SDK's example agent, as real processes on a real 3-node cluster with a TLS API and a bearer token: it follows leader hints to register, the Python client submits and waits (and is refused with an unknown token), k=1 tasks come back upper-cased, a k=3 task run by three Python agents decides with the agreed output, a handler that raises yields failed copies (retried on other agents, then the task fails as the rules say, or succeeds on a later attempt), agents follow a new leader after the old one is SIGKILLed, and SIGTERM makes an agent leave at once and exit 0.
+    // Proves the Python SDK's example agent, as real processes on a real 3-node cluster with a TLS API and a bearer token: each agent reaches the leader from the node it is pointed at first (the hints), the Python client submits and waits (and is refused with an unknown token), k=1 tasks come back upper-cased, a k=3 task run by three Python agents decides with the agreed output, a handler that raises yields failed copies (retried on other agents, then the task fails as the rules say, or succeeds on a later attempt), agents follow a new leader after the old one is SIGKILLed, and SIGTERM makes an agent leave at once and exit 0.
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut processes = Processes::default();
