@@ -4,3 +4,4 @@ mod bench;
 mod chaos;
 mod ctl;
 mod kill;
+mod python_sdk;

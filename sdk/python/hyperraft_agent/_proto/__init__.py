@@ -1,0 +1,1 @@
+"""Generated from proto/agent.proto by sdk/python/generate.sh; do not edit."""
