@@ -30,8 +30,6 @@
 //! Small or densely conflicting batches skip the levels and execute in
 //! order on the calling thread.
 
-use std::collections::HashSet;
-
 use hyperraft_wire::records::transfer_flags;
 use hyperraft_wire::TransferRecord;
 
@@ -97,7 +95,8 @@ pub(crate) struct PlanScratch {
     /// Offset in `outputs` of the unit `order[k]`.
     offsets: Vec<u32>,
     outputs: Vec<Output>,
-    id_sets: Vec<HashSet<u128, foldhash::fast::RandomState>>,
+    /// Per hash partition, the batch's ids seen so far (record index by key).
+    id_sets: Vec<IndexShard>,
     appended: Vec<(IdKey, Position)>,
     /// `appended` grouped by index shard, and where each shard's group starts.
     appended_by_shard: Vec<(IdKey, Position)>,
@@ -227,15 +226,16 @@ impl PlanScratch {
     fn has_duplicate_ids(&mut self, records: &[TransferRecord], parallel: bool) -> bool {
         use rayon::prelude::*;
         let partitions = if parallel { rayon::current_num_threads().min(INDEX_SHARDS) } else { 1 };
-        self.id_sets.resize_with(partitions, HashSet::default);
+        self.id_sets.resize_with(partitions, IndexShard::default);
         let prepared = &self.prepared;
-        let check = |(partition, seen): (usize, &mut HashSet<u128, foldhash::fast::RandomState>)| {
+        let check = |(partition, seen): (usize, &mut IndexShard)| {
             seen.clear();
-            records
-                .iter()
-                .zip(prepared)
-                .filter(|(_, prepared)| prepared.key.shard() % partitions == partition)
-                .any(|(record, _)| !seen.insert(record.id.get()))
+            (0..records.len()).filter(|&index| prepared[index].key.shard() % partitions == partition).any(|index| {
+                let id = records[index].id.get();
+                !seen.insert_unless(prepared[index].key, index as Position, |earlier| {
+                    records[earlier as usize].id.get() == id
+                })
+            })
         };
         if parallel {
             self.id_sets.par_iter_mut().enumerate().any(check)

@@ -94,6 +94,27 @@ impl IndexShard {
         self.len += 1;
     }
 
+    /// Indexes `position` unless an entry of `key`'s fragment for which
+    /// `matches` holds is present; whether it was inserted.
+    pub(crate) fn insert_unless(
+        &mut self,
+        key: IdKey,
+        position: Position,
+        matches: impl FnMut(Position) -> bool,
+    ) -> bool {
+        if self.find(key.fragment, matches).is_some() {
+            return false;
+        }
+        self.insert(key, position);
+        true
+    }
+
+    /// Empties the table and keeps its capacity.
+    pub(crate) fn clear(&mut self) {
+        self.slots.fill(EMPTY);
+        self.len = 0;
+    }
+
     /// Grows the table, if needed, so `additional` inserts will not grow it.
     pub(crate) fn reserve(&mut self, additional: usize) {
         let needed = (self.len + additional) * 2;
@@ -276,22 +297,37 @@ mod tests {
     use super::{IdKey, IndexShard, Position};
 
     proptest! {
-        /// The index shard agrees with a map under inserts, removals and
-        /// growth, including fragments that collide on purpose (a small
+        /// The index shard agrees with a map under inserts, removals, clears
+        /// and growth, including fragments that collide on purpose (a small
         /// fragment range forces long probe runs and backward shifts).
         #[test]
         fn index_shard_matches_a_map(
-            ops in proptest::collection::vec((any::<bool>(), 0u32..64, 0u64..512), 1..600)
+            ops in proptest::collection::vec((0u8..20, 0u32..64, 0u64..512), 1..600)
         ) {
             let mut shard = IndexShard::default();
             let mut model: HashMap<Position, u32> = HashMap::new();
-            for (insert, fragment, position) in ops {
+            for (op, fragment, position) in ops {
                 let key = IdKey { shard: 0, fragment };
-                if insert && !model.contains_key(&position) {
-                    shard.insert(key, position);
-                    model.insert(position, fragment);
-                } else if let Some(fragment) = model.remove(&position) {
-                    shard.remove(fragment, position);
+                match op {
+                    0 => {
+                        shard.clear();
+                        model.clear();
+                    }
+                    1..=10 => {
+                        let inserted = shard.insert_unless(key, position, |found| found == position);
+                        prop_assert_eq!(inserted, model.get(&position) != Some(&fragment));
+                        if inserted && !model.contains_key(&position) {
+                            model.insert(position, fragment);
+                        } else if inserted {
+                            // Same position under another fragment: undo to keep positions unique.
+                            shard.remove(fragment, position);
+                        }
+                    }
+                    _ => {
+                        if let Some(fragment) = model.remove(&position) {
+                            shard.remove(fragment, position);
+                        }
+                    }
                 }
                 prop_assert_eq!(shard.len, model.len());
             }
