@@ -3,12 +3,15 @@
 //! fdatasync), QUIC to the followers and their logs, and apply on every
 //! replica — everything the process does, counted by a global allocator.
 //!
-//! `cargo bench -p hyperraft-node --bench alloc -- [NODES] [SECONDS]`
+//! `cargo bench -p hyperraft-node --bench alloc -- [NODES] [SECONDS] [BATCH]`
 //!
-//! Writers submit frames of 1024 transfers (made in reused buffers, so the
+//! Writers submit frames of BATCH transfers (default 1024) (made in reused buffers, so the
 //! writers themselves allocate only what `Batcher::submit` does per
 //! request); after a warm-up the count runs for SECONDS (default 3) and is
 //! divided by the transfers, requests and Raft entries committed meanwhile.
+//! Runs with different BATCH sizes show what the count scales with: if
+//! allocations per request stay the same while requests carry more
+//! transfers, none of them is per transfer.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,7 +52,6 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 const ACCOUNTS: u64 = 10_000;
-const BATCH: usize = 1024;
 const WRITERS: usize = 16;
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -57,12 +59,14 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|arg| !arg.starts_with('-'));
     let nodes: u64 = args.next().and_then(|arg| arg.parse().ok()).unwrap_or(3);
     let seconds: f64 = args.next().and_then(|arg| arg.parse().ok()).unwrap_or(3.0);
+    let batch: usize = args.next().and_then(|arg| arg.parse().ok()).unwrap_or(1024);
+    assert!((1..=8190).contains(&batch), "BATCH is 1 to 8190 transfers");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let root = tempfile::tempdir().expect("temporary folder");
-    runtime.block_on(run(root.path(), nodes, seconds));
+    runtime.block_on(run(root.path(), nodes, seconds, batch));
 }
 
-async fn run(root: &std::path::Path, nodes: u64, seconds: f64) {
+async fn run(root: &std::path::Path, nodes: u64, seconds: f64, batch: usize) {
     let mut cluster = EmbeddedCluster::new(root, nodes, RaftTuning::default(), 1).expect("cluster");
     cluster.start_all().await.expect("start");
     let leader = cluster.leader(PATIENCE).await.expect("leader");
@@ -78,7 +82,7 @@ async fn run(root: &std::path::Path, nodes: u64, seconds: f64) {
     for writer in 0..WRITERS {
         let first_id = ((writer as u128 + 1) << 64) | 1;
         let generator = TransferGenerator::new(ACCOUNTS, Skew::Uniform, writer as u64).with_first_id(first_id);
-        writers.push(tokio::spawn(write(batcher.clone(), generator, stop.clone(), committed.clone())));
+        writers.push(tokio::spawn(write(batcher.clone(), generator, batch, stop.clone(), committed.clone())));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (stats_before, committed_before) = (batcher.stats(), committed.load(Ordering::Relaxed));
@@ -100,7 +104,7 @@ async fn run(root: &std::path::Path, nodes: u64, seconds: f64) {
     }
     let per = |count: u64| allocations as f64 / count.max(1) as f64;
     println!(
-        "nodes={nodes} seconds={:.1} transfers={transfers} requests={requests} entries={entries} \
+        "nodes={nodes} batch={batch} seconds={:.1} transfers={transfers} requests={requests} entries={entries} \
          allocations={allocations} per_transfer={:.4} per_request={:.1} per_entry={:.1} bytes_per_transfer={:.1}",
         elapsed.as_secs_f64(),
         per(transfers),
@@ -111,12 +115,18 @@ async fn run(root: &std::path::Path, nodes: u64, seconds: f64) {
     cluster.shutdown().await.expect("shutdown");
 }
 
-async fn write(batcher: Batcher, mut generator: TransferGenerator, stop: Arc<AtomicBool>, committed: Arc<AtomicU64>) {
-    let mut frame = Vec::with_capacity(BATCH * 96 + 64);
+async fn write(
+    batcher: Batcher,
+    mut generator: TransferGenerator,
+    batch: usize,
+    stop: Arc<AtomicBool>,
+    committed: Arc<AtomicU64>,
+) {
+    let mut frame = Vec::with_capacity(batch * 96 + 64);
     while !stop.load(Ordering::Relaxed) {
-        generator.next_frame(BATCH, &mut frame);
+        generator.next_frame(batch, &mut frame);
         if batcher.submit(&frame).await.is_ok() {
-            committed.fetch_add(BATCH as u64, Ordering::Relaxed);
+            committed.fetch_add(batch as u64, Ordering::Relaxed);
         }
     }
 }
