@@ -1,25 +1,17 @@
 //! `hyperraft ctl` against a 3-process cluster: status, put/get and
 //! `--json` output.
 
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_hyperraft");
+use crate::nodes::{issue_certs, spawn_serve, Layout, BINARY};
+
 const PATIENCE: Duration = Duration::from_secs(60);
 
 fn hyperraft(args: &[&str]) -> Output {
     Command::new(BINARY).args(args).stdin(Stdio::null()).output().expect("run hyperraft")
-}
-
-fn free_tcp_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-fn free_udp_addr() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 /// Serve processes, killed when dropped.
@@ -37,40 +29,11 @@ impl Drop for Nodes {
 /// Certificates, configurations and three `hyperraft serve` processes;
 /// returns them with the nodes' API addresses.
 fn start_cluster(dir: &Path) -> (Nodes, Vec<SocketAddr>) {
-    let certs = dir.join("certs");
-    let certs_arg = certs.to_str().unwrap();
-    assert!(hyperraft(&["cert", "init", "--dir", certs_arg]).status.success());
-    for id in 1..=3 {
-        let id = id.to_string();
-        let issued = hyperraft(&["cert", "issue", "--dir", certs_arg, "--node-id", &id, "--host", "127.0.0.1"]);
-        assert!(issued.status.success());
-    }
-    let peers: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_udp_addr())).collect();
-    let apis: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_tcp_addr())).collect();
-    let members: String = peers.iter().map(|(id, addr)| format!("{id} = \"{addr}\"\n")).collect();
-    let mut children = Vec::new();
-    for (id, peer) in &peers {
-        let text = format!(
-            "node_id = {id}\npeer_listen = \"{peer}\"\nclient_listen = \"{api}\"\ndata_dir = \"{data}\"\napply_threads = 1\n\n[tls]\nca_cert = \"{ca}\"\nnode_cert = \"{cert}\"\nnode_key = \"{key}\"\n\n[initial_members]\n{members}\n[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n",
-            api = apis[id],
-            data = dir.join(format!("data-{id}")).display(),
-            ca = certs.join("ca.pem").display(),
-            cert = certs.join(format!("node-{id}.pem")).display(),
-            key = certs.join(format!("node-{id}.key")).display(),
-        );
-        let config = dir.join(format!("node-{id}.toml"));
-        std::fs::write(&config, text).unwrap();
-        let log = std::fs::File::create(dir.join(format!("node-{id}.log"))).unwrap();
-        let child = Command::new(BINARY)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn a node");
-        children.push(child);
-    }
-    (Nodes(children), apis.into_values().collect())
+    issue_certs(&dir.join("certs"), 1..=3);
+    let layout = Layout::loopback(3);
+    let children =
+        (1..=3).map(|id| spawn_serve(&layout.write_config(dir, id, ""), &dir.join(format!("node-{id}.log")))).collect();
+    (Nodes(children), layout.apis.into_values().collect())
 }
 
 fn ctl(endpoints: &str, args: &[&str]) -> Output {

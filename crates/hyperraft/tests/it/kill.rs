@@ -2,9 +2,9 @@
 //! is killed with SIGKILL and restarted.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use hyperraft_load::{Skew, TransferGenerator};
@@ -13,22 +13,10 @@ use hyperraft_raft::BatchResponse;
 use hyperraft_transport::TlsIdentity;
 use hyperraft_wire::{encode_ids, Body, Frame, Kind, Limits};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_hyperraft");
+use crate::nodes::{issue_certs, spawn_serve, Layout};
+
 const CLIENT_ID: u64 = 1000;
 const ACCOUNTS: u64 = 200;
-
-fn hyperraft(args: &[&str]) {
-    let status = Command::new(BINARY).args(args).stdout(Stdio::null()).status().expect("run hyperraft");
-    assert!(status.success(), "hyperraft {args:?} failed");
-}
-
-fn free_tcp_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-fn free_addr() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 struct Processes {
     dir: PathBuf,
@@ -38,14 +26,7 @@ struct Processes {
 impl Processes {
     fn spawn(&mut self, id: u64) {
         let config = self.dir.join(format!("node-{id}.toml"));
-        let log = std::fs::File::create(self.dir.join(format!("node-{id}.log"))).unwrap();
-        let child = Command::new(BINARY)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn a node");
+        let child = spawn_serve(&config, &self.dir.join(format!("node-{id}.log")));
         self.children.insert(id, child);
     }
 
@@ -77,22 +58,6 @@ impl Drop for Processes {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-fn write_configs(dir: &Path, addresses: &BTreeMap<u64, SocketAddr>, apis: &BTreeMap<u64, SocketAddr>) {
-    let members: String = addresses.iter().map(|(id, addr)| format!("{id} = \"{addr}\"\n")).collect();
-    for (id, addr) in addresses {
-        let certs = dir.join("certs");
-        let text = format!(
-            "node_id = {id}\npeer_listen = \"{addr}\"\nclient_listen = \"{api}\"\ndata_dir = \"{data}\"\napply_threads = 1\n\n[tls]\nca_cert = \"{ca}\"\nnode_cert = \"{cert}\"\nnode_key = \"{key}\"\n\n[initial_members]\n{members}\n[raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\nsnapshot_after_entries = 50\n",
-            api = apis[id],
-            data = dir.join(format!("data-{id}")).display(),
-            ca = certs.join("ca.pem").display(),
-            cert = certs.join(format!("node-{id}.pem")).display(),
-            key = certs.join(format!("node-{id}.key")).display(),
-        );
-        std::fs::write(dir.join(format!("node-{id}.toml")), text).unwrap();
     }
 }
 
@@ -131,20 +96,17 @@ async fn a_node_killed_with_sigkill_under_load_loses_no_acknowledged_write() {
     // Proves durability across kill -9: every transfer acknowledged before, during and after SIGKILLs of the leader and a follower is on every node once they converge; then SIGTERM stops every node cleanly.
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    let certs_arg = certs.to_str().unwrap();
-    hyperraft(&["cert", "init", "--dir", certs_arg]);
-    for id in [1, 2, 3, CLIENT_ID] {
-        hyperraft(&["cert", "issue", "--dir", certs_arg, "--node-id", &id.to_string(), "--host", "127.0.0.1"]);
+    issue_certs(&certs, [1, 2, 3, CLIENT_ID]);
+    let layout = Layout::loopback(3);
+    for id in 1..=3 {
+        layout.write_config(dir.path(), id, "snapshot_after_entries = 50\n");
     }
-    let addresses: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
-    let apis: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_tcp_addr())).collect();
-    write_configs(dir.path(), &addresses, &apis);
     let mut processes = Processes { dir: dir.path().to_path_buf(), children: BTreeMap::new() };
     for id in 1..=3 {
         processes.spawn(id);
     }
     let identity = TlsIdentity::load(&certs, CLIENT_ID).unwrap();
-    let endpoints: Vec<(u64, SocketAddr)> = addresses.iter().map(|(id, addr)| (*id, *addr)).collect();
+    let endpoints: Vec<(u64, SocketAddr)> = layout.peers.iter().map(|(id, addr)| (*id, *addr)).collect();
     let client = Client::connect(identity, &endpoints).unwrap();
     let mut accounts = Vec::new();
     hyperraft_load::account_frames(ACCOUNTS, 1000, &mut accounts);

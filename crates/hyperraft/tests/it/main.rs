@@ -4,4 +4,5 @@ mod bench;
 mod chaos;
 mod ctl;
 mod kill;
+mod nodes;
 mod python_sdk;

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +17,8 @@ use hyperraft_client::agent::{TaskFailure, TaskStatus};
 use hyperraft_client::proto::{GetTaskResponse, SubmitTaskRequest};
 use hyperraft_client::{Client, ClientConfig, ClientTls, Error};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_hyperraft");
+use crate::nodes::{issue_certs, spawn_serve, Layout, BINARY};
+
 /// How long anything may take on a loaded 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(90);
 /// The agents' lease TTL, in seconds: long, so that an agent's key that
@@ -40,14 +41,6 @@ fn python() -> Option<PathBuf> {
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository root")
-}
-
-fn free_tcp_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-fn free_udp_addr() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 /// The last lines of a log file, for failure messages.
@@ -122,46 +115,24 @@ fn hyperraft(args: &[&str], stdin: &str) -> String {
 /// agent timings short enough for a test; returns their API addresses.
 fn start_nodes(dir: &Path, processes: &mut Processes) -> BTreeMap<u64, SocketAddr> {
     let certs = dir.join("certs");
-    let certs_arg = certs.to_str().unwrap();
-    hyperraft(&["cert", "init", "--dir", certs_arg], "");
-    for id in 1..=3 {
-        hyperraft(&["cert", "issue", "--dir", certs_arg, "--node-id", &id.to_string(), "--host", "127.0.0.1"], "");
-    }
+    issue_certs(&certs, 1..=3);
     let sha256 = hyperraft(&["token", "hash"], TOKEN).trim().to_string();
-    let peers: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_udp_addr())).collect();
-    let apis: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_tcp_addr())).collect();
-    let members: String = peers.iter().map(|(id, addr)| format!("{id} = \"{addr}\"\n")).collect();
-    let clients: String = apis.iter().map(|(id, addr)| format!("{id} = \"{addr}\"\n")).collect();
-    for (id, peer) in &peers {
-        let text = format!(
-            "node_id = {id}\npeer_listen = \"{peer}\"\nclient_listen = \"{api}\"\ndata_dir = \"{data}\"\napply_threads = 1\n\n\
-             [client_addresses]\n{clients}\n\
-             [tls]\nca_cert = \"{ca}\"\nnode_cert = \"{cert}\"\nnode_key = \"{key}\"\n\n\
-             [initial_members]\n{members}\n\
-             [raft]\nheartbeat_interval_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n\n\
+    let layout = Layout::loopback(3);
+    let clients: String = layout.apis.iter().map(|(id, addr)| format!("{id} = \"{addr}\"\n")).collect();
+    for id in 1..=3 {
+        let extra = format!(
+            "\n[client_addresses]\n{clients}\n\
              [agents]\nreassign_backoff_ms = 10\ndispatch_interval_ms = 20\n\n\
              [api.tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\n\
              [[api.tokens]]\nname = \"python-sdk\"\nrole = \"write\"\nsha256 = \"{sha256}\"\n",
-            api = apis[id],
-            data = dir.join(format!("data-{id}")).display(),
-            ca = certs.join("ca.pem").display(),
             cert = certs.join(format!("node-{id}.pem")).display(),
             key = certs.join(format!("node-{id}.key")).display(),
         );
-        let config = dir.join(format!("node-{id}.toml"));
-        std::fs::write(&config, text).unwrap();
+        let config = layout.write_config(dir, id, &extra);
         let log = dir.join(format!("node-{id}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(BINARY)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("spawn a node");
-        processes.children.insert(format!("node-{id}"), (child, log));
+        processes.children.insert(format!("node-{id}"), (spawn_serve(&config, &log), log));
     }
-    apis
+    layout.apis
 }
 
 /// What starting a Python agent needs: the interpreter, where its log
