@@ -3,7 +3,11 @@
 //! protoc installed and nothing beyond crates.io.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not baked in when it is compiled: a build
+    // script binary reused from another checkout must still read this one's
+    // protos.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
+    let proto_dir = std::path::Path::new(&manifest_dir).join("../../proto");
     let protos = ["hyperraft.proto", "agent.proto", "bus.proto", "decision.proto"].map(|name| proto_dir.join(name));
     for proto in &protos {
         println!("cargo:rerun-if-changed={}", proto.display());
