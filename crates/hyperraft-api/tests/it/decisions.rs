@@ -297,6 +297,28 @@ async fn register_agent(channel: Channel, agent_type: &str, labels: &[(&str, &st
     LiveAgent { id: registered.agent_id, _outbound: outbound, _inbound: inbound }
 }
 
+/// Proposes, retrying as a client would while the answer is a retry-safe
+/// UNAVAILABLE (the leader could not confirm its leadership for the read
+/// that resolves a selector, on a loaded machine).
+async fn propose(
+    client: &mut DecisionsClient<Channel>,
+    request: ProposeRequest,
+) -> Result<hyperraft_api::proto::ProposeResponse, tonic::Status> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match client.propose(request.clone()).await {
+            Err(status)
+                if status.code() == Code::Unavailable
+                    && status.metadata().get("hyperraft-retry-safe").is_some()
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            answer => return answer.map(tonic::Response::into_inner),
+        }
+    }
+}
+
 fn select(agent_type: &str, labels: &[&str]) -> ProposeRequest {
     let selector = AgentSelector {
         agent_type: agent_type.to_string(),
@@ -322,23 +344,23 @@ async fn an_electorate_of_live_agents_is_resolved_by_type_and_labels_when_propos
     let pricer_eu = register_agent(channel.clone(), "pricer", &[("region", "eu")]).await;
     let mut client = decisions(&cluster, leader).await;
 
-    let by_type = client.propose(select("scorer", &[])).await.expect("type electorate").into_inner();
+    let by_type = propose(&mut client, select("scorer", &[])).await.expect("type electorate");
     assert_eq!(by_type.electorate, sorted(&[scorer_eu.id, scorer_us.id]));
-    let by_label = client.propose(select("", &["region=eu"])).await.expect("label electorate").into_inner();
+    let by_label = propose(&mut client, select("", &["region=eu"])).await.expect("label electorate");
     assert_eq!(by_label.electorate, sorted(&[scorer_eu.id, pricer_eu.id]));
-    let both = client.propose(select("scorer", &["region=eu", "tier=gold"])).await.expect("both").into_inner();
+    let both = propose(&mut client, select("scorer", &["region=eu", "tier=gold"])).await.expect("both");
     assert_eq!(both.electorate, vec![scorer_eu.id]);
     let keyed = ProposeRequest { idempotency_key: "scorers-1".to_string(), ..select("scorer", &[]) };
-    let first_keyed = client.propose(keyed.clone()).await.expect("keyed").into_inner();
+    let first_keyed = propose(&mut client, keyed.clone()).await.expect("keyed");
 
     let latecomer = register_agent(channel.clone(), "scorer", &[("region", "eu")]).await;
     let voters = |state: &ProposalState| state.ballots.iter().map(|ballot| ballot.voter_id).collect::<Vec<_>>();
     assert_eq!(voters(&state(&mut client, by_type.proposal_id).await), by_type.electorate, "fixed when committed");
     let refused = client.vote(unsigned_vote(by_type.proposal_id, latecomer.id, VoteChoice::Approve)).await;
     assert_eq!(refused.expect_err("not in the electorate").code(), Code::FailedPrecondition);
-    let later = client.propose(select("scorer", &[])).await.expect("a later proposal").into_inner();
+    let later = propose(&mut client, select("scorer", &[])).await.expect("a later proposal");
     assert_eq!(later.electorate, sorted(&[scorer_eu.id, scorer_us.id, latecomer.id]), "a new proposal sees it");
-    let repeated = client.propose(keyed).await.expect("a repeated key").into_inner();
+    let repeated = propose(&mut client, keyed).await.expect("a repeated key");
     assert_eq!((repeated.proposal_id, repeated.existed), (first_keyed.proposal_id, true));
     assert_eq!(repeated.electorate, by_type.electorate, "a repeat keeps the electorate first resolved");
 
@@ -363,7 +385,7 @@ async fn an_electorate_of_live_agents_is_resolved_by_type_and_labels_when_propos
     }
 
     for nobody in [select("auditor", &[]), select("", &["region=mars"]), select("pricer", &["tier=gold"])] {
-        let refused = client.propose(nobody.clone()).await.expect_err("matches no agent");
+        let refused = propose(&mut client, nobody.clone()).await.expect_err("matches no agent");
         assert_eq!(refused.code(), Code::FailedPrecondition, "{nobody:?}: {refused:?}");
         assert!(refused.message().contains("no live agent matches"), "{refused:?}");
     }
@@ -373,11 +395,11 @@ async fn an_electorate_of_live_agents_is_resolved_by_type_and_labels_when_propos
         (select("", &["region"]), "not key=value"),
     ];
     for (request, reason) in bad {
-        let refused = client.propose(request).await.expect_err("bad selector");
+        let refused = propose(&mut client, request).await.expect_err("bad selector");
         assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
         assert!(refused.message().contains(reason), "{reason}: {refused:?}");
     }
-    let next = client.propose(proposal("lunch", &[1])).await.expect("proposed").into_inner();
+    let next = propose(&mut client, proposal("lunch", &[1])).await.expect("proposed");
     assert_eq!(next.proposal_id, later.proposal_id + 1, "the refused requests proposed nothing");
     drop((scorer_eu, scorer_us, pricer_eu, latecomer));
     drop(client);
