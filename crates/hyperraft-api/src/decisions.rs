@@ -10,6 +10,7 @@
 //! command too: the leader's expiry task (see [`crate::lease`]) proposes
 //! one when some open proposal's deadline has passed by its clock.
 
+mod electorate;
 pub mod policy;
 
 use std::sync::Arc;
@@ -17,8 +18,8 @@ use std::sync::Arc;
 use hyperraft_raft::{DecisionErrorCode, DecisionOutcome, DecisionResult};
 use hyperraft_state::decisions::{Outcome, Proposal};
 use hyperraft_wire::decisions::{
-    ACTION_BYTES_MAX, DESCRIPTION_BYTES_MAX, ELECTORATE_MAX, IDEMPOTENCY_KEY_BYTES_MAX, PAYLOAD_BYTES_MAX,
-    PUBLIC_KEY_BYTES, SIGNATURE_BYTES,
+    ACTION_BYTES_MAX, DESCRIPTION_BYTES_MAX, IDEMPOTENCY_KEY_BYTES_MAX, PAYLOAD_BYTES_MAX, PUBLIC_KEY_BYTES,
+    SIGNATURE_BYTES,
 };
 use hyperraft_wire::{
     Choice, Criticality, DecisionBatchWriter, Proposal as Draft, RegisterKeyView, Threshold, VoteView,
@@ -158,22 +159,6 @@ fn state_message(proposal: &Proposal, node_id: u64) -> proto::ProposalState {
     }
 }
 
-/// The electorate of a request: distinct non-zero ids, sorted.
-fn electorate(ids: &[u64]) -> Result<Vec<u64>, Status> {
-    if ids.is_empty() || ids.len() > ELECTORATE_MAX {
-        return Err(invalid_argument("electorate", format!("{} voters is outside 1..={ELECTORATE_MAX}", ids.len())));
-    }
-    if let Some(index) = ids.iter().position(|id| *id == 0) {
-        return Err(invalid_argument(&format!("electorate[{index}]"), "0 names no voter"));
-    }
-    let mut sorted = ids.to_vec();
-    sorted.sort_unstable();
-    if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
-        return Err(invalid_argument("electorate", format!("voter {} is listed twice", pair[0])));
-    }
-    Ok(sorted)
-}
-
 fn check_len(field: &str, len: usize, min: usize, max: usize) -> Result<(), Status> {
     if len < min || len > max {
         return Err(invalid_argument(field, format!("{len} bytes is outside {min}..={max}")));
@@ -182,6 +167,31 @@ fn check_len(field: &str, len: usize, min: usize, max: usize) -> Result<(), Stat
 }
 
 impl DecisionsService {
+    /// The electorate a `Propose` commits: the listed ids, or the live
+    /// agents the selector names now. A repeat of a kept idempotency key
+    /// with a selector keeps the electorate the first request resolved (the
+    /// agents may have changed since); the state machine still compares
+    /// the other fields.
+    async fn electorate(&self, request: &proto::ProposeRequest) -> Result<Vec<u64>, Status> {
+        let Some(selector) = &request.electorate_agents else {
+            return electorate::listed(&request.electorate);
+        };
+        if !request.electorate.is_empty() {
+            return Err(invalid_argument("electorate", "set either electorate or electorate_agents, not both"));
+        }
+        let selector = electorate::selector(selector)?;
+        // The barrier makes the read below see every registration and
+        // lease change acknowledged before this request arrived.
+        self.api.linearizable().await?;
+        let now_ns = crate::lease::now_ns();
+        self.api.node.state().read(|state| {
+            match state.decisions().proposal_by_key(request.idempotency_key.as_bytes()) {
+                Some(kept) => Ok(kept.electorate.clone()),
+                None => selector.resolve(state, now_ns),
+            }
+        })
+    }
+
     fn proposal_state(&self, proposal_id: u64) -> Result<proto::ProposalState, Status> {
         let node_id = self.api.node_id();
         self.api
@@ -206,7 +216,7 @@ impl Decisions for DecisionsService {
         check_len("description", request.description.len(), 0, DESCRIPTION_BYTES_MAX)?;
         check_len("payload", request.payload.len(), 0, PAYLOAD_BYTES_MAX)?;
         check_len("idempotency_key", request.idempotency_key.len(), 0, IDEMPOTENCY_KEY_BYTES_MAX)?;
-        let electorate = electorate(&request.electorate)?;
+        let electorate = self.electorate(&request).await?;
         let policy = &self.api.config.decisions;
         let deadline = match request.deadline_ms {
             0 => policy.default_deadline,
@@ -260,6 +270,7 @@ impl Decisions for DecisionsService {
             existed,
             deadline_unix_ns: state.deadline_unix_ns,
             node_id: self.api.node_id(),
+            electorate: state.ballots.iter().map(|ballot| ballot.voter_id).collect(),
         }))
     }
 

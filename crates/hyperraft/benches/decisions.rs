@@ -1,7 +1,16 @@
 //! Decision latency on a 3-node embedded cluster (fsync'd logs, QUIC between
-//! nodes, the gRPC API on loopback): voters in this process, each round a
-//! proposal and then every voter's approval sent at once; the latency is
-//! from sending the proposal to the vote answer that reports it approved.
+//! nodes, the gRPC API on loopback), with the floor and the baseline it is
+//! compared with, measured in the same run:
+//!
+//! 1. `fdatasync` of a 4 KiB write in the cluster's directory (the disk);
+//! 2. one KV put through the leader's API (one replicated, fsync'd commit),
+//!    and where its time goes, from the nodes' own metrics: each node's log
+//!    fsync, the leader's batcher from proposing to the answer (commit by a
+//!    majority and apply), and the API call as the server saw it;
+//! 3. decisions: each round proposes, then the voters (in this process)
+//!    all vote the moment the proposal's answer says it committed. Reported
+//!    split into propose → committed (the proposal's answer), first vote →
+//!    decided (the answer of the vote that decided it), and end to end.
 //!
 //! `cargo bench -p hyperraft --bench decisions [-- ROUNDS]`
 //!
@@ -15,8 +24,9 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::{Signer, SigningKey};
 use hdrhistogram::Histogram;
 use hyperraft_api::proto::decisions_client::DecisionsClient;
+use hyperraft_api::proto::kv_client::KvClient;
 use hyperraft_api::proto::{
-    Criticality, ProposalOutcome, ProposeRequest, RegisterVoterKeyRequest, VoteChoice, VoteRequest,
+    Criticality, ProposalOutcome, ProposeRequest, PutRequest, RegisterVoterKeyRequest, VoteChoice, VoteRequest,
 };
 use hyperraft_api::{ApiConfig, ApiServer};
 use hyperraft_node::{EmbeddedCluster, Node, RaftTuning};
@@ -48,12 +58,22 @@ async fn leader_client(addresses: &[String]) -> DecisionsClient<Channel> {
     }
 }
 
+/// The times of one decision.
+struct Round {
+    /// From sending the proposal to its answer (committed and applied).
+    propose: Duration,
+    /// From sending the first vote to the answer that reports the decision.
+    votes: Duration,
+    /// From sending the proposal to that answer.
+    total: Duration,
+}
+
 async fn round(
     client: &DecisionsClient<Channel>,
     voters: u64,
     criticality: Criticality,
     signers: &[SigningKey],
-) -> Duration {
+) -> Round {
     let electorate: Vec<u64> = (1..=voters).collect();
     let request = ProposeRequest {
         action: "bench".into(),
@@ -63,15 +83,19 @@ async fn round(
     };
     let start = Instant::now();
     let id = client.clone().propose(request).await.expect("propose").into_inner().proposal_id;
+    let committed = Instant::now();
     let signed = criticality == Criticality::Critical;
+    // Each voter signs its own vote as it learns of the proposal; the
+    // signing is part of the time to decide.
+    let first_vote = Instant::now();
     let votes = electorate.into_iter().map(|voter| {
         let mut client = client.clone();
-        let signature = if signed {
-            signers[voter as usize - 1].sign(&vote_message(id, Choice::Approve, voter)).to_bytes().to_vec()
-        } else {
-            Vec::new()
-        };
+        let signer = signed.then(|| signers[voter as usize - 1].clone());
         async move {
+            let signature = match signer {
+                Some(signer) => signer.sign(&vote_message(id, Choice::Approve, voter)).to_bytes().to_vec(),
+                None => Vec::new(),
+            };
             let vote = VoteRequest {
                 proposal_id: id,
                 voter_id: voter,
@@ -88,7 +112,75 @@ async fn round(
         }
     });
     let decided = futures_min(votes).await.expect("some vote decides it");
-    decided - start
+    Round { propose: committed - start, votes: decided - first_vote, total: decided - start }
+}
+
+/// Milliseconds at `quantile` of a histogram of microseconds.
+fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+fn micros() -> Histogram<u64> {
+    Histogram::<u64>::new(3).expect("3 significant digits is valid")
+}
+
+/// `fdatasync` after a 4 KiB write, `rounds` times, in `dir`.
+fn fsync_floor(dir: &std::path::Path, rounds: usize) -> Histogram<u64> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.join("fsync-probe"))
+        .unwrap();
+    let block = vec![0x5au8; 4096];
+    let mut histogram = micros();
+    for index in 0..rounds as u64 {
+        file.write_all_at(&block, index * 4096).unwrap();
+        let start = Instant::now();
+        file.sync_data().unwrap();
+        histogram.record(start.elapsed().as_micros() as u64).unwrap();
+    }
+    histogram
+}
+
+/// One KV put's latency through the leader's API, `rounds` times in a row.
+async fn put_latency(channel: Channel, rounds: usize) -> Histogram<u64> {
+    let mut kv = KvClient::new(channel);
+    let mut histogram = micros();
+    for index in 0..rounds {
+        let put = PutRequest {
+            key: format!("/bench/{}", index % 64).into_bytes().into(),
+            value: vec![7; 64].into(),
+            ..Default::default()
+        };
+        let start = Instant::now();
+        kv.put(put).await.expect("put");
+        histogram.record(start.elapsed().as_micros() as u64).unwrap();
+    }
+    histogram
+}
+
+/// The median and p99 lines of the metrics that split one commit.
+fn commit_breakdown(rendered: &str) -> Vec<String> {
+    let wanted = ["hyperraft_log_fsync_seconds{", "hyperraft_commit_apply_seconds{", "hyperraft_api_request_seconds{"];
+    rendered
+        .lines()
+        .filter(|line| wanted.iter().any(|name| line.starts_with(name)))
+        .filter(|line| line.contains("quantile=\"0.5\"") || line.contains("quantile=\"0.99\""))
+        .filter(|line| !line.starts_with("hyperraft_api_request_seconds") || line.contains("Put"))
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap_or((line, "0"));
+            let seconds: f64 = value.parse().unwrap_or(f64::NAN);
+            format!("  {name} {:.3} ms", seconds * 1000.0)
+        })
+        .collect()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map_or_else(|_| "unknown".to_string(), |text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
 
 /// The earliest instant any of the futures returns.
@@ -107,6 +199,7 @@ async fn futures_min(
 
 fn main() {
     let rounds: usize = std::env::args().skip(1).find_map(|arg| arg.parse().ok()).unwrap_or(200);
+    let metrics = hyperraft_node::telemetry::install().expect("the only metrics recorder");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let root = tempfile::tempdir().unwrap();
@@ -133,31 +226,66 @@ fn main() {
             })
             .collect();
         let client = leader_client(&addresses).await;
+        println!("load average at start: {}", load_average());
+        let fsync = fsync_floor(root.path(), rounds);
+        println!("fdatasync of 4 KiB, {rounds} rounds: p50 {:.3} ms, p99 {:.3} ms", ms(&fsync, 0.5), ms(&fsync, 0.99));
+        let leader_address = {
+            let mut address = None;
+            for candidate in &addresses {
+                let channel = Channel::from_shared(format!("http://{candidate}")).unwrap().connect().await.unwrap();
+                let mut kv = KvClient::new(channel);
+                let probe = PutRequest { key: b"/bench/probe".to_vec().into(), ..Default::default() };
+                if kv.put(probe).await.is_ok() {
+                    address = Some(candidate.clone());
+                    break;
+                }
+            }
+            address.expect("one node leads")
+        };
+        let leader_channel = Channel::from_shared(format!("http://{leader_address}")).unwrap().connect().await.unwrap();
+        let puts = put_latency(leader_channel, rounds).await;
+        println!("KV put (one commit), {rounds} rounds: p50 {:.3} ms, p99 {:.3} ms", ms(&puts, 0.5), ms(&puts, 0.99));
+        println!("where a put's time goes (the nodes' metrics; node 1..3, the leader's batcher and API):");
+        for line in commit_breakdown(&metrics.render()) {
+            println!("{line}");
+        }
         let signers: Vec<SigningKey> = (1..=VOTERS_MAX).map(key).collect();
         for (voter, signer) in (1..).zip(&signers) {
             let public_key = signer.verifying_key().to_bytes().to_vec().into();
             client.clone().register_voter_key(RegisterVoterKeyRequest { voter_id: voter, public_key }).await.unwrap();
         }
-        println!("decision latency, 3 nodes, {rounds} rounds each (from the proposal to the deciding vote's answer)");
-        println!("{:<10} {:>7} {:>10} {:>10} {:>10}", "policy", "voters", "p50 ms", "p99 ms", "max ms");
+        println!("decision latency, 3 nodes, {rounds} rounds each (100 voters: a quarter); milliseconds p50 / p99");
+        println!(
+            "{:<10} {:>7} {:>22} {:>22} {:>22} {:>8} {:>9}",
+            "policy", "voters", "propose→committed", "first vote→decided", "end to end", "max", "entries"
+        );
+        let leader = &nodes[addresses.iter().position(|address| *address == leader_address).expect("a node's")];
         for criticality in [Criticality::Low, Criticality::Critical] {
             for voters in [5, 7, VOTERS_MAX] {
-                let mut histogram = Histogram::<u64>::new(3).unwrap();
-                let rounds = if voters == VOTERS_MAX { rounds / 4 } else { rounds };
-                for _ in 0..rounds.max(1) {
-                    let latency = round(&client, voters, criticality, &signers).await;
-                    histogram.record(latency.as_micros() as u64).unwrap();
+                let (mut propose, mut votes, mut total) = (micros(), micros(), micros());
+                let rounds = if voters == VOTERS_MAX { rounds / 4 } else { rounds }.max(1);
+                let proposals_before = leader.batcher_stats().proposals;
+                for _ in 0..rounds {
+                    let round = round(&client, voters, criticality, &signers).await;
+                    propose.record(round.propose.as_micros() as u64).unwrap();
+                    votes.record(round.votes.as_micros() as u64).unwrap();
+                    total.record(round.total.as_micros() as u64).unwrap();
                 }
-                let ms = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
                 let name = if criticality == Criticality::Low { "low" } else { "critical" };
+                let pair =
+                    |histogram: &Histogram<u64>| format!("{:.2} / {:.2}", ms(histogram, 0.5), ms(histogram, 0.99));
+                // Log entries the leader proposed per decision: the proposal's and the votes'.
+                let entries = (leader.batcher_stats().proposals - proposals_before) as f64 / rounds as f64;
                 println!(
-                    "{name:<10} {voters:>7} {:>10.2} {:>10.2} {:>10.2}",
-                    ms(0.5),
-                    ms(0.99),
-                    histogram.max() as f64 / 1000.0
+                    "{name:<10} {voters:>7} {:>22} {:>22} {:>22} {:>8.2} {entries:>9.1}",
+                    pair(&propose),
+                    pair(&votes),
+                    pair(&total),
+                    total.max() as f64 / 1000.0
                 );
             }
         }
+        println!("load average at end: {}", load_average());
         drop(client);
         for server in servers {
             server.shutdown().await.unwrap();

@@ -1,20 +1,23 @@
 //! The Decisions service: the majority fast path, the signed two-thirds
-//! path, early termination both ways, watches, expiry, and refusals.
+//! path, early termination both ways, watches, expiry, refusals, and
+//! electorates that select live agents.
 
 use std::time::Duration;
 
 use ed25519_dalek::{Signer, SigningKey};
+use hyperraft_api::proto::agents_client::AgentsClient;
 use hyperraft_api::proto::decisions_client::DecisionsClient;
 use hyperraft_api::proto::{
-    Criticality, GetProposalRequest, ProposalOutcome, ProposalState, ProposeRequest, RegisterVoterKeyRequest,
-    VoteChoice, VoteRequest,
+    agent_to_node, node_to_agent, AgentSelector, AgentToNode, Criticality, GetProposalRequest, NodeToAgent,
+    ProposalOutcome, ProposalState, ProposeRequest, Register, RegisterVoterKeyRequest, VoteChoice, VoteRequest,
 };
 use hyperraft_api::ApiConfig;
 use hyperraft_wire::decisions::vote_message;
 use hyperraft_wire::Choice;
 use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tonic::Code;
+use tonic::{Code, Streaming};
 
 use crate::harness::{ApiCluster, PATIENCE};
 
@@ -260,6 +263,145 @@ async fn bad_requests_are_refused_with_the_field_named_and_retries_are_idempoten
     assert_eq!((again.proposal_id, again.existed), (first.proposal_id, true));
     let changed = ProposeRequest { electorate: vec![1, 2, 3], ..keyed };
     assert_eq!(client.propose(changed).await.expect_err("different fields").code(), Code::AlreadyExists);
+    drop(client);
+    cluster.shutdown().await;
+}
+
+/// A registered agent with its session open: it stays live while this
+/// value lives (its lease outlasts the test, so it sends no heartbeat).
+struct LiveAgent {
+    id: u64,
+    _outbound: tokio::sync::mpsc::Sender<AgentToNode>,
+    _inbound: Streaming<NodeToAgent>,
+}
+
+/// Opens a session on `channel` (the leader's) and registers an agent of
+/// `agent_type` with `labels`.
+async fn register_agent(channel: Channel, agent_type: &str, labels: &[(&str, &str)]) -> LiveAgent {
+    let register = Register {
+        agent_type: agent_type.to_string(),
+        labels: labels.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect(),
+        max_concurrent: 1,
+        ttl_ms: 120_000,
+        ..Default::default()
+    };
+    let (outbound, receiver) = tokio::sync::mpsc::channel(4);
+    let message = AgentToNode { message: Some(agent_to_node::Message::Register(register)) };
+    outbound.send(message).await.expect("the session reads its first message");
+    let mut inbound =
+        AgentsClient::new(channel).session(ReceiverStream::new(receiver)).await.expect("session").into_inner();
+    let first = inbound.message().await.expect("session message").expect("registered");
+    let Some(node_to_agent::Message::Registered(registered)) = first.message else {
+        panic!("expected Registered, got {first:?}");
+    };
+    LiveAgent { id: registered.agent_id, _outbound: outbound, _inbound: inbound }
+}
+
+/// Proposes, retrying as a client would while the answer is a retry-safe
+/// UNAVAILABLE (the leader could not confirm its leadership for the read
+/// that resolves a selector, on a loaded machine).
+async fn propose(
+    client: &mut DecisionsClient<Channel>,
+    request: ProposeRequest,
+) -> Result<hyperraft_api::proto::ProposeResponse, tonic::Status> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match client.propose(request.clone()).await {
+            Err(status)
+                if status.code() == Code::Unavailable
+                    && status.metadata().get("hyperraft-retry-safe").is_some()
+                    && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            answer => return answer.map(tonic::Response::into_inner),
+        }
+    }
+}
+
+fn select(agent_type: &str, labels: &[&str]) -> ProposeRequest {
+    let selector = AgentSelector {
+        agent_type: agent_type.to_string(),
+        labels: labels.iter().map(|label| label.to_string()).collect(),
+    };
+    ProposeRequest { action: "lunch".to_string(), electorate_agents: Some(selector), ..Default::default() }
+}
+
+fn sorted(ids: &[u64]) -> Vec<u64> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_electorate_of_live_agents_is_resolved_by_type_and_labels_when_proposed() {
+    // Proves on a 3-node cluster with real agent sessions: a type, a label and a type-plus-labels selector commit exactly the matching live agents (on every node), an agent registered afterwards is not in the electorate and its vote is refused, the agents' votes decide, and a selection matching nobody is refused and proposes nothing.
+    let cluster = ApiCluster::start(3, ApiConfig::default()).await;
+    let leader = cluster.leader().await;
+    let channel = cluster.channel(leader).await;
+    let scorer_eu = register_agent(channel.clone(), "scorer", &[("region", "eu"), ("tier", "gold")]).await;
+    let scorer_us = register_agent(channel.clone(), "scorer", &[("region", "us")]).await;
+    let pricer_eu = register_agent(channel.clone(), "pricer", &[("region", "eu")]).await;
+    let mut client = decisions(&cluster, leader).await;
+
+    let by_type = propose(&mut client, select("scorer", &[])).await.expect("type electorate");
+    assert_eq!(by_type.electorate, sorted(&[scorer_eu.id, scorer_us.id]));
+    let by_label = propose(&mut client, select("", &["region=eu"])).await.expect("label electorate");
+    assert_eq!(by_label.electorate, sorted(&[scorer_eu.id, pricer_eu.id]));
+    let both = propose(&mut client, select("scorer", &["region=eu", "tier=gold"])).await.expect("both");
+    assert_eq!(both.electorate, vec![scorer_eu.id]);
+    let keyed = ProposeRequest { idempotency_key: "scorers-1".to_string(), ..select("scorer", &[]) };
+    let first_keyed = propose(&mut client, keyed.clone()).await.expect("keyed");
+
+    let latecomer = register_agent(channel.clone(), "scorer", &[("region", "eu")]).await;
+    let voters = |state: &ProposalState| state.ballots.iter().map(|ballot| ballot.voter_id).collect::<Vec<_>>();
+    assert_eq!(voters(&state(&mut client, by_type.proposal_id).await), by_type.electorate, "fixed when committed");
+    let refused = client.vote(unsigned_vote(by_type.proposal_id, latecomer.id, VoteChoice::Approve)).await;
+    assert_eq!(refused.expect_err("not in the electorate").code(), Code::FailedPrecondition);
+    let later = propose(&mut client, select("scorer", &[])).await.expect("a later proposal");
+    assert_eq!(later.electorate, sorted(&[scorer_eu.id, scorer_us.id, latecomer.id]), "a new proposal sees it");
+    let repeated = propose(&mut client, keyed).await.expect("a repeated key");
+    assert_eq!((repeated.proposal_id, repeated.existed), (first_keyed.proposal_id, true));
+    assert_eq!(repeated.electorate, by_type.electorate, "a repeat keeps the electorate first resolved");
+
+    let id = by_type.proposal_id;
+    assert_eq!(outcome(&mut client, unsigned_vote(id, scorer_us.id, VoteChoice::Approve)).await, ProposalOutcome::Open);
+    let last = unsigned_vote(id, scorer_eu.id, VoteChoice::Approve);
+    assert_eq!(outcome(&mut client, last).await, ProposalOutcome::Approved);
+    for node in cluster.nodes.keys() {
+        let mut on_node = decisions(&cluster, *node).await;
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let request = GetProposalRequest { proposal_id: id, serializable: true };
+            match on_node.get_proposal(request).await {
+                Ok(seen) if seen.get_ref().outcome == ProposalOutcome::Approved as i32 => {
+                    assert_eq!(voters(seen.get_ref()), by_type.electorate, "node {node}");
+                    break;
+                }
+                Ok(_) | Err(_) => assert!(Instant::now() < deadline, "node {node} never saw the approval"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    for nobody in [select("auditor", &[]), select("", &["region=mars"]), select("pricer", &["tier=gold"])] {
+        let refused = propose(&mut client, nobody.clone()).await.expect_err("matches no agent");
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{nobody:?}: {refused:?}");
+        assert!(refused.message().contains("no live agent matches"), "{refused:?}");
+    }
+    let bad = [
+        (ProposeRequest { electorate: vec![1], ..select("scorer", &[]) }, "not both"),
+        (select("", &[]), "names no agent type"),
+        (select("", &["region"]), "not key=value"),
+    ];
+    for (request, reason) in bad {
+        let refused = propose(&mut client, request).await.expect_err("bad selector");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(refused.message().contains(reason), "{reason}: {refused:?}");
+    }
+    let next = propose(&mut client, proposal("lunch", &[1])).await.expect("proposed");
+    assert_eq!(next.proposal_id, later.proposal_id + 1, "the refused requests proposed nothing");
+    drop((scorer_eu, scorer_us, pricer_eu, latecomer));
     drop(client);
     cluster.shutdown().await;
 }

@@ -70,6 +70,14 @@ impl DecisionStore {
         self.proposals.get(&proposal_id)
     }
 
+    /// The kept proposal a non-empty idempotency key names.
+    pub fn proposal_by_key(&self, idempotency_key: &[u8]) -> Option<&Proposal> {
+        if idempotency_key.is_empty() {
+            return None;
+        }
+        self.keys.get(idempotency_key).and_then(|proposal_id| self.proposals.get(proposal_id))
+    }
+
     /// Number of kept proposals, open and decided.
     pub fn len(&self) -> usize {
         self.proposals.len()
