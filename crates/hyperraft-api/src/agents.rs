@@ -103,9 +103,19 @@ impl Hub {
     }
 }
 
-/// Starts the leader's dispatcher for `hub`; it ends at server shutdown.
+/// Starts the leader's dispatcher for `hub`, and the task that closes the
+/// sessions when this node stops leading; both end at server shutdown.
 pub(crate) fn start_dispatcher(hub: Arc<Hub>) -> JoinHandle<()> {
-    dispatch::start(hub)
+    let leadership = tokio::spawn(session::watch_leadership(hub.clone()));
+    let dispatcher = dispatch::start(hub);
+    tokio::spawn(async move {
+        let (leadership, dispatcher) = tokio::join!(leadership, dispatcher);
+        for ended in [leadership, dispatcher] {
+            if let Err(error) = ended {
+                tracing::error!(%error, "an agents task ended abnormally");
+            }
+        }
+    })
 }
 
 pub(crate) struct AgentService {

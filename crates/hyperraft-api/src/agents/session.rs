@@ -217,7 +217,11 @@ async fn run(
     let api = hub.api.clone();
     let me = api.node_id();
     let mut shutdown = api.shutdown.clone();
-    let mut metrics = api.node.raft().metrics();
+    // Leadership lost after this check closes the session through
+    // `watch_leadership`, which sees it in the registry.
+    if api.node.raft().metrics().borrow().current_leader != Some(me) {
+        handle.close(CloseKind::NotLeader, not_leading(me));
+    }
     let end = loop {
         tokio::select! {
             // Only the wake-up matters: the guard it returns must not live on.
@@ -225,13 +229,6 @@ async fn run(
                 break End::Closed(CloseKind::Shutdown, "the node is shutting down".into())
             }
             (kind, reason) = handle.closed() => break End::Closed(kind, reason),
-            changed = metrics.changed() => {
-                let leader = metrics.borrow().current_leader;
-                if changed.is_err() || leader != Some(me) {
-                    let reason = format!("node {me} no longer leads; reconnect to the leader and resume");
-                    break End::Closed(CloseKind::NotLeader, reason);
-                }
-            }
             message = inbound.message() => match message {
                 Ok(Some(message)) => {
                     if let Err((kind, reason)) = handle_message(&hub, &handle, message).await {
@@ -267,6 +264,37 @@ async fn run(
         End::Broken => {}
     }
     hub.registry.wake.notify_one();
+}
+
+fn not_leading(me: u64) -> String {
+    format!("node {me} no longer leads; reconnect to the leader and resume")
+}
+
+/// Closes every session of this node once it stops leading; ends at
+/// server shutdown. One task watches Raft's metrics for all sessions:
+/// the metrics change with every applied entry, and ten thousand sessions
+/// each watching them would all wake for every commit.
+pub(crate) async fn watch_leadership(hub: Arc<Hub>) {
+    let me = hub.api.node_id();
+    let mut metrics = hub.api.node.raft().metrics();
+    let mut shutdown = hub.api.shutdown.clone();
+    loop {
+        tokio::select! {
+            // Only the wake-up matters: the guard it returns must not live on.
+            () = async { drop(shutdown.wait_for(|stopped| *stopped).await) } => return,
+            changed = metrics.changed() => {
+                let leader = metrics.borrow().current_leader;
+                if changed.is_err() || leader != Some(me) {
+                    for session in hub.registry.snapshot() {
+                        session.close(CloseKind::NotLeader, not_leading(me));
+                    }
+                }
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// An agent that let its queue fill has not read the assignments queued
