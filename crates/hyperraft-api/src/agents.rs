@@ -18,8 +18,9 @@
 //! their copies, and every result is a Raft command that the store accepts
 //! once. Bounds: `sessions_max` sessions per node, `session_queue_max`
 //! messages queued per session (a full queue closes the session with a
-//! reason and releases the copy that did not fit), and the task store's
-//! own bounds. Session counters are atomics.
+//! reason and releases every copy of the agent: it did not read them), and
+//! the task store's own bounds. Session counters are atomics, exported
+//! through `metrics` too (see `registry.rs`).
 
 mod dispatch;
 mod policy;
@@ -27,7 +28,8 @@ mod registry;
 mod session;
 mod tasks;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperraft_node::AgentsConfig;
@@ -42,7 +44,7 @@ use tonic::{Request, Response, Status, Streaming};
 pub use policy::{Candidate, DispatchPolicy, LeastLoaded, RoundRobin};
 use registry::Registry;
 use session::SessionStream;
-use tasks::{check_submit, now_ns, same_submission, task_error, task_frame, task_response, task_results};
+use tasks::{check_submit, now_ns, now_us, same_submission, task_error, task_frame, task_response, task_results};
 
 use crate::api::Api;
 use crate::errors::invalid_argument;
@@ -61,13 +63,23 @@ pub(crate) struct Hub {
     pub(crate) api: Arc<Api>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) config: AgentsConfig,
+    /// When each task's submission was applied on this leader (unix µs),
+    /// which its assignments carry so that the dispatch overhead can be
+    /// measured (`Assignment.task_applied_unix_us`). At most
+    /// `SUBMIT_TIMES_MAX` tasks: beyond it a task's time is unknown (0),
+    /// never a reason to refuse it. The dispatcher forgets a task once it
+    /// needs no more copies.
+    pub(crate) submit_applied: Mutex<HashMap<u64, u64>>,
 }
+
+/// Tasks whose submission time [`Hub::submit_applied`] keeps.
+const SUBMIT_TIMES_MAX: usize = 65_536;
 
 impl Hub {
     pub(crate) fn new(api: Arc<Api>) -> Hub {
         let config = api.config.agents.clone();
-        let registry = Arc::new(Registry::new(config.sessions_max, config.session_queue_max));
-        Hub { api, registry, config }
+        let registry = Arc::new(Registry::new(config.sessions_max, config.session_queue_max, &api.node_label));
+        Hub { api, registry, config, submit_applied: Mutex::new(HashMap::new()) }
     }
 
     /// Tells the agents whose copies of `task_ids` were cancelled (the task
@@ -91,9 +103,19 @@ impl Hub {
     }
 }
 
-/// Starts the leader's dispatcher for `hub`; it ends at server shutdown.
+/// Starts the leader's dispatcher for `hub`, and the task that closes the
+/// sessions when this node stops leading; both end at server shutdown.
 pub(crate) fn start_dispatcher(hub: Arc<Hub>) -> JoinHandle<()> {
-    dispatch::start(hub)
+    let leadership = tokio::spawn(session::watch_leadership(hub.clone()));
+    let dispatcher = dispatch::start(hub);
+    tokio::spawn(async move {
+        let (leadership, dispatcher) = tokio::join!(leadership, dispatcher);
+        for ended in [leadership, dispatcher] {
+            if let Err(error) = ended {
+                tracing::error!(%error, "an agents task ended abnormally");
+            }
+        }
+    })
 }
 
 pub(crate) struct AgentService {
@@ -138,6 +160,12 @@ impl Agents for AgentService {
             TaskResult::Error { code, message } => return Err(task_error(code, message)),
             other => return Err(crate::errors::unexpected(format!("{other:?} for a submission"))),
         };
+        if created {
+            let mut times = self.hub.submit_applied.lock().expect("the submit times lock is never poisoned");
+            if times.len() < SUBMIT_TIMES_MAX {
+                times.insert(task_id, now_us());
+            }
+        }
         self.hub.registry.wake.notify_one();
         Ok(Response::new(proto::SubmitTaskResponse { task_id, created }))
     }

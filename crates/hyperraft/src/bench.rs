@@ -5,7 +5,9 @@
 //! the accounts, warms up, drives ledger transfers for 10 seconds and prints
 //! a report. `--target` drives an external cluster through the SDK over
 //! gRPC instead; `--engine-only` measures the apply engine alone;
-//! `--workload bus` measures one node's message bus (`bus_bench`).
+//! `--workload bus` measures one node's message bus (`bus_bench`);
+//! `--workload agents` connects thousands of agents to the leader and
+//! measures task dispatch (`agents_bench`).
 
 use std::num::NonZeroUsize;
 
@@ -87,6 +89,12 @@ pub struct BenchArgs {
     /// Bytes of each bus message (bus workload).
     #[arg(long, default_value_t = 16)]
     pub message_bytes: usize,
+    /// Agents the agents workload connects to the leader, each its own session.
+    #[arg(long, default_value_t = 10_000)]
+    pub agents: usize,
+    /// Copies of each task the agents workload submits (k, run by distinct agents).
+    #[arg(long, default_value_t = 1)]
+    pub redundancy: u32,
     /// Print one JSON object (per run) on stdout instead of a report.
     #[arg(long)]
     pub json: bool,
@@ -99,6 +107,8 @@ pub enum Workload {
     KvMixed,
     /// Publish/subscribe on one node's message bus (see `bus_bench`).
     Bus,
+    /// Agent sessions and task dispatch on the leader (see `agents_bench`).
+    Agents,
 }
 
 impl Workload {
@@ -108,6 +118,7 @@ impl Workload {
             Workload::KvPut => "kv-put",
             Workload::KvMixed => "kv-mixed",
             Workload::Bus => "bus",
+            Workload::Agents => "agents",
         }
     }
 
@@ -118,6 +129,7 @@ impl Workload {
             Workload::KvPut => "puts",
             Workload::KvMixed => "operations",
             Workload::Bus => "messages",
+            Workload::Agents => "tasks",
         }
     }
 }
@@ -181,6 +193,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.workload == Workload::Bus {
         ensure!(!args.engine_only, "--workload bus runs a node; it has no --engine-only form");
         crate::bus_bench::run(args)
+    } else if args.workload == Workload::Agents {
+        ensure!(!args.engine_only, "--workload agents runs a cluster; it has no --engine-only form");
+        ensure!(args.embedded(), "--workload agents runs on the embedded cluster only");
+        crate::agents_bench::run(args)
     } else if args.engine_only {
         crate::engine_bench::run(args)
     } else {

@@ -69,7 +69,9 @@ impl Load {
                     let get = self.rng.below(2) == 0;
                     self.commands.push(if get { KvCommand::Get(key) } else { KvCommand::Put(key) });
                 }
-                Workload::Bus => unreachable!("`bench::run` sends the bus workload to `bus_bench`"),
+                Workload::Bus | Workload::Agents => {
+                    unreachable!("`bench::run` sends the bus and agents workloads to their own modules")
+                }
             }
         }
     }

@@ -31,7 +31,9 @@ impl Generator {
             Workload::KvPut | Workload::KvMixed => {
                 Generator::Puts(PutGenerator::new(args.accounts, args.skew, 64, args.seed))
             }
-            Workload::Bus => unreachable!("`bench::run` sends the bus workload to `bus_bench`"),
+            Workload::Bus | Workload::Agents => {
+                unreachable!("`bench::run` sends the bus and agents workloads to their own modules")
+            }
         }
     }
 
@@ -134,7 +136,7 @@ fn count_failed(workload: Workload, output: &BatchOutput) -> u64 {
         Workload::KvPut | Workload::KvMixed => {
             output.kv.iter().filter(|response| matches!(response, KvResponse::Error(_))).count() as u64
         }
-        Workload::Bus => 0,
+        Workload::Bus | Workload::Agents => 0,
     }
 }
 

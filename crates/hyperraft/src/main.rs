@@ -1,5 +1,6 @@
 //! `hyperraft`: the node and command-line tool.
 
+mod agents_bench;
 mod bench;
 mod bench_etcd;
 mod bench_load;

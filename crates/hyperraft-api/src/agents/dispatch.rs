@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use super::policy::{policy_for, Candidate, DispatchPolicy};
 use super::registry::{Sent, SessionHandle};
-use super::tasks::{now_ns, task_frame, task_results};
+use super::tasks::{now_ns, now_us, task_frame, task_results};
 use super::Hub;
 use crate::proto::{self, node_to_agent};
 
@@ -48,6 +48,16 @@ impl Round {
     fn is_empty(&self) -> bool {
         self.release_agents.is_empty() && self.release_copies.is_empty() && !self.expire && self.assigns.is_empty()
     }
+}
+
+/// When a round was committed, which its assignments carry (see
+/// `Assignment.assign_applied_unix_us` in `agent.proto`).
+#[derive(Clone, Copy)]
+struct RoundTiming {
+    /// The leader's clock once the round's entry was applied.
+    applied_unix_us: u64,
+    /// From handing the entry to the batcher to its being applied.
+    commit_us: u64,
 }
 
 /// State the dispatcher keeps between rounds (only on this node).
@@ -109,10 +119,12 @@ impl Dispatcher {
         });
         let count =
             round.release_agents.len() + round.release_copies.len() + usize::from(round.expire) + round.assigns.len();
+        let proposed = Instant::now();
         let results = match frame {
             Ok(frame) => self.hub.api.write(&frame).await.and_then(|response| task_results(response, count)),
             Err(status) => Err(status),
         };
+        let timing = RoundTiming { applied_unix_us: now_us(), commit_us: proposed.elapsed().as_micros() as u64 };
         let results = match results {
             Ok(results) => results,
             Err(status) => {
@@ -120,7 +132,7 @@ impl Dispatcher {
                 return;
             }
         };
-        self.deliver(&round, results);
+        self.deliver(&round, results, timing);
     }
 
     /// Reads the committed state and decides the round.
@@ -153,20 +165,30 @@ impl Dispatcher {
             }
             round.expire = tasks.any_due(now);
             self.backoff.retain(|task, _| tasks.task(*task).is_some_and(|task| !task.is_finished()));
+            hub.submit_applied
+                .lock()
+                .expect("the submit times lock is never poisoned")
+                .retain(|task, _| tasks.task(*task).is_some_and(|task| !task.is_finished() && task.needed() > 0));
             round.assigns = self.assign(tasks, kv, sessions);
             round
         })
     }
 
     /// Chooses agents for pending copies, type by type, oldest task first.
+    /// Costs one pass over the sessions of the types with pending tasks,
+    /// then about a binary search per copy (see [`DispatchPolicy`]).
     fn assign(&mut self, tasks: &TaskStore, kv: &KvStore, sessions: &[Arc<SessionHandle>]) -> Vec<(u64, u64)> {
         let per_round = self.hub.config.assignments_per_round_max;
+        let pending_types = tasks.pending_types();
+        if pending_types.is_empty() {
+            return Vec::new();
+        }
         let mut by_type: BTreeMap<&str, Vec<Candidate>> = BTreeMap::new();
         for session in sessions {
-            if kv.lease(session.agent_id).is_none() {
+            if !pending_types.contains(session.agent_type.as_bytes()) || kv.lease(session.agent_id).is_none() {
                 continue;
             }
-            let running = tasks.tasks_of_agent(session.agent_id).len() as u32;
+            let running = tasks.running_count(session.agent_id) as u32;
             if running < session.max_concurrent {
                 let candidate =
                     Candidate { agent_id: session.agent_id, running, max_concurrent: session.max_concurrent };
@@ -190,23 +212,21 @@ impl Dispatcher {
                         continue;
                     }
                 }
-                let mut excluded: HashSet<u64> = task.assignments.iter().map(|copy| copy.agent_id).collect();
+                // A task has at most a few dozen copies: a list beats a set.
+                let mut excluded: Vec<u64> = task.assignments.iter().map(|copy| copy.agent_id).collect();
                 for _ in 0..task.needed() {
-                    let eligible: Vec<Candidate> = candidates
-                        .iter()
-                        .filter(|candidate| candidate.free() > 0 && !excluded.contains(&candidate.agent_id))
-                        .copied()
-                        .collect();
-                    if eligible.is_empty() || assigns.len() >= per_round {
+                    if assigns.len() >= per_round {
                         break;
                     }
-                    let chosen = eligible[self.policy.pick(agent_type, task_id, &eligible).min(eligible.len() - 1)];
-                    excluded.insert(chosen.agent_id);
-                    if let Some(candidate) =
-                        candidates.iter_mut().find(|candidate| candidate.agent_id == chosen.agent_id)
-                    {
-                        candidate.running += 1;
-                    }
+                    let eligible =
+                        |candidate: &Candidate| candidate.free() > 0 && !excluded.contains(&candidate.agent_id);
+                    let Some(index) = self.policy.pick(agent_type, task_id, candidates, &eligible) else {
+                        break;
+                    };
+                    let chosen = candidates.get_mut(index).expect("the policy picks among the candidates");
+                    assert!(eligible(chosen), "the policy picked an ineligible agent");
+                    chosen.running += 1;
+                    excluded.push(chosen.agent_id);
                     assigns.push((task_id, chosen.agent_id));
                 }
             }
@@ -215,7 +235,7 @@ impl Dispatcher {
     }
 
     /// Tells the agents what the round committed.
-    fn deliver(&mut self, round: &Round, results: Vec<TaskResult>) {
+    fn deliver(&mut self, round: &Round, results: Vec<TaskResult>, timing: RoundTiming) {
         let hub = self.hub.clone();
         let mut results = results.into_iter();
         let mut finished = Vec::new();
@@ -243,6 +263,13 @@ impl Dispatcher {
                 tracing::debug!(?result, "an assignment was refused; the next round plans again");
                 continue;
             };
+            let task_applied_unix_us = hub
+                .submit_applied
+                .lock()
+                .expect("the submit times lock is never poisoned")
+                .get(&task_id)
+                .copied()
+                .unwrap_or(0);
             let assignment = hub.api.node.state().read(|state| {
                 let task = state.tasks().task(task_id)?;
                 let attempt = task.assignments.iter().position(|copy| copy.agent_id == agent_id)? + 1;
@@ -253,6 +280,9 @@ impl Dispatcher {
                     deadline_unix_ms: deadline_ms(task.deadline_ns),
                     attempt: attempt as u32,
                     run_timeout_ms: hub.config.run_timeout_ms,
+                    task_applied_unix_us,
+                    assign_applied_unix_us: timing.applied_unix_us,
+                    assign_commit_us: timing.commit_us,
                 })
             });
             let Some(assignment) = assignment else { continue };

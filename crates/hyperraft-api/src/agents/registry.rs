@@ -1,7 +1,16 @@
 //! [`Registry`]: the agent sessions open on this node, and the one way a
 //! message reaches an agent ([`Registry::send`]).
+//!
+//! Its counters are atomics, and each is exported through the `metrics`
+//! facade too (handles made once, so counting takes no lock and no
+//! allocation): `hyperraft_agent_sessions_open`,
+//! `hyperraft_agent_sessions_opened_total`,
+//! `hyperraft_agent_sessions_closed_total{reason}`,
+//! `hyperraft_agent_assignments_sent_total`,
+//! `hyperraft_agent_messages_sent_total` and
+//! `hyperraft_agent_results_received_total`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,24 +26,25 @@ pub(crate) struct SessionHandle {
     /// Distinguishes a resumed agent's new session from its old one.
     pub(crate) generation: u64,
     outbound: mpsc::Sender<proto::NodeToAgent>,
-    /// Set once with the reason the node ends the session.
-    closing: Mutex<Option<String>>,
+    /// Set once with why the node ends the session: the metric's reason
+    /// label and the message for the agent.
+    closing: Mutex<Option<(CloseKind, String)>>,
     closed: Notify,
 }
 
 impl SessionHandle {
     /// Asks the session to end with `reason` (the first reason wins).
-    pub(crate) fn close(&self, reason: impl Into<String>) {
+    pub(crate) fn close(&self, kind: CloseKind, reason: impl Into<String>) {
         let mut closing = self.closing.lock().expect("the closing lock is never poisoned");
         if closing.is_none() {
-            *closing = Some(reason.into());
+            *closing = Some((kind, reason.into()));
             // `notify_one` keeps the permit if the session is not waiting yet.
             self.closed.notify_one();
         }
     }
 
     /// Waits until [`Self::close`] is called; returns its reason.
-    pub(crate) async fn closed(&self) -> String {
+    pub(crate) async fn closed(&self) -> (CloseKind, String) {
         loop {
             if let Some(reason) = self.closing.lock().expect("the closing lock is never poisoned").clone() {
                 return reason;
@@ -54,17 +64,109 @@ pub(crate) enum Sent {
     SlowConsumer,
 }
 
-/// Counters of the sessions of one node; atomics, read without locks.
-#[derive(Default)]
+/// Why a session ended: the `reason` label of
+/// `hyperraft_agent_sessions_closed_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloseKind {
+    /// The agent closed its side.
+    Left,
+    /// The stream broke (the connection, the agent process).
+    Broken,
+    /// Its queue filled: the agent did not read.
+    SlowConsumer,
+    /// The same agent opened a newer session.
+    Replaced,
+    /// This node no longer leads.
+    NotLeader,
+    /// The server is shutting down.
+    Shutdown,
+    /// Its lease expired or could not be renewed.
+    Lease,
+    /// The agent broke the protocol.
+    Protocol,
+}
+
+impl CloseKind {
+    const ALL: [CloseKind; 8] = [
+        CloseKind::Left,
+        CloseKind::Broken,
+        CloseKind::SlowConsumer,
+        CloseKind::Replaced,
+        CloseKind::NotLeader,
+        CloseKind::Shutdown,
+        CloseKind::Lease,
+        CloseKind::Protocol,
+    ];
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            CloseKind::Left => "left",
+            CloseKind::Broken => "broken",
+            CloseKind::SlowConsumer => "slow_consumer",
+            CloseKind::Replaced => "replaced",
+            CloseKind::NotLeader => "not_leader",
+            CloseKind::Shutdown => "shutdown",
+            CloseKind::Lease => "lease",
+            CloseKind::Protocol => "protocol",
+        }
+    }
+}
+
+/// Counters of the sessions of one node: atomics, read without locks, and
+/// the same counts as `metrics` handles.
 pub(crate) struct SessionCounters {
     pub(crate) opened: AtomicU64,
-    pub(crate) closed_slow: AtomicU64,
+    /// By [`CloseKind`], in the order of `CloseKind::ALL`.
+    pub(crate) closed: [AtomicU64; CloseKind::ALL.len()],
     pub(crate) messages_sent: AtomicU64,
+    pub(crate) assignments_sent: AtomicU64,
+    pub(crate) results_received: AtomicU64,
+    open_gauge: metrics::Gauge,
+    opened_metric: metrics::Counter,
+    closed_metric: [metrics::Counter; CloseKind::ALL.len()],
+    messages_metric: metrics::Counter,
+    assignments_metric: metrics::Counter,
+    results_metric: metrics::Counter,
+}
+
+impl SessionCounters {
+    fn new(node_label: &str) -> SessionCounters {
+        let node = node_label.to_string();
+        SessionCounters {
+            opened: AtomicU64::new(0),
+            closed: std::array::from_fn(|_| AtomicU64::new(0)),
+            messages_sent: AtomicU64::new(0),
+            assignments_sent: AtomicU64::new(0),
+            results_received: AtomicU64::new(0),
+            open_gauge: metrics::gauge!("hyperraft_agent_sessions_open", "node" => node.clone()),
+            opened_metric: metrics::counter!("hyperraft_agent_sessions_opened_total", "node" => node.clone()),
+            closed_metric: CloseKind::ALL.map(|kind| {
+                metrics::counter!("hyperraft_agent_sessions_closed_total", "node" => node.clone(), "reason" => kind.label())
+            }),
+            messages_metric: metrics::counter!("hyperraft_agent_messages_sent_total", "node" => node.clone()),
+            assignments_metric: metrics::counter!("hyperraft_agent_assignments_sent_total", "node" => node.clone()),
+            results_metric: metrics::counter!("hyperraft_agent_results_received_total", "node" => node),
+        }
+    }
+
+    /// Counts a session that ended, by why.
+    pub(crate) fn count_closed(&self, kind: CloseKind) {
+        let index = CloseKind::ALL.iter().position(|known| *known == kind).expect("every kind is listed");
+        self.closed[index].fetch_add(1, Ordering::Relaxed);
+        self.closed_metric[index].increment(1);
+    }
+
+    /// Counts a result an agent sent, accepted or not.
+    pub(crate) fn count_result(&self) {
+        self.results_received.fetch_add(1, Ordering::Relaxed);
+        self.results_metric.increment(1);
+    }
 }
 
 /// The sessions open on this node, by agent id.
 pub(crate) struct Registry {
-    sessions: Mutex<HashMap<u64, Arc<SessionHandle>>>,
+    /// Ordered by agent id, which is the order the dispatcher wants.
+    sessions: Mutex<BTreeMap<u64, Arc<SessionHandle>>>,
     /// Sessions counted against `sessions_max`, including ones registering.
     open: AtomicUsize,
     sessions_max: usize,
@@ -87,14 +189,14 @@ impl Drop for Place {
 }
 
 impl Registry {
-    pub(crate) fn new(sessions_max: usize, queue_max: usize) -> Registry {
+    pub(crate) fn new(sessions_max: usize, queue_max: usize, node_label: &str) -> Registry {
         Registry {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(BTreeMap::new()),
             open: AtomicUsize::new(0),
             sessions_max,
             queue_max,
             next_generation: AtomicU64::new(1),
-            counters: SessionCounters::default(),
+            counters: SessionCounters::new(node_label),
             wake: Notify::new(),
         }
     }
@@ -129,11 +231,16 @@ impl Registry {
             closing: Mutex::new(None),
             closed: Notify::new(),
         });
-        let old = self.lock().insert(agent_id, handle.clone());
+        let (old, open) = {
+            let mut sessions = self.lock();
+            (sessions.insert(agent_id, handle.clone()), sessions.len())
+        };
+        self.counters.open_gauge.set(open as f64);
         if let Some(old) = old {
-            old.close("the agent opened a newer session");
+            old.close(CloseKind::Replaced, "the agent opened a newer session");
         }
         self.counters.opened.fetch_add(1, Ordering::Relaxed);
+        self.counters.opened_metric.increment(1);
         self.wake.notify_one();
         (handle, receiver)
     }
@@ -144,13 +251,12 @@ impl Registry {
         if sessions.get(&handle.agent_id).is_some_and(|current| current.generation == handle.generation) {
             sessions.remove(&handle.agent_id);
         }
+        self.counters.open_gauge.set(sessions.len() as f64);
     }
 
     /// The open sessions, by agent id.
     pub(crate) fn snapshot(&self) -> Vec<Arc<SessionHandle>> {
-        let mut sessions: Vec<_> = self.lock().values().cloned().collect();
-        sessions.sort_unstable_by_key(|session| session.agent_id);
-        sessions
+        self.lock().values().cloned().collect()
     }
 
     pub(crate) fn get(&self, agent_id: u64) -> Option<Arc<SessionHandle>> {
@@ -163,25 +269,30 @@ impl Registry {
         let Some(session) = self.get(agent_id) else {
             return Sent::NoSession;
         };
+        let assignment = matches!(message, node_to_agent::Message::Assignment(_));
         let message = proto::NodeToAgent { message: Some(message) };
         match session.outbound.try_send(message) {
             Ok(()) => {
                 self.counters.messages_sent.fetch_add(1, Ordering::Relaxed);
+                self.counters.messages_metric.increment(1);
+                if assignment {
+                    self.counters.assignments_sent.fetch_add(1, Ordering::Relaxed);
+                    self.counters.assignments_metric.increment(1);
+                }
                 Sent::Queued
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.counters.closed_slow.fetch_add(1, Ordering::Relaxed);
-                session.close(format!(
-                    "slow consumer: {} messages queued and unread; reconnect and resume",
-                    self.queue_max
-                ));
+                session.close(
+                    CloseKind::SlowConsumer,
+                    format!("slow consumer: {} messages queued and unread; reconnect and resume", self.queue_max),
+                );
                 Sent::SlowConsumer
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Sent::NoSession,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<SessionHandle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<SessionHandle>>> {
         self.sessions.lock().expect("the session map lock is never poisoned")
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::Stream;
 use tonic::{Status, Streaming};
 
-use super::registry::{Place, SessionHandle};
+use super::registry::{CloseKind, Place, SessionHandle};
 use super::tasks::{task_frame, task_results};
 use super::Hub;
 use crate::convert::refused;
@@ -200,7 +200,7 @@ async fn apply_registration(hub: &Hub, registration: &Registration) -> Result<(u
 /// How a session ended.
 enum End {
     /// The node ends it; the agent is told why.
-    Closed(String),
+    Closed(CloseKind, String),
     /// The agent closed its side: it leaves for good.
     Left,
     /// The stream broke; the lease decides whether the agent comes back.
@@ -217,24 +217,22 @@ async fn run(
     let api = hub.api.clone();
     let me = api.node_id();
     let mut shutdown = api.shutdown.clone();
-    let mut metrics = api.node.raft().metrics();
+    // Leadership lost after this check closes the session through
+    // `watch_leadership`, which sees it in the registry.
+    if api.node.raft().metrics().borrow().current_leader != Some(me) {
+        handle.close(CloseKind::NotLeader, not_leading(me));
+    }
     let end = loop {
         tokio::select! {
             // Only the wake-up matters: the guard it returns must not live on.
             () = async { drop(shutdown.wait_for(|stopped| *stopped).await) } => {
-                break End::Closed("the node is shutting down".into())
+                break End::Closed(CloseKind::Shutdown, "the node is shutting down".into())
             }
-            reason = handle.closed() => break End::Closed(reason),
-            changed = metrics.changed() => {
-                let leader = metrics.borrow().current_leader;
-                if changed.is_err() || leader != Some(me) {
-                    break End::Closed(format!("node {me} no longer leads; reconnect to the leader and resume"));
-                }
-            }
+            (kind, reason) = handle.closed() => break End::Closed(kind, reason),
             message = inbound.message() => match message {
                 Ok(Some(message)) => {
-                    if let Err(reason) = handle_message(&hub, &handle, message).await {
-                        break End::Closed(reason);
+                    if let Err((kind, reason)) = handle_message(&hub, &handle, message).await {
+                        break End::Closed(kind, reason);
                     }
                 }
                 Ok(None) => break End::Left,
@@ -243,8 +241,14 @@ async fn run(
         }
     };
     hub.registry.remove(&handle);
+    let kind = match &end {
+        End::Closed(kind, _) => *kind,
+        End::Left => CloseKind::Left,
+        End::Broken => CloseKind::Broken,
+    };
+    hub.registry.counters.count_closed(kind);
     match end {
-        End::Closed(reason) => {
+        End::Closed(_, reason) => {
             let leader = api.node.raft().metrics().borrow().current_leader.filter(|leader| *leader != me);
             let closing = proto::Closing {
                 reason,
@@ -252,11 +256,60 @@ async fn run(
                 leader_address: leader.and_then(|leader| api.api_address(leader)).unwrap_or_default(),
             };
             let _ = last.send(proto::NodeToAgent { message: Some(node_to_agent::Message::Closing(closing)) });
+            if kind == CloseKind::SlowConsumer {
+                release_copies(&hub, handle.agent_id).await;
+            }
         }
         End::Left => leave(&hub, handle.agent_id).await,
         End::Broken => {}
     }
     hub.registry.wake.notify_one();
+}
+
+fn not_leading(me: u64) -> String {
+    format!("node {me} no longer leads; reconnect to the leader and resume")
+}
+
+/// Closes every session of this node once it stops leading; ends at
+/// server shutdown. One task watches Raft's metrics for all sessions:
+/// the metrics change with every applied entry, and ten thousand sessions
+/// each watching them would all wake for every commit.
+pub(crate) async fn watch_leadership(hub: Arc<Hub>) {
+    let me = hub.api.node_id();
+    let mut metrics = hub.api.node.raft().metrics();
+    let mut shutdown = hub.api.shutdown.clone();
+    loop {
+        tokio::select! {
+            // Only the wake-up matters: the guard it returns must not live on.
+            () = async { drop(shutdown.wait_for(|stopped| *stopped).await) } => return,
+            changed = metrics.changed() => {
+                let leader = metrics.borrow().current_leader;
+                if changed.is_err() || leader != Some(me) {
+                    for session in hub.registry.snapshot() {
+                        session.close(CloseKind::NotLeader, not_leading(me));
+                    }
+                }
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// An agent that let its queue fill has not read the assignments queued
+/// to it, so it may never run them: its copies are released at once for
+/// other agents rather than held until its lease runs out. Its lease
+/// stays, so it may reconnect and resume its id; a result it sends later
+/// for a released copy is refused.
+async fn release_copies(hub: &Hub, agent_id: u64) {
+    let result = match task_frame(|writer| writer.release(ReleaseAgentView { agent_id })) {
+        Ok(frame) => hub.api.write(&frame).await.map(drop),
+        Err(status) => Err(status),
+    };
+    if let Err(status) = result {
+        tracing::debug!(agent_id, %status, "slow agent: its lease expiry or run timeouts release its copies instead");
+    }
 }
 
 /// The agent left: its lease (and with it its key) is revoked and its
@@ -276,22 +329,28 @@ async fn leave(hub: &Hub, agent_id: u64) {
 }
 
 /// Handles one message from the agent; `Err` ends the session with the reason.
-async fn handle_message(hub: &Hub, handle: &SessionHandle, message: proto::AgentToNode) -> Result<(), String> {
+async fn handle_message(
+    hub: &Hub,
+    handle: &SessionHandle,
+    message: proto::AgentToNode,
+) -> Result<(), (CloseKind, String)> {
+    let protocol = |reason: &str| Err((CloseKind::Protocol, reason.to_string()));
     match message.message {
         Some(agent_to_node::Message::Heartbeat(_)) => match keep_alive_once(&hub.api, handle.agent_id).await {
             Ok(_) => Ok(()),
             Err(status) if status.code() == tonic::Code::NotFound => {
-                Err("the agent's lease expired; register again".to_string())
+                Err((CloseKind::Lease, "the agent's lease expired; register again".to_string()))
             }
-            Err(status) => Err(format!("renewing the agent's lease failed: {}", status.message())),
+            Err(status) => Err((CloseKind::Lease, format!("renewing the agent's lease failed: {}", status.message()))),
         },
         Some(agent_to_node::Message::Result(result)) => {
+            hub.registry.counters.count_result();
             let ack = report(hub, handle.agent_id, result).await;
             hub.registry.send(handle.agent_id, node_to_agent::Message::ResultAck(ack));
             Ok(())
         }
-        Some(agent_to_node::Message::Register(_)) => Err("register is only the first message of a session".into()),
-        None => Err("a message with no content".into()),
+        Some(agent_to_node::Message::Register(_)) => protocol("register is only the first message of a session"),
+        None => protocol("a message with no content"),
     }
 }
 

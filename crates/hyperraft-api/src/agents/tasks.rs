@@ -23,6 +23,10 @@ pub(crate) fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64)
 }
 
+pub(crate) fn now_us() -> u64 {
+    now_ns() / 1_000
+}
+
 /// The fields of a submission, checked, as the wire command takes them.
 pub(crate) struct Submission<'a> {
     pub(crate) view: SubmitTaskView<'a>,

@@ -262,3 +262,209 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
     drop(sender);
     cluster.shutdown().await;
 }
+
+/// A session opened by hand on the leader, for tests that need an agent
+/// that misbehaves in a way the SDK's agent never does.
+struct RawSession {
+    sender: tokio::sync::mpsc::Sender<proto::AgentToNode>,
+    inbound: tonic::Streaming<proto::NodeToAgent>,
+    agent_id: u64,
+}
+
+/// Opens a session on the leader; the result is the call's own outcome.
+async fn try_raw_session(cluster: &TestCluster, register: proto::Register) -> Result<RawSession, tonic::Status> {
+    let leader = cluster.leader().await;
+    let mut agents = AgentsClient::connect(format!("http://{}", cluster.addresses[&leader])).await.expect("connect");
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    sender.send(proto::AgentToNode { message: Some(agent_to_node::Message::Register(register)) }).await.unwrap();
+    let mut inbound = agents.session(ReceiverStream::new(receiver)).await?.into_inner();
+    let agent_id = match inbound.message().await?.and_then(|message| message.message) {
+        Some(node_to_agent::Message::Registered(registered)) => registered.agent_id,
+        other => panic!("expected registered, got {other:?}"),
+    };
+    Ok(RawSession { sender, inbound, agent_id })
+}
+
+/// Opens a session on the leader, retrying a retry-safe UNAVAILABLE (the
+/// leader could not commit the registration in time on a loaded machine).
+async fn raw_session(cluster: &TestCluster, register: proto::Register) -> RawSession {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match try_raw_session(cluster, register.clone()).await {
+            Ok(session) => return session,
+            Err(status) if status.code() == tonic::Code::Unavailable && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("session refused: {status}"),
+        }
+    }
+}
+
+fn register(agent_type: &str, max_concurrent: u32, ttl_ms: u64) -> proto::Register {
+    proto::Register { agent_type: agent_type.into(), max_concurrent, ttl_ms, ..Default::default() }
+}
+
+impl RawSession {
+    async fn send(&self, message: agent_to_node::Message) {
+        self.sender.send(proto::AgentToNode { message: Some(message) }).await.expect("the session is open");
+    }
+
+    /// The next message from the node; panics if the stream ends first.
+    async fn next(&mut self) -> node_to_agent::Message {
+        let next = tokio::time::timeout(PATIENCE, self.inbound.message()).await.expect("a message in time");
+        next.expect("the stream is healthy").and_then(|message| message.message).expect("a message")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_beyond_sessions_max_is_refused_until_one_ends() {
+    // Proves the leader refuses a session beyond `sessions_max` with RESOURCE_EXHAUSTED and a message naming the bound, and takes one again once a session ends.
+    let agents = AgentsConfig { sessions_max: 2, ..api().agents };
+    let cluster = TestCluster::start_with_api(3, ApiConfig { agents, ..api() }).await;
+    let first = raw_session(&cluster, register("capped", 1, 30_000)).await;
+    let _second = raw_session(&cluster, register("capped", 1, 30_000)).await;
+    let refused = try_raw_session(&cluster, register("capped", 1, 30_000)).await.err().expect("a third is refused");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("2 agent sessions are open"), "{}", refused.message());
+
+    // The first agent leaves: its place is given back once its session ends.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let third = loop {
+        match try_raw_session(&cluster, register("capped", 1, 30_000)).await {
+            Ok(session) => break session,
+            Err(status) => {
+                let retry_safe = matches!(status.code(), tonic::Code::ResourceExhausted | tonic::Code::Unavailable);
+                assert!(retry_safe && tokio::time::Instant::now() < deadline, "{status:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_ne!(third.agent_id, 0);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_past_its_run_timeout_runs_elsewhere_and_the_late_result_is_refused() {
+    // Proves a copy whose agent sends no result within `run_timeout_ms` is released (its agent is told), the task is reassigned to another agent and succeeds there, and the slow agent's late result is refused and changes nothing.
+    let agents = AgentsConfig { run_timeout_ms: 1_000, ..api().agents };
+    let cluster = TestCluster::start_with_api(3, ApiConfig { agents, ..api() }).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    // A long lease: only the run timeout can take the copy away.
+    let mut slow = raw_session(&cluster, register("timed", 1, 30_000)).await;
+    let task_id = client.submit_task(task("timed", 1)).await.expect("submit").task_id;
+    let assigned = loop {
+        match slow.next().await {
+            node_to_agent::Message::Assignment(assignment) => break assignment,
+            _ => continue,
+        }
+    };
+    assert_eq!((assigned.task_id, assigned.run_timeout_ms), (task_id, 1_000));
+    let mut worker = start_agent(&client, "timed", Fixed(b"in time"));
+    let worker_id = worker.registered().await;
+
+    let cancel = loop {
+        match slow.next().await {
+            node_to_agent::Message::Cancel(cancel) => break cancel,
+            _ => continue,
+        }
+    };
+    assert_eq!(cancel.task_id, task_id);
+    assert!(cancel.reason.contains("run timeout"), "{}", cancel.reason);
+    let finished = wait_finished(&client, task_id).await;
+    assert_eq!(finished.status(), TaskStatus::Succeeded);
+    assert_eq!(finished.output.as_ref(), b"in time");
+    let states: Vec<(u64, &str)> = finished.copies.iter().map(|copy| (copy.agent_id, copy.state.as_str())).collect();
+    assert_eq!(states, vec![(slow.agent_id, "released"), (worker_id, "reported")]);
+
+    let late =
+        proto::TaskResult { task_id, outcome: Some(proto::task_result::Outcome::Output(b"late".to_vec().into())) };
+    slow.send(agent_to_node::Message::Result(late)).await;
+    let ack = loop {
+        match slow.next().await {
+            node_to_agent::Message::ResultAck(ack) => break ack,
+            _ => continue,
+        }
+    };
+    assert!(!ack.accepted, "{ack:?}");
+    assert!(!ack.error.is_empty());
+    assert_eq!(client.get_task(task_id).await.expect("get"), finished, "the late result changed nothing");
+    worker.stop().await;
+    drop(slow);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_stops_reading_is_closed_and_its_copies_run_elsewhere() {
+    // Proves an agent that stops reading its stream, so that its queue of `session_queue_max` messages fills, is disconnected with a Closing message saying why, and every copy it held is released and runs on another agent.
+    let agents = AgentsConfig { session_queue_max: 4, ..api().agents };
+    let cluster = TestCluster::start_with_api(3, ApiConfig { agents, ..api() }).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    // Twenty copies wait before the agent registers, so that the round its
+    // session wakes assigns them all at once: more than its queue holds
+    // while it reads nothing. (Idempotency keys let the SDK retry a
+    // submission across an election on a loaded machine.)
+    let mut task_ids = Vec::new();
+    for number in 0..20 {
+        let request =
+            SubmitTaskRequest { idempotency_key: format!("flood-{number}").into_bytes().into(), ..task("flood", 1) };
+        task_ids.push(client.submit_task(request).await.expect("submit").task_id);
+    }
+    // A long lease: only the disconnection can take its copies away.
+    let mut slow = raw_session(&cluster, register("flood", 64, 30_000)).await;
+    // Now read: what was buffered, then the reason the node closed the session.
+    let closing = loop {
+        let next = tokio::time::timeout(PATIENCE, slow.inbound.message()).await.expect("a message in time");
+        match next.expect("the stream is healthy").and_then(|message| message.message) {
+            Some(node_to_agent::Message::Closing(closing)) => break closing,
+            Some(_) => continue,
+            None => panic!("the stream ended without a Closing message"),
+        }
+    };
+    assert!(closing.reason.contains("slow consumer"), "{}", closing.reason);
+
+    let mut worker = start_agent(&client, "flood", Fixed(b"done"));
+    let worker_id = worker.registered().await;
+    for task_id in task_ids {
+        let finished = wait_finished(&client, task_id).await;
+        assert_eq!(finished.status(), TaskStatus::Succeeded, "{finished:?}");
+        let reported: Vec<u64> =
+            finished.copies.iter().filter(|copy| copy.state == "reported").map(|copy| copy.agent_id).collect();
+        assert_eq!(reported, vec![worker_id], "{finished:?}");
+    }
+    worker.stop().await;
+    drop(slow);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_keep_an_agent_listed_and_without_them_it_disappears_after_its_ttl() {
+    // Proves an agent that heartbeats stays registered past its lease TTL, and once it stops heartbeating (its stream still open) it disappears from ListAgents when the TTL runs out; a heartbeat after that is answered by closing the session.
+    let cluster = TestCluster::start_with_api(3, api()).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    let mut agent = raw_session(&cluster, register("beating", 1, 2_000)).await;
+    let listed = |agents: Vec<proto::AgentInfo>| agents.iter().map(|agent| agent.agent_id).collect::<Vec<_>>();
+    assert_eq!(listed(client.list_agents("beating").await.expect("list")), vec![agent.agent_id]);
+    // Three TTLs of heartbeats, far more often than the node asks, so
+    // that a loaded machine cannot stretch one gap past the TTL.
+    for _ in 0..24 {
+        agent.send(agent_to_node::Message::Heartbeat(proto::Heartbeat {})).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(listed(client.list_agents("beating").await.expect("list")), vec![agent.agent_id]);
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !client.list_agents("beating").await.expect("list").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the agent is still listed after {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    agent.send(agent_to_node::Message::Heartbeat(proto::Heartbeat {})).await;
+    let closing = loop {
+        match agent.next().await {
+            node_to_agent::Message::Closing(closing) => break closing,
+            _ => continue,
+        }
+    };
+    assert!(closing.reason.contains("lease expired"), "{}", closing.reason);
+    cluster.shutdown().await;
+}

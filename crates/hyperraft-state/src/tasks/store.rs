@@ -95,6 +95,11 @@ impl TaskStore {
         tasks.filter(|task| task.needed() > 0).map(|task| task.task_type.clone()).collect()
     }
 
+    /// How many copies the agent runs, without listing them.
+    pub fn running_count(&self, agent_id: u64) -> usize {
+        self.running.get(&agent_id).map_or(0, |tasks| tasks.len())
+    }
+
     /// Tasks the agent runs a copy of, oldest first.
     pub fn tasks_of_agent(&self, agent_id: u64) -> Vec<u64> {
         self.running.get(&agent_id).map(|tasks| tasks.iter().copied().collect()).unwrap_or_default()

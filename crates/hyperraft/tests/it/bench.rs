@@ -53,3 +53,21 @@ fn bus_workload_delivers_messages() {
     assert!(report["delivered_batch_mean"].as_f64().expect("delivered_batch_mean") >= 1.0, "{report}");
     assert!(report["dropped"].as_u64().is_some(), "{report}");
 }
+
+/// Proves the agents workload connects its agents to the leader of an
+/// embedded cluster, multiplexed over fewer connections, and completes
+/// tasks through them with no errors, measuring every dispatch time.
+#[test]
+fn agents_workload_completes_tasks() {
+    let report = bench_json(&["--workload", "agents", "--agents", "150"]);
+    assert_eq!(report["workload"].as_str(), Some("agents"));
+    assert_eq!(report["agents_connected"].as_u64(), Some(150), "{report}");
+    assert_eq!(report["connections"].as_u64(), Some(2), "{report}");
+    assert!(report["completed"].as_u64().expect("completed") > 0, "{report}");
+    assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+    assert_eq!(report["node_sessions_closed"].as_u64(), Some(0), "{report}");
+    for times in ["dispatch_overhead_ms", "delivery_ms", "applied_to_received_ms", "submit_to_result_ms"] {
+        assert!(report[times]["count"].as_u64().expect("count") > 0, "{times}: {report}");
+        assert!(report[times]["p99"].as_f64().is_some(), "{times}: {report}");
+    }
+}
