@@ -144,7 +144,10 @@ impl Batcher {
         let decoded =
             Frame::decode(frame, &Limits::default()).map_err(|error| WriteError::InvalidFrame(error.to_string()))?;
         let kind = decoded.kind();
-        if !matches!(kind, Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv | Kind::Tasks | Kind::Decisions) {
+        if !matches!(
+            kind,
+            Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv | Kind::Tasks | Kind::Decisions | Kind::Bus
+        ) {
             return Err(WriteError::NotAWrite(kind.into()));
         }
         let (reply, response) = oneshot::channel();
@@ -270,6 +273,7 @@ fn slice(response: &BatchResponse, offset: usize, count: usize) -> BatchResponse
         BatchResponse::Kv(results) => BatchResponse::Kv(results[offset..offset + count].to_vec()),
         BatchResponse::Tasks(results) => BatchResponse::Tasks(results[offset..offset + count].to_vec()),
         BatchResponse::Decisions(results) => BatchResponse::Decisions(results[offset..offset + count].to_vec()),
+        BatchResponse::Bus(results) => BatchResponse::Bus(results[offset..offset + count].to_vec()),
         // Writes never answer records; a refusal or an empty answer is every member's.
         BatchResponse::Records(_) | BatchResponse::Empty | BatchResponse::Rejected(_) => response.clone(),
     }
