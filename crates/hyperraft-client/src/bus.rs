@@ -1,6 +1,11 @@
 //! The message bus of one node: [`Client::bus`] gives a [`BusNode`], which
 //! opens publishers and subscriptions there.
 //!
+//! A durable topic ([`BusNode::configure_durable`]) is replicated instead:
+//! publish to it on the leader (the call's answer lists the committed
+//! offsets, [`PublishResponse::durable`]) and subscribe on any node, from
+//! an offset if you like ([`BusNode::subscribe_from`]).
+//!
 //! The bus is per node: a publisher reaches the subscribers connected to
 //! the same node only, so every party of a topic should use the same
 //! address. Delivery is at most once; nothing is retried (a repeat could
@@ -89,8 +94,22 @@ impl BusNode {
     /// Subscribes to `topic`: batches of up to `batch_max` messages (0 for
     /// the node's default), sent once full or `window` after their first message.
     pub async fn subscribe(&self, topic: &str, batch_max: u32, window: Duration) -> Result<BusSubscription, Error> {
+        self.subscribe_from(topic, None, batch_max, window).await
+    }
+
+    /// Like [`BusNode::subscribe`], but on a durable topic from offset
+    /// `from_offset` (replay, then live); `None` starts at the topic's next
+    /// offset. An offset no longer retained fails with `OUT_OF_RANGE`
+    /// naming the oldest one.
+    pub async fn subscribe_from(
+        &self,
+        topic: &str,
+        from_offset: Option<u64>,
+        batch_max: u32,
+        window: Duration,
+    ) -> Result<BusSubscription, Error> {
         let window_us = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
-        let request = SubscribeRequest { topic: topic.to_string(), batch_max, window_us };
+        let request = SubscribeRequest { topic: topic.to_string(), batch_max, window_us, from_offset };
         let stream = self.client().subscribe(request).await.map_err(|status| error(&status))?.into_inner();
         Ok(BusSubscription { stream })
     }
@@ -110,8 +129,36 @@ impl BusNode {
         policy: SlowConsumerPolicy,
         queue_max: u32,
     ) -> Result<TopicInfo, Error> {
-        let request =
-            self.core.request(ConfigureTopicRequest { topic: topic.to_string(), policy: policy.into(), queue_max });
+        let request = ConfigureTopicRequest {
+            topic: topic.to_string(),
+            policy: policy.into(),
+            queue_max,
+            ..ConfigureTopicRequest::default()
+        };
+        self.configure(request).await
+    }
+
+    /// Makes `topic` durable, or changes its retention (0 keeps the
+    /// current one, or takes the node's default for a new durable topic).
+    /// Needs the leader's address.
+    pub async fn configure_durable(
+        &self,
+        topic: &str,
+        retention_messages: u64,
+        retention_bytes: u64,
+    ) -> Result<TopicInfo, Error> {
+        let request = ConfigureTopicRequest {
+            topic: topic.to_string(),
+            durable: true,
+            retention_messages,
+            retention_bytes,
+            ..ConfigureTopicRequest::default()
+        };
+        self.configure(request).await
+    }
+
+    async fn configure(&self, request: ConfigureTopicRequest) -> Result<TopicInfo, Error> {
+        let request = self.core.request(request);
         let response = self.client().configure_topic(request).await.map_err(|status| error(&status))?;
         response.into_inner().topic.ok_or_else(|| Error::Server { code: Code::Internal, message: "no topic".into() })
     }

@@ -61,6 +61,10 @@ pub enum WriteError {
     Refused(String),
 }
 
+/// The answer to a queued write (see [`Batcher::enqueue`]); an error
+/// receiving it means the batcher stopped.
+pub type Queued = oneshot::Receiver<Result<BatchResponse, WriteError>>;
+
 struct Pending {
     kind: Kind,
     count: u32,
@@ -141,6 +145,15 @@ impl Batcher {
 
     /// Validates `frame`, queues it, and waits for its own results.
     pub async fn submit(&self, frame: &[u8]) -> Result<BatchResponse, WriteError> {
+        let response = self.enqueue(frame)?;
+        response.await.map_err(|_| WriteError::Unavailable("the batcher stopped".into()))?
+    }
+
+    /// Validates `frame` and queues it now; the receiver answers its own
+    /// results. Frames queued one after another by one caller are proposed
+    /// in that order, so a caller may keep several in flight and still
+    /// have them committed in the order it queued them.
+    pub fn enqueue(&self, frame: &[u8]) -> Result<Queued, WriteError> {
         let decoded =
             Frame::decode(frame, &Limits::default()).map_err(|error| WriteError::InvalidFrame(error.to_string()))?;
         let kind = decoded.kind();
@@ -156,7 +169,7 @@ impl Batcher {
             mpsc::error::TrySendError::Full(_) => WriteError::Overloaded(self.queue_len_max),
             mpsc::error::TrySendError::Closed(_) => WriteError::Unavailable("the node is shutting down".into()),
         })?;
-        response.await.map_err(|_| WriteError::Unavailable("the batcher stopped".into()))?
+        Ok(response)
     }
 }
 
