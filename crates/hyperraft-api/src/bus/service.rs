@@ -141,13 +141,13 @@ fn response(delivery: Delivery) -> proto::SubscribeResponse {
 }
 
 /// Where a subscription's batches come from.
-enum Source {
+pub(crate) enum Source {
     Ephemeral(super::Subscription),
     Durable(DurableSubscription),
 }
 
 impl Source {
-    async fn next(&mut self) -> Result<proto::SubscribeResponse, Status> {
+    pub(crate) async fn next(&mut self) -> Result<proto::SubscribeResponse, Status> {
         match self {
             Source::Ephemeral(subscription) => {
                 subscription.next_batch().await.map(response).map_err(Status::resource_exhausted)
@@ -209,6 +209,37 @@ impl BusService {
         }
     }
 
+    /// Publishes one batch and waits for it: at once on an ephemeral
+    /// topic, after commit on a durable one (this node must lead).
+    pub(crate) async fn publish_one(
+        &self,
+        publisher: &Publisher,
+        topic: &str,
+        payloads: Vec<bytes::Bytes>,
+    ) -> Result<proto::BusPublished, Status> {
+        if durable_info(&self.api, topic).is_none() {
+            let published = self.bus().publish(publisher, topic, payloads).map_err(|e| self.status(e))?;
+            let (messages, deliveries) = (published.messages as u64, published.deliveries as u64);
+            return Ok(proto::BusPublished { topic: topic.to_string(), messages, deliveries, ..Default::default() });
+        }
+        self.bus().check_payloads(&payloads).map_err(|e| self.status(e))?;
+        let first_sequence = publisher.reserve(payloads.len());
+        let frame = append_frame(topic, publisher.id(), first_sequence, &payloads)
+            .map_err(|error| invalid_argument("payloads", format!("too large for one durable append: {error}")))?;
+        let mut in_flight = InFlight::new();
+        in_flight.push_back((0, self.api.enqueue_write(&frame)?));
+        let mut answer = proto::PublishResponse::default();
+        self.settle_oldest(&mut in_flight, &mut answer).await?;
+        let append = answer.durable.first().ok_or_else(|| unexpected("no offsets for a durable publish"))?;
+        Ok(proto::BusPublished {
+            topic: topic.to_string(),
+            messages: u64::from(append.count),
+            durable: true,
+            first_offset: append.first_offset,
+            ..Default::default()
+        })
+    }
+
     /// Makes `topic` durable (or changes its retention) through Raft.
     async fn configure_durable(&self, request: &proto::ConfigureTopicRequest) -> Result<(), Status> {
         let topic = &request.topic;
@@ -255,7 +286,7 @@ impl BusService {
 
     /// Opens the source of a subscription: a durable cursor when the topic
     /// is durable here (or an offset is asked for), else an ephemeral queue.
-    async fn open_source(&self, request: &proto::SubscribeRequest) -> Result<Source, Status> {
+    pub(crate) async fn open_source(&self, request: &proto::SubscribeRequest) -> Result<Source, Status> {
         let window = Duration::from_micros(request.window_us);
         let options = SubscribeOptions { batch_max: request.batch_max as usize, window };
         let durable = request.from_offset.is_some() || durable_info(&self.api, &request.topic).is_some();
