@@ -87,6 +87,10 @@ pub struct BenchArgs {
     /// Bytes of each bus message (bus workload).
     #[arg(long, default_value_t = 16)]
     pub message_bytes: usize,
+    /// Bus workload: also measure a durable topic (appended through Raft on
+    /// an embedded cluster of --nodes) after the ephemeral one, in the same run.
+    #[arg(long)]
+    pub durable: bool,
     /// Print one JSON object (per run) on stdout instead of a report.
     #[arg(long)]
     pub json: bool,
