@@ -88,7 +88,7 @@ impl BusNode {
         let call = tokio::spawn(async move {
             client.publish(ReceiverStream::new(receiver)).await.map(tonic::Response::into_inner)
         });
-        BusPublisher { id: publisher.to_string(), sender: Some(sender), call }
+        BusPublisher { id: publisher.to_string(), sender: Some(sender), call: Some(call), ended: None }
     }
 
     /// Subscribes to `topic`: batches of up to `batch_max` messages (0 for
@@ -169,7 +169,10 @@ impl BusNode {
 pub struct BusPublisher {
     id: String,
     sender: Option<mpsc::Sender<PublishRequest>>,
-    call: JoinHandle<Result<PublishResponse, Status>>,
+    /// The call, until its answer was taken.
+    call: Option<JoinHandle<Result<PublishResponse, Status>>>,
+    /// The call's answer, once taken (a join handle answers only once).
+    ended: Option<Result<PublishResponse, Error>>,
 }
 
 impl BusPublisher {
@@ -183,21 +186,29 @@ impl BusPublisher {
         }
         // The call is over: its answer says why.
         self.sender = None;
-        match (&mut self.call).await {
-            Ok(Err(status)) => Err(error(&status)),
-            Ok(Ok(_)) => Err(Error::Closed),
-            Err(join) => Err(Error::Transport(join.to_string())),
+        match self.answer().await {
+            Err(error) => Err(error),
+            Ok(_) => Err(Error::Closed),
         }
+    }
+
+    /// The call's answer, waited for once and kept.
+    async fn answer(&mut self) -> Result<PublishResponse, Error> {
+        if let Some(call) = self.call.take() {
+            let answer = match call.await {
+                Ok(answer) => answer.map_err(|status| error(&status)),
+                Err(join) => Err(Error::Transport(join.to_string())),
+            };
+            self.ended = Some(answer);
+        }
+        self.ended.clone().unwrap_or(Err(Error::Closed))
     }
 
     /// Closes the stream and answers what the node accepted, or the error
     /// that ended the call.
     pub async fn finish(mut self) -> Result<PublishResponse, Error> {
         self.sender = None;
-        match (&mut self.call).await {
-            Ok(answer) => answer.map_err(|status| error(&status)),
-            Err(join) => Err(Error::Transport(join.to_string())),
-        }
+        self.answer().await
     }
 }
 

@@ -70,7 +70,12 @@ fn tempfile_root() -> std::path::PathBuf {
 
 async fn embedded(args: &BenchArgs, root: &std::path::Path) -> anyhow::Result<()> {
     let count = if args.durable { args.nodes } else { 1 };
-    let setup = EmbeddedCluster::new(root, count, RaftTuning::default(), 1)?;
+    // Every node and every client share this process: on a loaded machine
+    // a saturated runtime can delay heartbeats past the default election
+    // timeout, and a change of leader would end the durable publishers.
+    let tuning =
+        RaftTuning { election_timeout_min_ms: 5_000, election_timeout_max_ms: 10_000, ..RaftTuning::default() };
+    let setup = EmbeddedCluster::new(root, count, tuning, 1)?;
     let mut nodes = Vec::new();
     for config in setup.configs().values() {
         nodes.push(Arc::new(Node::start(config.clone()).await?));
@@ -106,9 +111,11 @@ async fn stop(node: Arc<Node>) -> anyhow::Result<()> {
 
 /// The ephemeral run, then with `--durable` the durable one and the ratio.
 async fn drive_all(args: &BenchArgs, address: &str) -> anyhow::Result<()> {
-    let client = Client::connect(ClientConfig::new([address.to_string()]))
-        .await
-        .with_context(|| format!("connect to {address}"))?;
+    // A publisher is one call for the whole run, so the call's deadline
+    // must outlast the run and the drain of its last durable commits.
+    let mut config = ClientConfig::new([address.to_string()]);
+    config.request_timeout = Duration::from_secs_f64(args.warmup + args.duration) + PATIENCE;
+    let client = Client::connect(config).await.with_context(|| format!("connect to {address}"))?;
     let bus = client.bus(None)?;
     let ephemeral = drive(args, &bus, TOPIC).await?;
     if !args.durable {
