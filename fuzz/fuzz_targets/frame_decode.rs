@@ -1,6 +1,6 @@
 //! Any bytes given to `Frame::decode` give a frame or a typed error, never a
-//! panic; an accepted frame's body reads without failing (key/value and task
-//! commands re-encode to the same bytes), and applying it to
+//! panic; an accepted frame's body reads without failing (key/value, task and
+//! bus commands re-encode to the same bytes), and applying it to
 //! a state machine neither panics nor breaks the ledger's balance.
 //!
 //! Half of the inputs are taken as whole frames; the other half as a kind,
@@ -9,7 +9,7 @@
 #![no_main]
 
 use hyperraft_state::{BatchOutput, StateConfig, StateMachine};
-use hyperraft_wire::{encode_frame, Body, Frame, Kind, KvBatchWriter, Limits, TaskBatchWriter};
+use hyperraft_wire::{encode_frame, Body, BusBatchWriter, Frame, Kind, KvBatchWriter, Limits, TaskBatchWriter};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
@@ -43,6 +43,15 @@ fuzz_target!(|bytes: &[u8]| {
             let mut writer = TaskBatchWriter::new(&mut again);
             for command in commands.iter() {
                 writer.push(&command).expect("an accepted task command re-encodes");
+            }
+            writer.finish();
+            assert_eq!(again, input);
+        }
+        Body::Bus(commands) => {
+            let mut again = Vec::new();
+            let mut writer = BusBatchWriter::new(&mut again);
+            for command in commands.iter() {
+                writer.push(&command).expect("an accepted bus command re-encodes");
             }
             writer.finish();
             assert_eq!(again, input);

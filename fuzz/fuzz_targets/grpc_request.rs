@@ -33,7 +33,13 @@ fn judge(result: Result<Vec<u8>, Status>, kv: bool) {
 
 fuzz_target!(|bytes: &[u8]| {
     let Some((&selector, message)) = bytes.split_first() else { return };
-    match selector % 7 {
+    match selector % 8 {
+        7 => {
+            if let Ok(request) = proto::PublishRequest::decode(message) {
+                let config = hyperraft_api::BusConfig::default();
+                judge(validate::durable_append_frame(&config, "fuzz", 1, &request), false);
+            }
+        }
         0 => {
             if let Ok(request) = proto::PutRequest::decode(message) {
                 judge(validate::put_frame(&request), true);

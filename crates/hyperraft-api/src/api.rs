@@ -114,6 +114,27 @@ impl Api {
         }
     }
 
+    /// Queues a write frame in this node's batcher (it must lead) without
+    /// waiting: writes queued one after another are committed in that
+    /// order. [`Api::queued_answer`] waits for the answer.
+    pub(crate) fn enqueue_write(&self, frame: &[u8]) -> Result<hyperraft_node::batcher::Queued, Status> {
+        let leader = self.node.raft().metrics().borrow().current_leader;
+        if leader != Some(self.node_id()) {
+            return Err(self.not_leader_before_proposal(leader));
+        }
+        self.node.writer().enqueue(frame).map_err(|error| self.write_error(error))
+    }
+
+    /// Waits for the answer to a write queued by [`Api::enqueue_write`].
+    pub(crate) async fn queued_answer(&self, queued: hyperraft_node::batcher::Queued) -> Result<BatchResponse, Status> {
+        match queued.await {
+            Err(_) => Err(Status::unavailable("the batcher stopped; the write's outcome is unknown")),
+            Ok(Ok(BatchResponse::Rejected(reason))) => Err(Status::failed_precondition(reason)),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(self.write_error(error)),
+        }
+    }
+
     /// Answers a read-only frame (lookups, key/value ranges) from this
     /// node's state: after a read-index round unless `serializable`.
     pub(crate) async fn read(&self, frame: &[u8], serializable: bool) -> Result<BatchResponse, Status> {

@@ -1,9 +1,12 @@
 //! The message bus: topics with publish/subscribe between the clients and
 //! agents connected to one node.
 //!
-//! The bus is per node and ephemeral. Nothing of it is replicated or goes
-//! through Raft, and nothing crosses to other nodes: a publisher reaches
-//! the subscribers connected to the same node. Delivery is at most once.
+//! An ephemeral topic (the default) is per node. Nothing of it is
+//! replicated or goes through Raft, and nothing crosses to other nodes: a
+//! publisher reaches the subscribers connected to the same node. Delivery
+//! is at most once. A durable topic is replicated state instead (see
+//! [`durable`]): its messages are appended through Raft, and any node
+//! serves them by offset from its applied state.
 //!
 //! - A publish is a *batch* of payloads for one topic. It is validated
 //!   whole (topic name, batch size, each payload's size) before anything is
@@ -30,6 +33,7 @@
 //! [`service`] serves it as the gRPC `Bus` service of `proto/bus.proto`;
 //! other code (agent sessions, say) uses [`Bus`] directly.
 
+pub(crate) mod durable;
 mod queue;
 pub(crate) mod service;
 mod topic;
@@ -41,6 +45,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use durable::{DurableError, DurableSubscription};
 pub use queue::{Delivery, Run, Subscription};
 pub use topic::TopicStats;
 
@@ -93,6 +98,19 @@ pub struct BusConfig {
     pub queue_bytes_max: usize,
     /// The policy of a topic nobody configured.
     pub policy_default: SlowConsumer,
+    /// Retention of a durable topic configured without one: messages.
+    pub durable_retention_messages_default: u64,
+    /// Retention of a durable topic configured without one: payload bytes.
+    pub durable_retention_bytes_default: u64,
+    /// Durable publishes of one Publish call awaiting commit at once; the
+    /// call reads its next request only when one of them is answered.
+    pub durable_publishes_in_flight_max: usize,
+    /// Durable requests one Publish call may carry (each gets an entry in
+    /// its answer).
+    pub durable_acks_per_call_max: usize,
+    /// How long a subscription from an offset this node has not applied
+    /// yet waits for it before failing with `OUT_OF_RANGE`.
+    pub durable_catch_up: Duration,
 }
 
 impl Default for BusConfig {
@@ -113,6 +131,11 @@ impl Default for BusConfig {
             queue_max_limit: 1 << 20,
             queue_bytes_max: 64 << 20,
             policy_default: SlowConsumer::DropOldest,
+            durable_retention_messages_default: 100_000,
+            durable_retention_bytes_default: 64 << 20,
+            durable_publishes_in_flight_max: 64,
+            durable_acks_per_call_max: 4096,
+            durable_catch_up: Duration::from_secs(5),
         }
     }
 }
@@ -130,12 +153,23 @@ impl BusConfig {
             ("delivery_batch_max", self.delivery_batch_max),
             ("delivery_batch_default", self.delivery_batch_default),
             ("queue_max_default", self.queue_max_default),
+            ("durable_publishes_in_flight_max", self.durable_publishes_in_flight_max),
+            ("durable_acks_per_call_max", self.durable_acks_per_call_max),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(format!("bus: {name} must be at least 1"));
         }
         if self.delivery_batch_default > self.delivery_batch_max {
             return Err("bus: delivery_batch_default is above delivery_batch_max".to_string());
+        }
+        if self.durable_retention_messages_default == 0 || self.durable_retention_bytes_default == 0 {
+            return Err("bus: durable retention defaults must be at least 1".to_string());
+        }
+        if self.message_bytes_max > hyperraft_wire::bus::PAYLOAD_BYTES_MAX
+            || self.topic_bytes_max > hyperraft_wire::bus::TOPIC_BYTES_MAX
+            || self.publisher_bytes_max > hyperraft_wire::bus::PUBLISHER_BYTES_MAX
+        {
+            return Err("bus: message, topic and publisher bytes must fit a durable append".to_string());
         }
         if self.queue_max_default > self.queue_max_limit {
             return Err("bus: queue_max_default is above queue_max_limit".to_string());
@@ -201,6 +235,11 @@ impl Publisher {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// Takes the sequence numbers of `count` messages; answers the first.
+    pub(crate) fn reserve(&self, count: usize) -> u64 {
+        self.next_sequence.fetch_add(count as u64, Ordering::Relaxed)
+    }
 }
 
 /// What one publish did.
@@ -254,6 +293,17 @@ impl Bus {
     /// every current subscription, as one batch. Checks everything first:
     /// a refused publish queues nothing.
     pub fn publish(&self, publisher: &Publisher, topic: &str, payloads: Vec<Bytes>) -> Result<Published, BusError> {
+        let bytes = self.check_payloads(&payloads)?;
+        let topic = self.topic(topic)?;
+        let count = payloads.len();
+        let first_sequence = publisher.next_sequence.fetch_add(count as u64, Ordering::Relaxed);
+        let batch = Arc::new(QueuedBatch { publisher: publisher.id.clone(), first_sequence, payloads, bytes });
+        let deliveries = topic.fan_out(&batch);
+        Ok(Published { messages: count, deliveries })
+    }
+
+    /// Checks a publish's payloads (count and sizes); answers their bytes.
+    pub(crate) fn check_payloads(&self, payloads: &[Bytes]) -> Result<usize, BusError> {
         if payloads.is_empty() {
             return Err(BusError::EmptyBatch);
         }
@@ -268,17 +318,27 @@ impl Bus {
             }
             bytes += payload.len();
         }
-        let topic = self.topic(topic)?;
-        let count = payloads.len();
-        let first_sequence = publisher.next_sequence.fetch_add(count as u64, Ordering::Relaxed);
-        let batch = Arc::new(QueuedBatch { publisher: publisher.id.clone(), first_sequence, payloads, bytes });
-        let deliveries = topic.fan_out(&batch);
-        Ok(Published { messages: count, deliveries })
+        Ok(bytes)
+    }
+
+    /// The slow-consumer policy of `topic`, or the default when this node
+    /// has no such topic (it is not created).
+    pub fn policy_of(&self, topic: &str) -> SlowConsumer {
+        let topics = self.topics.read().expect("the topic map lock is never poisoned");
+        topics.get(topic).map_or(self.config.policy_default, |topic| topic.policy())
     }
 
     /// Subscribes to `topic` (made with the defaults if new) from now on.
     /// Dropping the [`Subscription`] ends it.
     pub fn subscribe(&self, topic: &str, options: SubscribeOptions) -> Result<Subscription, BusError> {
+        let batch_max = self.check_subscribe_options(options)?;
+        let topic = self.topic(topic)?;
+        self.subscribe_checked(topic, batch_max, options)
+    }
+
+    /// The `batch_max` a subscription with `options` gets, or why the
+    /// options are refused.
+    pub(crate) fn check_subscribe_options(&self, options: SubscribeOptions) -> Result<usize, BusError> {
         let batch_max = match options.batch_max {
             0 => self.config.delivery_batch_default,
             n if n > self.config.delivery_batch_max => {
@@ -294,7 +354,16 @@ impl Bus {
                 reason: format!("{:?} is above the bound {max:?}", options.window),
             });
         }
-        let topic = self.topic(topic)?;
+        Ok(batch_max)
+    }
+
+    /// Subscribes to `topic` with checked options.
+    fn subscribe_checked(
+        &self,
+        topic: Arc<Topic>,
+        batch_max: usize,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, BusError> {
         let taken = self.subscriptions.fetch_add(1, Ordering::AcqRel);
         let slot = SubscriptionSlot(self.subscriptions.clone());
         if taken >= self.config.subscriptions_max {
@@ -309,6 +378,14 @@ impl Bus {
 
     /// Creates `topic` or changes its settings; answers its counters.
     pub fn configure_topic(&self, topic: &str, options: TopicOptions) -> Result<TopicStats, BusError> {
+        self.check_topic_options(options)?;
+        let topic = self.topic(topic)?;
+        topic.configure(options);
+        Ok(topic.stats())
+    }
+
+    /// Checks topic settings without applying them.
+    pub(crate) fn check_topic_options(&self, options: TopicOptions) -> Result<(), BusError> {
         if let Some(queue_max) = options.queue_max {
             let limit = self.config.queue_max_limit;
             if queue_max == 0 || queue_max > limit {
@@ -318,9 +395,7 @@ impl Bus {
                 });
             }
         }
-        let topic = self.topic(topic)?;
-        topic.configure(options);
-        Ok(topic.stats())
+        Ok(())
     }
 
     /// The counters of every topic whose name starts with `prefix`, by name.
@@ -355,7 +430,7 @@ impl Bus {
         Ok(topic)
     }
 
-    fn check_topic_name(&self, name: &str) -> Result<(), BusError> {
+    pub(crate) fn check_topic_name(&self, name: &str) -> Result<(), BusError> {
         if name.is_empty() {
             return Err(BusError::Topic("must not be empty".to_string()));
         }

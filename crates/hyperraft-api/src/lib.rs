@@ -12,7 +12,8 @@
 //! codes); [`errors`] names the metadata keys.
 //!
 //! The `Bus` service (`proto/bus.proto`) carries batched publish/subscribe
-//! messages between the clients connected to this node; see [`bus`].
+//! messages between the clients connected to this node, and, for durable
+//! topics, appends them through Raft and replays them by offset; see [`bus`].
 //!
 //! Every request passes admission control first: bounded requests in
 //! flight (checked before the body is read) and request bytes in flight

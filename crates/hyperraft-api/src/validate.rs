@@ -32,6 +32,21 @@ pub fn txn_frame(request: &proto::TxnRequest) -> Result<Vec<u8>, Status> {
     crate::kv::txn_frame(request)
 }
 
+/// The `Bus` frame of a publish to a durable topic, or why it is refused
+/// (payload count and sizes against `config`, then the frame's bounds).
+pub fn durable_append_frame(
+    config: &crate::BusConfig,
+    publisher: &str,
+    first_sequence: u64,
+    request: &proto::PublishRequest,
+) -> Result<Vec<u8>, Status> {
+    let bus = crate::bus::Bus::new(config.clone());
+    bus.check_topic_name(&request.topic).map_err(|error| crate::errors::invalid_argument("topic", error))?;
+    bus.check_payloads(&request.payloads).map_err(|error| crate::errors::invalid_argument("payloads", error))?;
+    crate::bus::durable::append_frame(&request.topic, publisher, first_sequence, &request.payloads)
+        .map_err(|error| crate::errors::invalid_argument("payloads", error))
+}
+
 /// The check a packed ledger frame (the `frame` field) gets on arrival:
 /// a header of the `expected` kind with at least one item. The whole frame
 /// (checksums, body) is decoded once afterwards, by the batcher or reader.

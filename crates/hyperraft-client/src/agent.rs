@@ -9,6 +9,12 @@
 //! node shut down, the connection broke) it reconnects to the leader and
 //! resumes its agent id while the lease lives; the node gives it a new id
 //! otherwise.
+//!
+//! The session carries bus messages too: [`AgentOptions::bus_subscriptions`]
+//! are subscribed on every session (a durable one resumes after the last
+//! offset it delivered), their batches reach [`AgentHandler::on_bus`], and
+//! an [`AgentBus`] (from [`agent_bus`], given to [`run_with_bus`]) publishes
+//! as the agent, in order.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -23,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
-pub use hyperraft_proto::{Assignment, TaskFailure, TaskStatus};
+pub use hyperraft_proto::{Assignment, BusDelivery, BusPublished, BusSubscriptionEnded, TaskFailure, TaskStatus};
 
 use crate::client::Core;
 use crate::error::client_side;
@@ -93,6 +99,66 @@ impl Client {
 pub trait AgentHandler: Send + Sync + 'static {
     /// Runs one copy of a task.
     fn handle(&self, assignment: Assignment) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
+
+    /// A bus event of the session: a delivered batch of a subscription, the
+    /// answer to a publish, or the end of a subscription. Awaited in the
+    /// session's loop, in the order the node sent them; keep it short.
+    fn on_bus(&self, event: BusEvent) -> impl Future<Output = ()> + Send {
+        let _ = event;
+        async {}
+    }
+}
+
+/// What the node sends an agent about the bus.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BusEvent {
+    /// A batch of subscription `subscription_id`.
+    Delivery(BusDelivery),
+    /// The answer to one publish, in publish order.
+    Published(BusPublished),
+    /// A subscription ended (refused, fell behind) with the reason.
+    Ended(BusSubscriptionEnded),
+}
+
+/// A topic an agent subscribes to on every session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentSubscription {
+    /// The topic.
+    pub topic: String,
+    /// On a durable topic, the first offset of the first session; later
+    /// sessions resume after the last offset delivered.
+    pub from_offset: Option<u64>,
+    /// Messages per batch (0 for the node's default).
+    pub batch_max: u32,
+    /// How long a batch may wait to fill.
+    pub window: Duration,
+}
+
+/// Publishes on the bus as the agent, through its session. Cheap to clone.
+#[derive(Clone)]
+pub struct AgentBus {
+    sender: mpsc::Sender<hyperraft_proto::BusPublish>,
+}
+
+impl AgentBus {
+    /// Queues a publish of `payloads` on `topic`; waits while `capacity`
+    /// publishes are queued. The answer comes as [`BusEvent::Published`].
+    /// Publishes queued while no session is open wait for the next one.
+    pub async fn publish(&self, topic: &str, payloads: Vec<bytes::Bytes>) -> Result<(), Error> {
+        let publish = hyperraft_proto::BusPublish { topic: topic.to_string(), payloads };
+        self.sender.send(publish).await.map_err(|_| Error::Closed)
+    }
+}
+
+/// The session's end of an [`AgentBus`]; give it to [`run_with_bus`].
+pub struct AgentBusLink {
+    receiver: mpsc::Receiver<hyperraft_proto::BusPublish>,
+}
+
+/// An [`AgentBus`] and its link, queueing at most `capacity` publishes.
+pub fn agent_bus(capacity: usize) -> (AgentBus, AgentBusLink) {
+    let (sender, receiver) = mpsc::channel(capacity.max(1));
+    (AgentBus { sender }, AgentBusLink { receiver })
 }
 
 /// How an agent registers.
@@ -108,6 +174,8 @@ pub struct AgentOptions {
     pub max_concurrent: u32,
     /// Its lease's TTL; zero for the node's default (at least 1 s).
     pub ttl: Duration,
+    /// Bus topics it subscribes to on every session.
+    pub bus_subscriptions: Vec<AgentSubscription>,
 }
 
 impl AgentOptions {
@@ -119,6 +187,7 @@ impl AgentOptions {
             labels: HashMap::new(),
             max_concurrent,
             ttl: Duration::ZERO,
+            bus_subscriptions: Vec::new(),
         }
     }
 }
@@ -145,13 +214,27 @@ pub async fn run<H: AgentHandler>(
     state: tokio::sync::watch::Sender<AgentState>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let (_unused, link) = agent_bus(1);
+    run_with_bus(client, options, handler, state, link, stop).await
+}
+
+/// [`run`], with the publishes of an [`AgentBus`] sent through the session.
+pub async fn run_with_bus<H: AgentHandler>(
+    client: &Client,
+    options: AgentOptions,
+    handler: H,
+    state: tokio::sync::watch::Sender<AgentState>,
+    mut link: AgentBusLink,
+    stop: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let mut resume = HashMap::new();
     let handler = Arc::new(handler);
     let core = client.core.clone();
     let retry = core.pool.config().retry.clone();
     tokio::pin!(stop);
     let mut failures = 0u32;
     loop {
-        let session = one_session(&core, &options, &handler, &state);
+        let session = one_session(&core, &options, &handler, &state, &mut link, &mut resume);
         let outcome = tokio::select! {
             () = &mut stop => return Ok(()),
             outcome = session => outcome,
@@ -188,6 +271,8 @@ async fn one_session<H: AgentHandler>(
     options: &AgentOptions,
     handler: &Arc<H>,
     state: &tokio::sync::watch::Sender<AgentState>,
+    link: &mut AgentBusLink,
+    resume: &mut HashMap<u64, u64>,
 ) -> Result<(), Error> {
     let checkout = core.pool.checkout(&core.pool.pick(Target::Leader, None));
     let (outbound, receiver) = mpsc::channel(OUTBOUND_QUEUE);
@@ -201,6 +286,18 @@ async fn one_session<H: AgentHandler>(
     };
     let message = |message| AgentToNode { message: Some(message) };
     outbound.try_send(message(agent_to_node::Message::Register(register))).expect("an empty queue has room");
+    for (index, subscription) in options.bus_subscriptions.iter().enumerate() {
+        let subscription_id = index as u64 + 1;
+        let subscribe = hyperraft_proto::BusSubscribe {
+            subscription_id,
+            topic: subscription.topic.clone(),
+            batch_max: subscription.batch_max,
+            window_us: u64::try_from(subscription.window.as_micros()).unwrap_or(u64::MAX),
+            from_offset: resume.get(&subscription_id).copied().or(subscription.from_offset),
+        };
+        // Sent after the registration; waits for room like any message.
+        outbound.send(message(agent_to_node::Message::BusSubscribe(subscribe))).await.map_err(|_| Error::Closed)?;
+    }
     let mut agents = core.agents(checkout.channel.clone());
     let fail = |status: tonic::Status| {
         if let Some((leader, address)) = crate::error::leader_hint(&status) {
@@ -221,6 +318,10 @@ async fn one_session<H: AgentHandler>(
             _ = heartbeat.tick() => {
                 // A full queue already holds messages that prove the agent alive.
                 let _ = outbound.try_send(message(agent_to_node::Message::Heartbeat(Heartbeat {})));
+            }
+            Some(publish) = link.receiver.recv() => {
+                // Waits for room: publishes keep their order.
+                let _ = outbound.send(message(agent_to_node::Message::BusPublish(publish))).await;
             }
             Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok(task_id) = finished {
@@ -266,6 +367,20 @@ async fn one_session<H: AgentHandler>(
                         } else {
                             tracing::debug!(task = ack.task_id, error = ack.error, "result refused");
                         }
+                    }
+                    Some(node_to_agent::Message::BusDelivery(delivery)) => {
+                        let id = delivery.subscription_id;
+                        let next = delivery.runs.iter().map(|run| run.first_offset + run.payloads.len() as u64).max();
+                        if let (Some(next), true) = (next, delivery.durable) {
+                            resume.insert(id, next);
+                        }
+                        handler.on_bus(BusEvent::Delivery(delivery)).await;
+                    }
+                    Some(node_to_agent::Message::BusPublished(published)) => {
+                        handler.on_bus(BusEvent::Published(published)).await;
+                    }
+                    Some(node_to_agent::Message::BusSubscriptionEnded(ended)) => {
+                        handler.on_bus(BusEvent::Ended(ended)).await;
                     }
                     Some(node_to_agent::Message::Closing(closing)) => {
                         tracing::debug!(reason = closing.reason, "the node closed the agent session");

@@ -1,6 +1,11 @@
 //! The message bus of one node: [`Client::bus`] gives a [`BusNode`], which
 //! opens publishers and subscriptions there.
 //!
+//! A durable topic ([`BusNode::configure_durable`]) is replicated instead:
+//! publish to it on the leader (the call's answer lists the committed
+//! offsets, [`PublishResponse::durable`]) and subscribe on any node, from
+//! an offset if you like ([`BusNode::subscribe_from`]).
+//!
 //! The bus is per node: a publisher reaches the subscribers connected to
 //! the same node only, so every party of a topic should use the same
 //! address. Delivery is at most once; nothing is retried (a repeat could
@@ -83,14 +88,28 @@ impl BusNode {
         let call = tokio::spawn(async move {
             client.publish(ReceiverStream::new(receiver)).await.map(tonic::Response::into_inner)
         });
-        BusPublisher { id: publisher.to_string(), sender: Some(sender), call }
+        BusPublisher { id: publisher.to_string(), sender: Some(sender), call: Some(call), ended: None }
     }
 
     /// Subscribes to `topic`: batches of up to `batch_max` messages (0 for
     /// the node's default), sent once full or `window` after their first message.
     pub async fn subscribe(&self, topic: &str, batch_max: u32, window: Duration) -> Result<BusSubscription, Error> {
+        self.subscribe_from(topic, None, batch_max, window).await
+    }
+
+    /// Like [`BusNode::subscribe`], but on a durable topic from offset
+    /// `from_offset` (replay, then live); `None` starts at the topic's next
+    /// offset. An offset no longer retained fails with `OUT_OF_RANGE`
+    /// naming the oldest one.
+    pub async fn subscribe_from(
+        &self,
+        topic: &str,
+        from_offset: Option<u64>,
+        batch_max: u32,
+        window: Duration,
+    ) -> Result<BusSubscription, Error> {
         let window_us = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
-        let request = SubscribeRequest { topic: topic.to_string(), batch_max, window_us };
+        let request = SubscribeRequest { topic: topic.to_string(), batch_max, window_us, from_offset };
         let stream = self.client().subscribe(request).await.map_err(|status| error(&status))?.into_inner();
         Ok(BusSubscription { stream })
     }
@@ -110,8 +129,36 @@ impl BusNode {
         policy: SlowConsumerPolicy,
         queue_max: u32,
     ) -> Result<TopicInfo, Error> {
-        let request =
-            self.core.request(ConfigureTopicRequest { topic: topic.to_string(), policy: policy.into(), queue_max });
+        let request = ConfigureTopicRequest {
+            topic: topic.to_string(),
+            policy: policy.into(),
+            queue_max,
+            ..ConfigureTopicRequest::default()
+        };
+        self.configure(request).await
+    }
+
+    /// Makes `topic` durable, or changes its retention (0 keeps the
+    /// current one, or takes the node's default for a new durable topic).
+    /// Needs the leader's address.
+    pub async fn configure_durable(
+        &self,
+        topic: &str,
+        retention_messages: u64,
+        retention_bytes: u64,
+    ) -> Result<TopicInfo, Error> {
+        let request = ConfigureTopicRequest {
+            topic: topic.to_string(),
+            durable: true,
+            retention_messages,
+            retention_bytes,
+            ..ConfigureTopicRequest::default()
+        };
+        self.configure(request).await
+    }
+
+    async fn configure(&self, request: ConfigureTopicRequest) -> Result<TopicInfo, Error> {
+        let request = self.core.request(request);
         let response = self.client().configure_topic(request).await.map_err(|status| error(&status))?;
         response.into_inner().topic.ok_or_else(|| Error::Server { code: Code::Internal, message: "no topic".into() })
     }
@@ -122,7 +169,10 @@ impl BusNode {
 pub struct BusPublisher {
     id: String,
     sender: Option<mpsc::Sender<PublishRequest>>,
-    call: JoinHandle<Result<PublishResponse, Status>>,
+    /// The call, until its answer was taken.
+    call: Option<JoinHandle<Result<PublishResponse, Status>>>,
+    /// The call's answer, once taken (a join handle answers only once).
+    ended: Option<Result<PublishResponse, Error>>,
 }
 
 impl BusPublisher {
@@ -136,21 +186,29 @@ impl BusPublisher {
         }
         // The call is over: its answer says why.
         self.sender = None;
-        match (&mut self.call).await {
-            Ok(Err(status)) => Err(error(&status)),
-            Ok(Ok(_)) => Err(Error::Closed),
-            Err(join) => Err(Error::Transport(join.to_string())),
+        match self.answer().await {
+            Err(error) => Err(error),
+            Ok(_) => Err(Error::Closed),
         }
+    }
+
+    /// The call's answer, waited for once and kept.
+    async fn answer(&mut self) -> Result<PublishResponse, Error> {
+        if let Some(call) = self.call.take() {
+            let answer = match call.await {
+                Ok(answer) => answer.map_err(|status| error(&status)),
+                Err(join) => Err(Error::Transport(join.to_string())),
+            };
+            self.ended = Some(answer);
+        }
+        self.ended.clone().unwrap_or(Err(Error::Closed))
     }
 
     /// Closes the stream and answers what the node accepted, or the error
     /// that ended the call.
     pub async fn finish(mut self) -> Result<PublishResponse, Error> {
         self.sender = None;
-        match (&mut self.call).await {
-            Ok(answer) => answer.map_err(|status| error(&status)),
-            Err(join) => Err(Error::Transport(join.to_string())),
-        }
+        self.answer().await
     }
 }
 

@@ -78,8 +78,10 @@
 //!
 //! [`Client::bus`] opens one node's message bus: a [`BusPublisher`]
 //! streams batches to a topic, a [`BusSubscription`] receives them, in
-//! order per publisher, at most once. The bus is per node: both sides must
-//! name the same address (see the `bus` module).
+//! order per publisher, at most once. An ephemeral topic is per node: both
+//! sides must name the same address (see the `bus` module). A durable topic
+//! ([`BusNode::configure_durable`]) is replicated: publish on the leader,
+//! replay from an offset on any node ([`BusNode::subscribe_from`]).
 //!
 //! # Watches and leases
 //!

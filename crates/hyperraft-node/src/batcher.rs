@@ -63,6 +63,10 @@ pub enum WriteError {
     Refused(String),
 }
 
+/// The answer to a queued write (see [`Batcher::enqueue`]); an error
+/// receiving it means the batcher stopped.
+pub type Queued = oneshot::Receiver<Result<BatchResponse, WriteError>>;
+
 struct Pending {
     kind: Kind,
     count: u32,
@@ -143,10 +147,22 @@ impl Batcher {
 
     /// Validates `frame`, queues it, and waits for its own results.
     pub async fn submit(&self, frame: &[u8]) -> Result<BatchResponse, WriteError> {
+        let response = self.enqueue(frame)?;
+        response.await.map_err(|_| WriteError::Unavailable("the batcher stopped".into()))?
+    }
+
+    /// Validates `frame` and queues it now; the receiver answers its own
+    /// results. Frames queued one after another by one caller are proposed
+    /// in that order, so a caller may keep several in flight and still
+    /// have them committed in the order it queued them.
+    pub fn enqueue(&self, frame: &[u8]) -> Result<Queued, WriteError> {
         let decoded =
             Frame::decode(frame, &Limits::default()).map_err(|error| WriteError::InvalidFrame(error.to_string()))?;
         let kind = decoded.kind();
-        if !matches!(kind, Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv | Kind::Tasks | Kind::Decisions) {
+        if !matches!(
+            kind,
+            Kind::CreateAccounts | Kind::CreateTransfers | Kind::Kv | Kind::Tasks | Kind::Decisions | Kind::Bus
+        ) {
             return Err(WriteError::NotAWrite(kind.into()));
         }
         let (reply, response) = oneshot::channel();
@@ -155,7 +171,7 @@ impl Batcher {
             mpsc::error::TrySendError::Full(_) => WriteError::Overloaded(self.queue_len_max),
             mpsc::error::TrySendError::Closed(_) => WriteError::Unavailable("the node is shutting down".into()),
         })?;
-        response.await.map_err(|_| WriteError::Unavailable("the batcher stopped".into()))?
+        Ok(response)
     }
 }
 
@@ -278,6 +294,7 @@ fn slice(response: &BatchResponse, offset: usize, count: usize) -> BatchResponse
         BatchResponse::Kv(results) => BatchResponse::Kv(results[offset..offset + count].to_vec()),
         BatchResponse::Tasks(results) => BatchResponse::Tasks(results[offset..offset + count].to_vec()),
         BatchResponse::Decisions(results) => BatchResponse::Decisions(results[offset..offset + count].to_vec()),
+        BatchResponse::Bus(results) => BatchResponse::Bus(results[offset..offset + count].to_vec()),
         // Writes never answer records; a refusal or an empty answer is every member's.
         BatchResponse::Records(_) | BatchResponse::Empty | BatchResponse::Rejected(_) => response.clone(),
     }

@@ -11,7 +11,7 @@ pub mod state_machine;
 mod types;
 
 pub use response::{
-    BatchResponse, DecisionErrorCode, DecisionOutcome, DecisionResult, KvErrorCode, KvPair, KvResult, TaskDecision,
-    TaskErrorCode, TaskFailReason, TaskResult,
+    BatchResponse, BusErrorCode, BusResult, DecisionErrorCode, DecisionOutcome, DecisionResult, KvErrorCode, KvPair,
+    KvResult, TaskDecision, TaskErrorCode, TaskFailReason, TaskResult,
 };
 pub use types::{Batch, NodeId, TypeConfig};

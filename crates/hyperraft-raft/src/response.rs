@@ -2,7 +2,7 @@
 //!
 //! Responses never travel between replicas (each replica computes its own),
 //! but openraft requires them to be serializable, so the key/value results
-//! task and decision results are mirrored here as plain serde types at
+//! task, decision and bus results are mirrored here as plain serde types at
 //! this edge.
 
 use hyperraft_state::kv::{KeyValue, KvError, KvResponse};
@@ -10,9 +10,11 @@ use hyperraft_state::BatchOutput;
 use serde::{Deserialize, Serialize};
 use zerocopy::IntoBytes;
 
+mod bus_result;
 mod decision_result;
 mod task_result;
 
+pub use bus_result::{BusErrorCode, BusResult};
 pub use decision_result::{DecisionErrorCode, DecisionOutcome, DecisionResult};
 pub use task_result::{TaskDecision, TaskErrorCode, TaskFailReason, TaskResult};
 
@@ -34,6 +36,8 @@ pub enum BatchResponse {
     Tasks(Vec<TaskResult>),
     /// One result per decision command.
     Decisions(Vec<DecisionResult>),
+    /// One result per durable bus command.
+    Bus(Vec<BusResult>),
     /// The frame was not applied on any replica; nothing changed.
     Rejected(String),
 }
@@ -199,6 +203,7 @@ impl BatchResponse {
             Kind::Kv => Self::Kv(output.kv.iter().map(KvResult::from).collect()),
             Kind::Tasks => Self::Tasks(output.tasks.iter().map(TaskResult::from).collect()),
             Kind::Decisions => Self::Decisions(output.decisions.iter().map(DecisionResult::from).collect()),
+            Kind::Bus => Self::Bus(output.bus.iter().map(BusResult::from).collect()),
             Kind::Results => Self::Rejected("a results frame is not a command".to_string()),
         }
     }

@@ -5,6 +5,7 @@
 //! batch applied to the same state gives the same results and the same
 //! state on every node, whatever the thread count.
 
+pub mod bus;
 pub mod decisions;
 pub mod kv;
 pub mod ledger;

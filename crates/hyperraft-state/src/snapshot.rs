@@ -5,13 +5,17 @@
 //! ```text
 //! magic u32 "HRSS" · version u16 · reserved u16 (0)
 //! timestamp_last u64 · accounts u64 · transfers u64 · kv_bytes u64
-//! tasks_bytes u64 · decisions_bytes u64
+//! tasks_bytes u64 · decisions_bytes u64 · bus_bytes u64
 //! accounts × AccountRecord (80 B) · transfers × TransferRecord (96 B)
 //! kv_bytes of the key/value store's own snapshot
 //! tasks_bytes of the task store's own snapshot
 //! decisions_bytes of the decision store's own snapshot
+//! bus_bytes of the durable bus store's own snapshot
 //! crc32c u32 of every byte before it
 //! ```
+//!
+//! Version 3 is the same without `bus_bytes` and its section; it is still
+//! read (as a state with no durable topic), and version 4 is written.
 //!
 //! Accounts and transfers are written in creation order, so two replicas
 //! with the same state write the same bytes; [`StateMachine::digest`]
@@ -24,6 +28,7 @@ use std::io::{Read, Write};
 use hyperraft_wire::{AccountRecord, TransferRecord};
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::bus::BusStore;
 use crate::decisions::DecisionStore;
 use crate::kv::KvStore;
 use crate::ledger::{Account, Ledger, Transfer};
@@ -31,9 +36,14 @@ use crate::state_machine::{StateConfig, StateError, StateMachine, Stores};
 use crate::tasks::TaskStore;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"HRSS");
-/// Version 2 added the task store, version 3 the decision store.
-const VERSION: u16 = 3;
-const HEADER_BYTES: usize = 56;
+/// Version 2 added the task store, version 3 the decision store, version 4
+/// the durable bus store.
+const VERSION: u16 = 4;
+/// The oldest version this build still reads.
+const VERSION_OLDEST_READ: u16 = 3;
+const HEADER_BYTES: usize = 64;
+/// Version 3's header: no `bus_bytes`.
+const HEADER_BYTES_V3: usize = 56;
 
 /// Why bytes were not accepted as a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +52,7 @@ pub enum SnapshotError {
     Io(#[from] std::io::Error),
     #[error("not a snapshot (magic {found:#010x})")]
     BadMagic { found: u32 },
-    #[error("unsupported snapshot version {found} (this build reads {VERSION})")]
+    #[error("unsupported snapshot version {found} (this build reads {VERSION_OLDEST_READ} to {VERSION})")]
     UnsupportedVersion { found: u16 },
     #[error("snapshot holds {count} {what}, more than the configured {max}")]
     TooMany { what: &'static str, count: u64, max: u64 },
@@ -87,6 +97,8 @@ impl StateMachine {
         self.tasks().encode_snapshot(&mut tasks_bytes);
         let mut decisions_bytes = Vec::new();
         self.decisions().encode_snapshot(&mut decisions_bytes);
+        let mut bus_bytes = Vec::new();
+        self.bus().encode_snapshot(&mut bus_bytes);
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(&MAGIC.to_le_bytes());
         header.extend_from_slice(&VERSION.to_le_bytes());
@@ -98,6 +110,7 @@ impl StateMachine {
             kv_bytes.len() as u64,
             tasks_bytes.len() as u64,
             decisions_bytes.len() as u64,
+            bus_bytes.len() as u64,
         ] {
             header.extend_from_slice(&field.to_le_bytes());
         }
@@ -112,6 +125,7 @@ impl StateMachine {
         out.write_all(&kv_bytes)?;
         out.write_all(&tasks_bytes)?;
         out.write_all(&decisions_bytes)?;
+        out.write_all(&bus_bytes)?;
         let crc = out.crc;
         out.inner.write_all(&crc.to_le_bytes())?;
         out.flush()
@@ -129,18 +143,22 @@ impl StateMachine {
     pub fn read_snapshot(input: impl Read, config: StateConfig) -> Result<StateMachine, SnapshotError> {
         let mut input = Verified { inner: input, crc: 0 };
         let mut header = [0u8; HEADER_BYTES];
-        input.read_exact_or_truncated(&mut header)?;
-        let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+        input.read_exact_or_truncated(&mut header[..HEADER_BYTES_V3])?;
         let magic = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
         if magic != MAGIC {
             return Err(SnapshotError::BadMagic { found: magic });
         }
         let version = u16::from_le_bytes([header[4], header[5]]);
-        if version != VERSION {
+        if !(VERSION_OLDEST_READ..=VERSION).contains(&version) {
             return Err(SnapshotError::UnsupportedVersion { found: version });
         }
+        if version >= 4 {
+            input.read_exact_or_truncated(&mut header[HEADER_BYTES_V3..])?;
+        }
+        let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
         let (timestamp_last, accounts_len, transfers_len, kv_len) = (word(8), word(16), word(24), word(32));
-        let (tasks_len, decisions_len) = (word(40), word(48));
+        // A version 3 header ends before `bus_bytes`, which stays zero.
+        let (tasks_len, decisions_len, bus_len) = (word(40), word(48), word(56));
         bound("accounts", accounts_len, u64::from(config.ledger.accounts_max))?;
         bound("transfers", transfers_len, config.ledger.transfers_max)?;
         let accounts = read_records::<AccountRecord, _>(&mut input, accounts_len, Account::from_record)?;
@@ -148,6 +166,7 @@ impl StateMachine {
         let kv_bytes = read_section(&mut input, kv_len)?;
         let tasks_bytes = read_section(&mut input, tasks_len)?;
         let decisions_bytes = read_section(&mut input, decisions_len)?;
+        let bus_bytes = read_section(&mut input, bus_len)?;
         let crc_expected = input.crc;
         let mut crc = [0u8; 4];
         input.inner.read_exact(&mut crc).map_err(|_| SnapshotError::Truncated)?;
@@ -159,8 +178,12 @@ impl StateMachine {
         let tasks = TaskStore::decode_snapshot(&tasks_bytes, config.tasks).map_err(SnapshotError::Invalid)?;
         let decisions =
             DecisionStore::decode_snapshot(&decisions_bytes, config.decisions).map_err(SnapshotError::Invalid)?;
+        let bus = match version {
+            3 => BusStore::new(config.bus),
+            _ => BusStore::decode_snapshot(&bus_bytes, config.bus).map_err(SnapshotError::Invalid)?,
+        };
         let ledger = Ledger::restore(config.ledger, accounts, transfers).map_err(SnapshotError::Invalid)?;
-        Ok(StateMachine::from_parts(config, Stores { ledger, kv, tasks, decisions }, timestamp_last)?)
+        Ok(StateMachine::from_parts(config, Stores { ledger, kv, tasks, decisions, bus }, timestamp_last)?)
     }
 }
 

@@ -6,10 +6,12 @@
 //! batch (proposed by the leader, made strictly increasing here), and the
 //! parallel paths are proven equal to the sequential ones. Task frames
 //! (`Kind::Tasks`) are applied sequentially by the [`TaskStore`], decision
-//! frames (`Kind::Decisions`) by the [`DecisionStore`].
+//! frames (`Kind::Decisions`) by the [`DecisionStore`], durable bus frames
+//! (`Kind::Bus`) by the [`BusStore`].
 
 use hyperraft_wire::{AccountRecord, Body, Frame, KvCommand, TransferRecord};
 
+use crate::bus::{BusResponse, BusStore, BusStoreConfig};
 use crate::decisions::{DecisionConfig, DecisionResponse, DecisionStore};
 use crate::kv::{KvConfig, KvResponse, KvStore};
 use crate::ledger::{CreateAccountResult, CreateTransferResult, Ledger, LedgerConfig, TRANSFERS_MAX_LIMIT};
@@ -22,6 +24,7 @@ pub struct StateConfig {
     pub kv: KvConfig,
     pub tasks: TaskConfig,
     pub decisions: DecisionConfig,
+    pub bus: BusStoreConfig,
     /// Threads that apply one batch; 1 applies everything sequentially.
     pub apply_threads: std::num::NonZeroUsize,
 }
@@ -34,6 +37,7 @@ impl Default for StateConfig {
             kv: KvConfig::default(),
             tasks: TaskConfig::default(),
             decisions: DecisionConfig::default(),
+            bus: BusStoreConfig::default(),
             apply_threads: std::num::NonZeroUsize::new(cores.min(4)).expect("at least one"),
         }
     }
@@ -85,6 +89,8 @@ pub struct BatchOutput {
     pub tasks: Vec<TaskResponse>,
     /// One response per decision command.
     pub decisions: Vec<DecisionResponse>,
+    /// One response per durable bus command.
+    pub bus: Vec<BusResponse>,
 }
 
 pub struct StateMachine {
@@ -93,6 +99,7 @@ pub struct StateMachine {
     kv: KvStore,
     tasks: TaskStore,
     decisions: DecisionStore,
+    bus: BusStore,
     pool: Option<rayon::ThreadPool>,
     /// Timestamp of the last item applied; the next batch starts above it.
     timestamp_last: u64,
@@ -105,7 +112,8 @@ impl StateMachine {
         let kv = KvStore::new(config.kv);
         let tasks = TaskStore::new(config.tasks);
         let decisions = DecisionStore::new(config.decisions);
-        StateMachine::from_parts(config, Stores { ledger, kv, tasks, decisions }, 0)
+        let bus = BusStore::new(config.bus);
+        StateMachine::from_parts(config, Stores { ledger, kv, tasks, decisions, bus }, 0)
     }
 
     pub(crate) fn from_parts(
@@ -114,8 +122,8 @@ impl StateMachine {
         timestamp_last: u64,
     ) -> Result<StateMachine, StateError> {
         let pool = build_pool(config.apply_threads)?;
-        let Stores { ledger, kv, tasks, decisions } = stores;
-        Ok(StateMachine { config, ledger, kv, tasks, decisions, pool, timestamp_last })
+        let Stores { ledger, kv, tasks, decisions, bus } = stores;
+        Ok(StateMachine { config, ledger, kv, tasks, decisions, bus, pool, timestamp_last })
     }
 
     pub fn config(&self) -> &StateConfig {
@@ -140,6 +148,11 @@ impl StateMachine {
     /// `public_key`).
     pub fn decisions(&self) -> &DecisionStore {
         &self.decisions
+    }
+
+    /// The durable bus topics, for replay and live reads by offset.
+    pub fn bus(&self) -> &BusStore {
+        &self.bus
     }
 
     pub fn timestamp_last(&self) -> u64 {
@@ -181,6 +194,13 @@ impl StateMachine {
                 // One timestamp for the batch: the clock of deadlines.
                 output.decisions.clear();
                 self.decisions.apply_batch(&commands, start, &mut output.decisions);
+                self.advance(start, 1);
+            }
+            Body::Bus(commands) => {
+                // Nothing in the bus store reads the clock; the batch still
+                // takes a timestamp so the clock stays strictly increasing.
+                output.bus.clear();
+                self.bus.apply_batch(&commands, &mut output.bus);
                 self.advance(start, 1);
             }
             Body::Results(_) => return Err(ApplyError::NotACommand(frame.kind())),
@@ -233,6 +253,7 @@ pub(crate) struct Stores {
     pub kv: KvStore,
     pub tasks: TaskStore,
     pub decisions: DecisionStore,
+    pub bus: BusStore,
 }
 
 fn build_pool(threads: std::num::NonZeroUsize) -> Result<Option<rayon::ThreadPool>, StateError> {

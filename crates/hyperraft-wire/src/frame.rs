@@ -3,6 +3,7 @@
 use zerocopy::byteorder::little_endian::{U128, U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::bus::{BusCommands, BusDecodeError};
 use crate::decisions::{DecisionCommands, DecisionDecodeError};
 use crate::kv::{KvCommands, KvDecodeError};
 use crate::records::{AccountRecord, ResultRecord, TransferRecord};
@@ -38,6 +39,8 @@ pub enum Kind {
     Tasks = 7,
     /// Body: `count` decision commands in the [`crate::decisions`] layout.
     Decisions = 8,
+    /// Body: `count` durable bus commands in the [`crate::bus`] layout.
+    Bus = 9,
 }
 
 /// The 24-byte frame header.
@@ -168,6 +171,14 @@ pub enum DecodeError {
         /// What is wrong with it.
         reason: DecisionDecodeError,
     },
+    /// A durable bus command that is not valid.
+    #[error("bus command {index}: {reason}")]
+    Bus {
+        /// Position of the command in the body, from 0.
+        index: u32,
+        /// What is wrong with it.
+        reason: BusDecodeError,
+    },
 }
 
 /// Why a frame could not be encoded.
@@ -213,11 +224,19 @@ pub enum EncodeError {
         /// What is wrong with it.
         reason: DecisionDecodeError,
     },
+    /// A bus command breaks a bound the decoder enforces.
+    #[error("bus command {index}: {reason}")]
+    Bus {
+        /// Position the command would have had in the body, from 0.
+        index: u32,
+        /// What is wrong with it.
+        reason: BusDecodeError,
+    },
 }
 
 impl Kind {
     /// Every kind, in wire-value order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::CreateAccounts,
         Kind::CreateTransfers,
         Kind::LookupAccounts,
@@ -226,17 +245,19 @@ impl Kind {
         Kind::Results,
         Kind::Tasks,
         Kind::Decisions,
+        Kind::Bus,
     ];
 
-    /// Size of one body record for fixed-size kinds; `None` for [`Kind::Kv`]
-    /// [`Kind::Tasks`] and [`Kind::Decisions`], whose commands vary in size.
+    /// Size of one body record for fixed-size kinds; `None` for [`Kind::Kv`],
+    /// [`Kind::Tasks`], [`Kind::Decisions`] and [`Kind::Bus`], whose commands
+    /// vary in size.
     pub const fn record_bytes(self) -> Option<usize> {
         match self {
             Kind::CreateAccounts => Some(size_of::<AccountRecord>()),
             Kind::CreateTransfers => Some(size_of::<TransferRecord>()),
             Kind::LookupAccounts | Kind::LookupTransfers => Some(size_of::<U128>()),
             Kind::Results => Some(size_of::<ResultRecord>()),
-            Kind::Kv | Kind::Tasks | Kind::Decisions => None,
+            Kind::Kv | Kind::Tasks | Kind::Decisions | Kind::Bus => None,
         }
     }
 }
@@ -284,6 +305,8 @@ pub enum Body<'a> {
     Tasks(TaskCommands<'a>),
     /// Decision commands, validated.
     Decisions(DecisionCommands<'a>),
+    /// Durable bus commands, validated.
+    Bus(BusCommands<'a>),
 }
 
 impl<'a> Frame<'a> {
@@ -335,6 +358,7 @@ impl<'a> Frame<'a> {
             Body::Results(_) => Kind::Results,
             Body::Tasks(_) => Kind::Tasks,
             Body::Decisions(_) => Kind::Decisions,
+            Body::Bus(_) => Kind::Bus,
         }
     }
 
@@ -399,6 +423,9 @@ fn view_body(kind: Kind, count: u32, body: &[u8]) -> Result<Body<'_>, DecodeErro
             DecisionCommands::validate(body, count)
                 .map_err(|(index, reason)| DecodeError::Decisions { index, reason })?,
         ),
+        Kind::Bus => {
+            Body::Bus(BusCommands::validate(body, count).map_err(|(index, reason)| DecodeError::Bus { index, reason })?)
+        }
     })
 }
 

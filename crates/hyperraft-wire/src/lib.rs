@@ -7,7 +7,8 @@
 //! body length, body checksum, header checksum) followed by the body.
 //! Key/value commands are variable-size and use a compact length-prefixed
 //! layout ([`kv`]) that is decoded into borrowed views; task commands for
-//! agents use a layout of the same kind ([`tasks`]).
+//! agents use a layout of the same kind ([`tasks`]), and so do durable bus
+//! commands ([`bus`]).
 //!
 //! Decoding validates everything up front and returns a typed
 //! [`DecodeError`]; hostile bytes never panic. After a successful
@@ -16,12 +17,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bus;
 pub mod decisions;
 pub mod frame;
 pub mod kv;
 pub mod records;
 pub mod tasks;
 
+pub use bus::{
+    AppendView, BusBatchWriter, BusCommand, BusCommands, BusDecodeError, BusIter, ConfigureTopicView, PayloadIter,
+};
 pub use decisions::{
     Choice, Criticality, DecisionBatchWriter, DecisionCommand, DecisionCommands, DecisionDecodeError, DecisionIter,
     Electorate, Proposal, ProposeView, RegisterKeyView, Threshold, VoteView,

@@ -95,6 +95,10 @@ pub struct BenchArgs {
     /// Copies of each task the agents workload submits (k, run by distinct agents).
     #[arg(long, default_value_t = 1)]
     pub redundancy: u32,
+    /// Bus workload: also measure a durable topic (appended through Raft on
+    /// an embedded cluster of --nodes) after the ephemeral one, in the same run.
+    #[arg(long)]
+    pub durable: bool,
     /// Print one JSON object (per run) on stdout instead of a report.
     #[arg(long)]
     pub json: bool,

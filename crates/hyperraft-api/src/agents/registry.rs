@@ -43,6 +43,24 @@ impl SessionHandle {
         }
     }
 
+    /// Queues a bus message for the agent, waiting while the session's
+    /// queue is more than half full: bus traffic waits for room (so the
+    /// bus queue behind it fills and the topic's slow-consumer policy
+    /// applies) and always leaves half of the queue to assignments. `Err`
+    /// once the session is gone.
+    pub(crate) async fn send_bus(&self, message: node_to_agent::Message) -> Result<(), ()> {
+        let half = self.outbound.max_capacity() / 2;
+        while self.outbound.capacity() <= half {
+            if self.outbound.is_closed() {
+                return Err(());
+            }
+            // The queue drains as the gRPC stream sends; no notification
+            // exists for "room freed", so look again shortly.
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        self.outbound.try_send(proto::NodeToAgent { message: Some(message) }).map_err(drop)
+    }
+
     /// Waits until [`Self::close`] is called; returns its reason.
     pub(crate) async fn closed(&self) -> (CloseKind, String) {
         loop {

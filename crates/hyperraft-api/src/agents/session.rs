@@ -2,6 +2,8 @@
 //! the agent's messages (heartbeats, results) and ends the session when
 //! the agent leaves, the node stops leading, the server shuts down, or the
 //! registry closes it (a full queue, a newer session of the same agent).
+//! Bus messages ride the same session ([`SessionBus`]): publishes as the
+//! agent, and subscriptions whose batches come from the bus's own queues.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +37,8 @@ pub(crate) const MAX_CONCURRENT_MAX: u32 = 1024;
 const CAPABILITIES_MAX: usize = 64;
 const LABELS_MAX: usize = 64;
 const FIELD_BYTES_MAX: usize = 256;
+/// Bus subscriptions one session may hold at once.
+const BUS_SUBSCRIPTIONS_MAX: usize = 64;
 
 /// The key that holds an agent's registration, attached to its lease.
 pub(crate) fn agent_key(agent_type: &str, agent_id: u64) -> Vec<u8> {
@@ -216,6 +220,7 @@ async fn run(
 ) {
     let api = hub.api.clone();
     let me = api.node_id();
+    let mut bus = SessionBus::new(api.clone(), handle.clone());
     let mut shutdown = api.shutdown.clone();
     // Leadership lost after this check closes the session through
     // `watch_leadership`, which sees it in the registry.
@@ -231,7 +236,7 @@ async fn run(
             (kind, reason) = handle.closed() => break End::Closed(kind, reason),
             message = inbound.message() => match message {
                 Ok(Some(message)) => {
-                    if let Err((kind, reason)) = handle_message(&hub, &handle, message).await {
+                    if let Err((kind, reason)) = handle_message(&hub, &handle, &mut bus, message).await {
                         break End::Closed(kind, reason);
                     }
                 }
@@ -240,6 +245,7 @@ async fn run(
             },
         }
     };
+    bus.end();
     hub.registry.remove(&handle);
     let kind = match &end {
         End::Closed(kind, _) => *kind,
@@ -332,10 +338,19 @@ async fn leave(hub: &Hub, agent_id: u64) {
 async fn handle_message(
     hub: &Hub,
     handle: &SessionHandle,
+    bus: &mut SessionBus,
     message: proto::AgentToNode,
 ) -> Result<(), (CloseKind, String)> {
     let protocol = |reason: &str| Err((CloseKind::Protocol, reason.to_string()));
+    // The bus fails a session only when its queue has closed under it.
+    let broken = |reason: String| (CloseKind::Broken, reason);
     match message.message {
+        Some(agent_to_node::Message::BusPublish(publish)) => bus.publish(publish).await.map_err(broken),
+        Some(agent_to_node::Message::BusSubscribe(subscribe)) => bus.subscribe(subscribe).await.map_err(broken),
+        Some(agent_to_node::Message::BusUnsubscribe(unsubscribe)) => {
+            bus.unsubscribe(unsubscribe.subscription_id);
+            Ok(())
+        }
         Some(agent_to_node::Message::Heartbeat(_)) => match keep_alive_once(&hub.api, handle.agent_id).await {
             Ok(_) => Ok(()),
             Err(status) if status.code() == tonic::Code::NotFound => {
@@ -397,5 +412,116 @@ async fn report(hub: &Hub, agent_id: u64, result: proto::TaskResult) -> proto::R
         }
         Some(TaskResult::Error { message, .. }) => refuse(message),
         other => refuse(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// The bus side of one session: the agent's publisher and its
+/// subscriptions, each a task that takes batches from the bus and queues
+/// them on the session ([`SessionHandle::send_bus`]).
+struct SessionBus {
+    service: crate::bus::service::BusService,
+    handle: Arc<SessionHandle>,
+    /// Made on the first publish; named `agent-<id>`.
+    publisher: Option<crate::bus::Publisher>,
+    subscriptions: std::collections::HashMap<u64, tokio::task::AbortHandle>,
+}
+
+impl SessionBus {
+    fn new(api: Arc<crate::api::Api>, handle: Arc<SessionHandle>) -> SessionBus {
+        let service = crate::bus::service::BusService { api };
+        SessionBus { service, handle, publisher: None, subscriptions: std::collections::HashMap::new() }
+    }
+
+    /// Publishes as the agent and answers `bus_published`; a refusal is
+    /// answered, not fatal. Publishes are handled one after another, so
+    /// the agent's messages keep their order.
+    async fn publish(&mut self, publish: proto::BusPublish) -> Result<(), String> {
+        let topic = publish.topic.clone();
+        let refused = |error: String| proto::BusPublished { topic: topic.clone(), error, ..Default::default() };
+        if self.publisher.is_none() {
+            let id = format!("agent-{}", self.handle.agent_id);
+            match self.service.api.bus.publisher(&id) {
+                Ok(publisher) => self.publisher = Some(publisher),
+                Err(error) => return self.send(node_to_agent::Message::BusPublished(refused(error.to_string()))).await,
+            }
+        }
+        let publisher = self.publisher.as_ref().expect("set above");
+        let answer = match self.service.publish_one(publisher, &publish.topic, publish.payloads).await {
+            Ok(answer) => answer,
+            Err(status) => refused(status.message().to_string()),
+        };
+        self.send(node_to_agent::Message::BusPublished(answer)).await
+    }
+
+    async fn subscribe(&mut self, subscribe: proto::BusSubscribe) -> Result<(), String> {
+        let id = subscribe.subscription_id;
+        self.subscriptions.retain(|_, task| !task.is_finished());
+        let refusal = if self.subscriptions.contains_key(&id) {
+            Some(format!("subscription {id} is already open"))
+        } else if self.subscriptions.len() >= BUS_SUBSCRIPTIONS_MAX {
+            Some(format!("{BUS_SUBSCRIPTIONS_MAX} bus subscriptions are open, the most one session holds"))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            return self.ended(id, reason).await;
+        }
+        let request = proto::SubscribeRequest {
+            topic: subscribe.topic,
+            batch_max: subscribe.batch_max,
+            window_us: subscribe.window_us,
+            from_offset: subscribe.from_offset,
+        };
+        let mut source = match self.service.open_source(&request).await {
+            Ok(source) => source,
+            Err(status) => return self.ended(id, status.message().to_string()).await,
+        };
+        let durable = matches!(source, crate::bus::service::Source::Durable(_));
+        let handle = self.handle.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let message = match source.next().await {
+                    Ok(response) => node_to_agent::Message::BusDelivery(proto::BusDelivery {
+                        subscription_id: id,
+                        runs: response.runs,
+                        dropped: response.dropped,
+                        durable,
+                    }),
+                    Err(status) => {
+                        let reason = status.message().to_string();
+                        let ended = proto::BusSubscriptionEnded { subscription_id: id, reason };
+                        let _ = handle.send_bus(node_to_agent::Message::BusSubscriptionEnded(ended)).await;
+                        return;
+                    }
+                };
+                if handle.send_bus(message).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.subscriptions.insert(id, task.abort_handle());
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, id: u64) {
+        if let Some(task) = self.subscriptions.remove(&id) {
+            task.abort();
+        }
+    }
+
+    async fn ended(&self, id: u64, reason: String) -> Result<(), String> {
+        let ended = proto::BusSubscriptionEnded { subscription_id: id, reason };
+        self.send(node_to_agent::Message::BusSubscriptionEnded(ended)).await
+    }
+
+    async fn send(&self, message: node_to_agent::Message) -> Result<(), String> {
+        self.handle.send_bus(message).await.map_err(|()| "the session's queue is closed".to_string())
+    }
+
+    /// Ends every subscription (the session is over).
+    fn end(&mut self) {
+        for (_, task) in self.subscriptions.drain() {
+            task.abort();
+        }
     }
 }

@@ -178,6 +178,7 @@ impl SubscriberQueue {
                 publisher: front.batch.publisher.clone(),
                 first_sequence: front.batch.first_sequence + front.start as u64,
                 payloads: payloads[front.start..end].to_vec(),
+                first_offset: None,
             };
             messages += end - front.start;
             front.start = end;
@@ -213,6 +214,8 @@ pub struct Run {
     /// The publisher's sequence number of `payloads[0]`; the rest follow.
     pub first_sequence: u64,
     pub payloads: Vec<Bytes>,
+    /// On a durable topic, the offset of `payloads[0]`; the rest follow.
+    pub first_offset: Option<u64>,
 }
 
 /// One batch taken by a subscriber.

@@ -63,6 +63,37 @@ fn op() -> impl Strategy<Value = proto::RequestOp> {
     request.prop_map(|request| proto::RequestOp { request })
 }
 
+/// A durable publish is refused with `INVALID_ARGUMENT`, or becomes a
+/// `Bus` frame holding one append of exactly the request's payloads.
+fn judge_durable(request: &proto::PublishRequest, config: &crate::BusConfig) {
+    match durable_append_frame(config, "p", 1, request) {
+        Ok(frame) => {
+            let decoded = Frame::decode(&frame, &Limits::default()).expect("a validated publish decodes");
+            let Body::Bus(commands) = decoded.body() else { panic!("not a bus frame") };
+            let commands: Vec<_> = commands.iter().collect();
+            let [hyperraft_wire::BusCommand::Append(append)] = commands[..] else { panic!("not one append") };
+            assert_eq!(append.topic, request.topic.as_bytes());
+            let payloads: Vec<&[u8]> = append.payloads().collect();
+            let expected: Vec<&[u8]> = request.payloads.iter().map(|payload| &payload[..]).collect();
+            assert_eq!(payloads, expected);
+        }
+        Err(status) => assert_eq!(status.code(), Code::InvalidArgument, "{status:?}"),
+    }
+}
+
+proptest! {
+    #[test]
+    fn durable_publishes_are_refused_or_become_one_append(
+        topic in prop_oneof![Just(String::new()), "[a-z]{1,12}", Just("t".repeat(300)), Just("a\u{7}b".to_string())],
+        payloads in vec(vec(any::<u8>(), 0..80), 0..12),
+    ) {
+        // Proves a publish to a durable topic with any topic name and payloads (empty, too many, too large) is refused with INVALID_ARGUMENT or becomes exactly one append of its payloads.
+        let config = crate::BusConfig { message_bytes_max: 64, publish_batch_max: 10, ..crate::BusConfig::default() };
+        let payloads = payloads.into_iter().map(bytes::Bytes::from).collect();
+        judge_durable(&proto::PublishRequest { publisher: "p".into(), topic, payloads }, &config);
+    }
+}
+
 proptest! {
     #[test]
     fn arbitrary_protobuf_bytes_are_refused_or_become_valid_frames(bytes in vec(any::<u8>(), 0..256)) {

@@ -31,6 +31,15 @@ use crate::harness::{channel, ApiCluster, PATIENCE};
 use crate::kv::put;
 use crate::ledger::{account, id, transfer};
 
+/// A valid `Bus` frame (one append), which no ledger request may carry.
+fn bus_append_frame() -> Vec<u8> {
+    let mut frame = Vec::new();
+    let mut writer = hyperraft_wire::BusBatchWriter::new(&mut frame);
+    writer.append(b"topic", b"publisher", 1, &[b"payload"]).expect("a valid append");
+    writer.finish();
+    frame
+}
+
 /// What a case must get back.
 #[derive(Debug)]
 enum Expect {
@@ -118,6 +127,7 @@ fn cases() -> Vec<(&'static str, Request, Expect)> {
         ("a frame with trailing bytes", packed([frame.clone(), vec![0; 16]].concat()), invalid("frame")),
         ("an unknown frame version", packed(reheadered(frame.clone(), 4, &99u16.to_le_bytes())), invalid("frame")),
         ("an unknown frame kind", packed(reheadered(frame.clone(), 6, &99u16.to_le_bytes())), invalid("frame")),
+        ("a durable bus frame where accounts are expected", packed(bus_append_frame()), invalid("frame")),
         ("a bad frame magic", packed(reheadered(frame.clone(), 0, b"XXXX")), invalid("frame")),
         ("a bad header checksum", packed(bad_header_checksum), invalid("frame")),
         (
@@ -169,7 +179,7 @@ fn cases() -> Vec<(&'static str, Request, Expect)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hostile_request_gets_its_clear_answer_and_changes_nothing() {
-    // Proves each row of the table: zero ids get their per-item code, over-large counts, lying or damaged frame headers (count, body length, version, kind, magic, checksum), truncated and padded frames, an over-large value, an unknown compare operator, too many transaction ops and an over-size protobuf message are refused with the expected code naming the field; after every row the node's state digest is what it was and the node still answers.
+    // Proves each row of the table: zero ids get their per-item code, over-large counts, lying or damaged frame headers (count, body length, version, kind, magic, checksum), a durable bus frame in a ledger request, truncated and padded frames, an over-large value, an unknown compare operator, too many transaction ops and an over-size protobuf message are refused with the expected code naming the field; after every row the node's state digest is what it was and the node still answers.
     let cluster = ApiCluster::start(1, ApiConfig::default()).await;
     let leader = cluster.leader().await;
     let channel = cluster.channel(leader).await;

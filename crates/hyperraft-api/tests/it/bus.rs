@@ -44,7 +44,7 @@ async fn subscribe(
     batch_max: u32,
     window_us: u64,
 ) -> Streaming<SubscribeResponse> {
-    let request = SubscribeRequest { topic: topic.to_string(), batch_max, window_us };
+    let request = SubscribeRequest { topic: topic.to_string(), batch_max, window_us, from_offset: None };
     client.subscribe(request).await.expect("subscribed").into_inner()
 }
 
@@ -141,7 +141,10 @@ async fn a_slow_subscriber_loses_the_oldest_messages_and_is_told_how_many() {
     let cluster = ApiCluster::start(1, ApiConfig::default()).await;
     let mut client = bus(&cluster).await;
     let policy = SlowConsumerPolicy::DropOldest.into();
-    client.configure_topic(ConfigureTopicRequest { topic: "slow".into(), policy, queue_max: 16 }).await.unwrap();
+    client
+        .configure_topic(ConfigureTopicRequest { topic: "slow".into(), policy, queue_max: 16, ..Default::default() })
+        .await
+        .unwrap();
     let mut stream = subscribe(&mut client, "slow", 16, 0).await;
     subscribers(&mut client, "slow", 1).await;
     let requests = (0..100).map(|batch| request("p", "slow", numbered(batch * 100..batch * 100 + 100, 1024)));
@@ -172,7 +175,10 @@ async fn a_slow_subscriber_of_a_disconnect_topic_is_disconnected_with_a_reason()
     let cluster = ApiCluster::start(1, ApiConfig::default()).await;
     let mut client = bus(&cluster).await;
     let policy = SlowConsumerPolicy::Disconnect.into();
-    client.configure_topic(ConfigureTopicRequest { topic: "strict".into(), policy, queue_max: 16 }).await.unwrap();
+    client
+        .configure_topic(ConfigureTopicRequest { topic: "strict".into(), policy, queue_max: 16, ..Default::default() })
+        .await
+        .unwrap();
     let mut stream = subscribe(&mut client, "strict", 16, 0).await;
     subscribers(&mut client, "strict", 1).await;
     let requests = (0..100).map(|batch| request("p", "strict", numbered(batch * 100..batch * 100 + 100, 1024)));
@@ -213,7 +219,7 @@ async fn bad_input_gets_clear_errors_and_delivers_nothing() {
     let status = publish(&mut client, two).await.unwrap_err();
     assert!(status.message().contains("one Publish call has one publisher"), "{status:?}");
 
-    let bad_policy = ConfigureTopicRequest { topic: "a".into(), policy: 7, queue_max: 0 };
+    let bad_policy = ConfigureTopicRequest { topic: "a".into(), policy: 7, queue_max: 0, ..Default::default() };
     let status = client.configure_topic(bad_policy).await.unwrap_err();
     assert!(status.message().contains("policy: 7 is not a slow-consumer policy"), "{status:?}");
 

@@ -316,6 +316,20 @@ impl RawSession {
     }
 }
 
+/// Forwards every bus event of the session to the test.
+struct BusRecorder(tokio::sync::mpsc::UnboundedSender<hyperraft_client::agent::BusEvent>);
+
+impl AgentHandler for BusRecorder {
+    async fn handle(&self, _assignment: Assignment) -> Result<Vec<u8>, String> {
+        Err("this agent runs no tasks".to_string())
+    }
+
+    fn on_bus(&self, event: hyperraft_client::agent::BusEvent) -> impl Future<Output = ()> + Send {
+        let _ = self.0.send(event);
+        async {}
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_beyond_sessions_max_is_refused_until_one_ends() {
     // Proves the leader refuses a session beyond `sessions_max` with RESOURCE_EXHAUSTED and a message naming the bound, and takes one again once a session ends.
@@ -466,5 +480,118 @@ async fn heartbeats_keep_an_agent_listed_and_without_them_it_disappears_after_it
         }
     };
     assert!(closing.reason.contains("lease expired"), "{}", closing.reason);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_session_publishes_and_receives_bus_messages_in_order() {
+    // Proves an agent publishes through its session (ephemeral and durable topics, answered in order with offsets) and receives, through the same session, an SDK publisher's messages and its own durable ones, each publisher's in publish order.
+    use hyperraft_client::agent::{agent_bus, run_with_bus, AgentSubscription, BusEvent};
+
+    let cluster = TestCluster::start_with_api(3, api()).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    let leader = client.bus(Some(&cluster.addresses[&cluster.leader().await])).expect("endpoint");
+    leader.configure_durable("agent-log", 0, 0).await.expect("durable");
+    let mut chat = leader.subscribe("chat", 0, Duration::ZERO).await.expect("subscribed");
+    let subscriptions = vec![
+        AgentSubscription { topic: "chat".into(), from_offset: None, batch_max: 0, window: Duration::ZERO },
+        AgentSubscription { topic: "agent-log".into(), from_offset: Some(0), batch_max: 7, window: Duration::ZERO },
+    ];
+    let options = AgentOptions {
+        ttl: Duration::from_secs(10),
+        bus_subscriptions: subscriptions,
+        ..AgentOptions::new("talker", 1)
+    };
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let (bus, link) = agent_bus(16);
+    let (state, state_receiver) = watch::channel(AgentState::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let agent = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            run_with_bus(&client, options, BusRecorder(events), state, link, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    // The SDK subscriber and the agent both subscribe to "chat".
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let topics = leader.topics("chat").await.expect("topics");
+        if topics.first().is_some_and(|topic| topic.subscribers == 2) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the agent never subscribed: {topics:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let agent_id = state_receiver.borrow().agent_id;
+    for batch in 0..10u32 {
+        let payloads = (batch * 3..batch * 3 + 3).map(|n| bytes::Bytes::from(n.to_le_bytes().to_vec())).collect();
+        bus.publish("agent-log", payloads).await.expect("queued");
+        bus.publish("chat", vec![bytes::Bytes::from(batch.to_le_bytes().to_vec())]).await.expect("queued");
+    }
+    let mut sdk = leader.publisher("sdk");
+    sdk.publish("chat", vec![bytes::Bytes::from_static(b"from-sdk")]).await.expect("queued");
+    sdk.finish().await.expect("published");
+
+    // The SDK subscriber sees the agent's chat messages in order, under the agent's publisher id.
+    let mut from_agent = Vec::new();
+    while from_agent.len() < 10 {
+        let response = tokio::time::timeout(PATIENCE, chat.next()).await.unwrap().unwrap().unwrap();
+        for run in response.runs.iter().filter(|run| run.publisher == format!("agent-{agent_id}")) {
+            from_agent.extend(run.payloads.iter().map(|p| u32::from_le_bytes(p[..4].try_into().unwrap())));
+        }
+    }
+    assert_eq!(from_agent, (0..10).collect::<Vec<_>>());
+
+    // The agent sees its publishes answered in order, its durable messages in offset order, and the SDK's chat message.
+    let (mut published, mut durable, mut chat_seen) = (Vec::new(), Vec::new(), Vec::new());
+    let me = format!("agent-{agent_id}");
+    let chat_done = |seen: &Vec<(String, bytes::Bytes)>| {
+        seen.iter().any(|(publisher, _)| publisher == "sdk")
+            && seen.iter().filter(|(publisher, _)| *publisher == me).count() >= 10
+    };
+    while published.len() < 20 || durable.len() < 30 || !chat_done(&chat_seen) {
+        let event = tokio::time::timeout(PATIENCE, received.recv()).await.expect("an event").expect("open");
+        match event {
+            BusEvent::Published(answer) => {
+                assert!(answer.error.is_empty(), "{answer:?}");
+                published.push((answer.topic, answer.durable, answer.first_offset));
+            }
+            BusEvent::Delivery(delivery) if delivery.durable => {
+                for run in delivery.runs {
+                    for (index, payload) in run.payloads.iter().enumerate() {
+                        let number = u32::from_le_bytes(payload[..4].try_into().unwrap());
+                        durable.push((run.first_offset + index as u64, run.first_sequence + index as u64, number));
+                    }
+                }
+            }
+            BusEvent::Delivery(delivery) => {
+                for run in delivery.runs {
+                    chat_seen.extend(run.payloads.iter().map(|payload| (run.publisher.clone(), payload.clone())));
+                }
+            }
+            BusEvent::Ended(ended) => panic!("a subscription ended: {ended:?}"),
+        }
+    }
+    let expected_published: Vec<(String, bool, u64)> = (0..10u64)
+        .flat_map(|batch| [("agent-log".to_string(), true, batch * 3), ("chat".to_string(), false, 0)])
+        .collect();
+    assert_eq!(published, expected_published);
+    // One publisher per session numbers its messages across topics, so its durable sequences increase with gaps.
+    let offsets_and_numbers: Vec<(u64, u32)> = durable.iter().map(|(offset, _, number)| (*offset, *number)).collect();
+    assert_eq!(offsets_and_numbers, (0..30u64).map(|offset| (offset, offset as u32)).collect::<Vec<_>>());
+    assert!(durable.windows(2).all(|pair| pair[0].1 < pair[1].1), "sequences increase: {durable:?}");
+    let own: Vec<u32> = chat_seen
+        .iter()
+        .filter(|(publisher, _)| *publisher == format!("agent-{agent_id}"))
+        .map(|(_, payload)| u32::from_le_bytes(payload[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(own, (0..10).collect::<Vec<_>>(), "the agent also receives its own chat messages, in order");
+
+    drop(stop);
+    agent.await.expect("agent task").expect("the agent stops cleanly");
+    drop(client);
     cluster.shutdown().await;
 }

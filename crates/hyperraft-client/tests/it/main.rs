@@ -7,6 +7,7 @@ mod auth;
 mod bus;
 mod cluster;
 mod compression;
+mod durable_bus;
 mod errors;
 mod failover;
 mod harness;

@@ -65,7 +65,7 @@ fn kind_converts_both_ways() {
         assert_eq!(Kind::try_from(u16::from(kind)), Ok(kind));
     }
     assert_eq!(Kind::try_from(0), Err(DecodeError::UnknownKind { found: 0 }));
-    assert_eq!(Kind::try_from(9), Err(DecodeError::UnknownKind { found: 9 }));
+    assert_eq!(Kind::try_from(10), Err(DecodeError::UnknownKind { found: 10 }));
 }
 
 #[test]

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use hyperraft_wire::kv::{KEY_BYTES_MAX, LEASE_TTL_MS_MAX, LEASE_TTL_MS_MIN, TXN_OPS_MAX, VALUE_BYTES_MAX};
 use hyperraft_wire::{
-    encode_frame, encode_ids, DecisionDecodeError, DecodeError, Frame, Kind, KvDecodeError, Limits, TaskDecodeError,
+    encode_frame, encode_ids, BusDecodeError, DecisionDecodeError, DecodeError, Frame, Kind, KvDecodeError, Limits,
+    TaskDecodeError,
 };
 use zerocopy::byteorder::little_endian::{U16, U32};
 
@@ -27,10 +28,11 @@ fn decode_error_name(error: &DecodeError) -> &'static str {
         DecodeError::Kv { .. } => "Kv",
         DecodeError::Tasks { .. } => "Tasks",
         DecodeError::Decisions { .. } => "Decisions",
+        DecodeError::Bus { .. } => "Bus",
     }
 }
 
-const DECODE_ERROR_NAMES: [&str; 13] = [
+const DECODE_ERROR_NAMES: [&str; 14] = [
     "Truncated",
     "BadMagic",
     "UnsupportedVersion",
@@ -44,6 +46,7 @@ const DECODE_ERROR_NAMES: [&str; 13] = [
     "Kv",
     "Tasks",
     "Decisions",
+    "Bus",
 ];
 
 fn kv_error_name(error: &KvDecodeError) -> &'static str {
@@ -107,6 +110,8 @@ fn decode_cases() -> Vec<DecodeCase> {
     encode_frame(Kind::Decisions, 1, &[9, 0], &mut decisions_frame);
     let mut tasks_frame = Vec::new();
     encode_frame(Kind::Tasks, 1, &[9, 0], &mut tasks_frame);
+    let mut bus_frame = Vec::new();
+    encode_frame(Kind::Bus, 1, &[9, 0], &mut bus_frame);
     vec![
         ("header cut short", valid_frame()[..23].to_vec(), limits, Truncated { needed: 24, available: 23 }),
         ("no bytes", Vec::new(), limits, Truncated { needed: 24, available: 0 }),
@@ -115,7 +120,7 @@ fn decode_cases() -> Vec<DecodeCase> {
         ("checksum field", edited(|f| f[20] ^= 0x10), limits, HeaderChecksumMismatch),
         ("body length field", edited(|f| f[12] ^= 0x01), limits, HeaderChecksumMismatch),
         ("kind 0", edited(|f| patch_header(f, |h| h.kind = U16::new(0))), limits, UnknownKind { found: 0 }),
-        ("kind 9", edited(|f| patch_header(f, |h| h.kind = U16::new(9))), limits, UnknownKind { found: 9 }),
+        ("kind 10", edited(|f| patch_header(f, |h| h.kind = U16::new(10))), limits, UnknownKind { found: 10 }),
         ("frame limit", valid_frame(), tight(55, 2), Oversize { bytes: 56, max: 55 }),
         ("count limit", valid_frame(), tight(56, 1), CountTooLarge { count: 2, max: 1 }),
         ("body cut short", valid_frame()[..55].to_vec(), limits, Truncated { needed: 56, available: 55 }),
@@ -126,6 +131,7 @@ fn decode_cases() -> Vec<DecodeCase> {
         ("bad command", kv_frame, limits, Kv { index: 0, reason: KvDecodeError::UnknownTag(9) }),
         ("bad task", tasks_frame, limits, Tasks { index: 0, reason: TaskDecodeError::UnknownTag(9) }),
         ("bad decision", decisions_frame, limits, Decisions { index: 0, reason: DecisionDecodeError::UnknownTag(9) }),
+        ("bad bus command", bus_frame, limits, Bus { index: 0, reason: BusDecodeError::UnknownTag(9) }),
     ]
 }
 

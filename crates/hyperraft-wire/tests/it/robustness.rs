@@ -4,8 +4,8 @@
 
 use hyperraft_wire::frame::HEADER_BYTES;
 use hyperraft_wire::{
-    encode_frame, Body, DecisionBatchWriter, DecodeError, Frame, Kind, KvBatchWriter, KvCommand, Limits,
-    TaskBatchWriter,
+    encode_frame, Body, BusBatchWriter, DecisionBatchWriter, DecodeError, Frame, Kind, KvBatchWriter, KvCommand,
+    Limits, TaskBatchWriter,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -56,6 +56,15 @@ fn read_all(frame: &Frame<'_>, bytes: &[u8]) {
             writer.finish();
             assert_eq!(again, bytes);
         }
+        Body::Bus(commands) => {
+            let mut again = Vec::new();
+            let mut writer = BusBatchWriter::new(&mut again);
+            for command in commands.iter() {
+                writer.push(&command).expect("an accepted command re-encodes");
+            }
+            writer.finish();
+            assert_eq!(again, bytes);
+        }
     }
 }
 
@@ -92,6 +101,7 @@ proptest! {
                         | DecodeError::Kv { .. }
                         | DecodeError::Tasks { .. }
                         | DecodeError::Decisions { .. }
+                        | DecodeError::Bus { .. }
                 );
                 prop_assert!(structural, "unexpected error {:?}", error);
             }
