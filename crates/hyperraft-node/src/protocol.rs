@@ -78,7 +78,8 @@ pub struct Status {
 /// would reallocate and copy about 18 times for a batch of a few hundred KB.
 pub(crate) fn encode<T: Serialize>(message: &T) -> Vec<u8> {
     let size = postcard::experimental::serialized_size(message).expect("node protocol messages always serialize");
-    let bytes = postcard::to_extend(message, Vec::with_capacity(size)).expect("node protocol messages always serialize");
+    let bytes =
+        postcard::to_extend(message, Vec::with_capacity(size)).expect("node protocol messages always serialize");
     debug_assert_eq!(bytes.len(), size);
     bytes
 }

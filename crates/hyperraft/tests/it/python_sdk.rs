@@ -385,7 +385,7 @@ async fn python_agents_run_vote_fail_and_follow_the_leader_on_a_real_cluster() {
 
 #[test]
 fn the_committed_python_stubs_match_the_proto() {
-    // Proves sdk/python's committed gRPC stubs are what sdk/python/generate.sh makes from proto/agent.proto today.
+    // Proves sdk/python's committed gRPC stubs are what sdk/python/generate.sh makes from proto/agent.proto and proto/bus.proto today.
     let Some(python) = python() else { return };
     let root = repository();
     let out = tempfile::tempdir().unwrap();
@@ -396,12 +396,12 @@ fn the_committed_python_stubs_match_the_proto() {
         .status()
         .expect("run generate.sh");
     assert!(status.success(), "generate.sh failed");
-    for file in ["agent_pb2.py", "agent_pb2_grpc.py"] {
+    for file in ["agent_pb2.py", "agent_pb2_grpc.py", "bus_pb2.py", "bus_pb2_grpc.py"] {
         let generated = std::fs::read(out.path().join("hyperraft_agent/_proto").join(file)).expect("generated");
         let committed = std::fs::read(root.join("sdk/python/hyperraft_agent/_proto").join(file)).expect("committed");
         assert!(
             generated == committed,
-            "sdk/python/hyperraft_agent/_proto/{file} differs from what proto/agent.proto generates; \
+            "sdk/python/hyperraft_agent/_proto/{file} differs from what proto/agent.proto and proto/bus.proto generate; \
              run `PYTHON={} sdk/python/generate.sh` and commit the result",
             python.display()
         );
