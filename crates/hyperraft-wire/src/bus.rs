@@ -28,6 +28,7 @@
 //! The encoding is canonical, decoding validates the whole body once, and
 //! iterating the validated [`BusCommands`] neither fails nor allocates.
 
+use crate::commands::{CommandIter, CommandSet, Commands};
 use crate::frame::{begin_frame, seal_frame, EncodeError, Kind, Limits};
 
 /// Longest topic name accepted, in bytes.
@@ -163,70 +164,28 @@ pub enum BusCommand<'a> {
     Append(AppendView<'a>),
 }
 
-/// The validated commands of a `Bus` frame.
+/// How a `Bus` frame's commands are read.
 #[derive(Clone, Copy, Debug)]
-pub struct BusCommands<'a> {
-    body: &'a [u8],
-    count: u32,
-}
+pub struct BusSet;
 
-impl<'a> BusCommands<'a> {
-    /// Validates `body` as exactly `count` commands; on error returns the
-    /// index of the bad command and why.
-    pub(crate) fn validate(body: &'a [u8], count: u32) -> Result<BusCommands<'a>, (u32, BusDecodeError)> {
-        let mut rest = body;
-        for index in 0..count {
-            let (_, after) = command(rest).map_err(|reason| (index, reason))?;
-            rest = after;
-        }
-        if !rest.is_empty() {
-            return Err((count, BusDecodeError::TrailingBytes(rest.len())));
-        }
-        Ok(BusCommands { body, count })
+impl CommandSet for BusSet {
+    type Command<'a> = BusCommand<'a>;
+    type Error = BusDecodeError;
+
+    fn parse(bytes: &[u8]) -> Parsed<'_, BusCommand<'_>> {
+        command(bytes)
     }
 
-    /// Number of commands.
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// Whether the body holds no commands.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The commands, in order.
-    pub fn iter(&self) -> BusIter<'a> {
-        BusIter { rest: self.body, remaining: self.count }
+    fn trailing(len: usize) -> BusDecodeError {
+        BusDecodeError::TrailingBytes(len)
     }
 }
 
-/// Iterates the commands of a validated body.
-#[derive(Clone, Debug)]
-pub struct BusIter<'a> {
-    rest: &'a [u8],
-    remaining: u32,
-}
+/// The validated commands of a `Bus` frame.
+pub type BusCommands<'a> = Commands<'a, BusSet>;
 
-impl<'a> Iterator for BusIter<'a> {
-    type Item = BusCommand<'a>;
-
-    fn next(&mut self) -> Option<BusCommand<'a>> {
-        if self.remaining == 0 {
-            return None;
-        }
-        let (command, rest) = command(self.rest).ok()?;
-        self.rest = rest;
-        self.remaining -= 1;
-        Some(command)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining as usize, Some(self.remaining as usize))
-    }
-}
-
-impl ExactSizeIterator for BusIter<'_> {}
+/// Iterates the commands of a validated `Bus` body.
+pub type BusIter<'a> = CommandIter<'a, BusSet>;
 
 type Parsed<'a, T> = Result<(T, &'a [u8]), BusDecodeError>;
 

@@ -38,6 +38,7 @@
 //! The encoding is canonical, decoding validates the whole body once, and
 //! iterating the validated [`DecisionCommands`] neither fails nor allocates.
 
+use crate::commands::{CommandIter, CommandSet, Commands};
 use crate::frame::{begin_frame, seal_frame, EncodeError, Kind, Limits};
 
 /// Longest idempotency key accepted, in bytes.
@@ -305,72 +306,28 @@ pub fn vote_message(proposal_id: u64, choice: Choice, voter_id: u64) -> [u8; VOT
     message
 }
 
-/// The validated commands of a `Decisions` frame.
+/// How a `Decisions` frame's commands are read.
 #[derive(Clone, Copy, Debug)]
-pub struct DecisionCommands<'a> {
-    body: &'a [u8],
-    count: u32,
-}
+pub struct DecisionSet;
 
-impl<'a> DecisionCommands<'a> {
-    /// Validates `body` as exactly `count` commands; on error returns the
-    /// index of the bad command and why.
-    pub(crate) fn validate(body: &'a [u8], count: u32) -> Result<DecisionCommands<'a>, (u32, DecisionDecodeError)> {
-        let mut rest = body;
-        for index in 0..count {
-            let (_, after) = command(rest).map_err(|reason| (index, reason))?;
-            rest = after;
-        }
-        if !rest.is_empty() {
-            return Err((count, DecisionDecodeError::TrailingBytes(rest.len())));
-        }
-        Ok(DecisionCommands { body, count })
+impl CommandSet for DecisionSet {
+    type Command<'a> = DecisionCommand<'a>;
+    type Error = DecisionDecodeError;
+
+    fn parse(bytes: &[u8]) -> Parsed<'_, DecisionCommand<'_>> {
+        command(bytes)
     }
 
-    /// Number of commands.
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// Whether the body holds no commands.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The commands, in order.
-    pub fn iter(&self) -> DecisionIter<'a> {
-        DecisionIter { rest: self.body, remaining: self.count }
+    fn trailing(len: usize) -> DecisionDecodeError {
+        DecisionDecodeError::TrailingBytes(len)
     }
 }
 
-/// Iterates the commands of a validated body.
-#[derive(Clone, Debug)]
-pub struct DecisionIter<'a> {
-    rest: &'a [u8],
-    remaining: u32,
-}
+/// The validated commands of a `Decisions` frame.
+pub type DecisionCommands<'a> = Commands<'a, DecisionSet>;
 
-impl<'a> Iterator for DecisionIter<'a> {
-    type Item = DecisionCommand<'a>;
-
-    fn next(&mut self) -> Option<DecisionCommand<'a>> {
-        if self.remaining == 0 {
-            return None;
-        }
-        // The body was validated by the same parser; ending the iteration
-        // is the safe answer to a failure here, which would be a bug.
-        let (command, rest) = command(self.rest).ok()?;
-        self.rest = rest;
-        self.remaining -= 1;
-        Some(command)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining as usize, Some(self.remaining as usize))
-    }
-}
-
-impl ExactSizeIterator for DecisionIter<'_> {}
+/// Iterates the commands of a validated `Decisions` body.
+pub type DecisionIter<'a> = CommandIter<'a, DecisionSet>;
 
 type Parsed<'a, T> = Result<(T, &'a [u8]), DecisionDecodeError>;
 

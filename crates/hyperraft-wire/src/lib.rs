@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod bus;
+pub mod commands;
 pub mod decisions;
 pub mod frame;
 pub mod kv;

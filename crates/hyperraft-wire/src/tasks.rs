@@ -33,6 +33,7 @@
 //! The encoding is canonical, decoding validates the whole body once, and
 //! iterating the validated [`TaskCommands`] neither fails nor allocates.
 
+use crate::commands::{CommandIter, CommandSet, Commands};
 use crate::frame::{begin_frame, seal_frame, EncodeError, Kind, Limits};
 
 /// Longest idempotency key accepted, in bytes.
@@ -184,72 +185,28 @@ pub enum TaskCommand<'a> {
     ReleaseCopy(ReleaseCopyView),
 }
 
-/// The validated commands of a `Tasks` frame.
+/// How a `Tasks` frame's commands are read.
 #[derive(Clone, Copy, Debug)]
-pub struct TaskCommands<'a> {
-    body: &'a [u8],
-    count: u32,
-}
+pub struct TaskSet;
 
-impl<'a> TaskCommands<'a> {
-    /// Validates `body` as exactly `count` commands; on error returns the
-    /// index of the bad command and why.
-    pub(crate) fn validate(body: &'a [u8], count: u32) -> Result<TaskCommands<'a>, (u32, TaskDecodeError)> {
-        let mut rest = body;
-        for index in 0..count {
-            let (_, after) = command(rest).map_err(|reason| (index, reason))?;
-            rest = after;
-        }
-        if !rest.is_empty() {
-            return Err((count, TaskDecodeError::TrailingBytes(rest.len())));
-        }
-        Ok(TaskCommands { body, count })
+impl CommandSet for TaskSet {
+    type Command<'a> = TaskCommand<'a>;
+    type Error = TaskDecodeError;
+
+    fn parse(bytes: &[u8]) -> Parsed<'_, TaskCommand<'_>> {
+        command(bytes)
     }
 
-    /// Number of commands.
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// Whether the body holds no commands.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// The commands, in order.
-    pub fn iter(&self) -> TaskIter<'a> {
-        TaskIter { rest: self.body, remaining: self.count }
+    fn trailing(len: usize) -> TaskDecodeError {
+        TaskDecodeError::TrailingBytes(len)
     }
 }
 
-/// Iterates the commands of a validated body.
-#[derive(Clone, Debug)]
-pub struct TaskIter<'a> {
-    rest: &'a [u8],
-    remaining: u32,
-}
+/// The validated commands of a `Tasks` frame.
+pub type TaskCommands<'a> = Commands<'a, TaskSet>;
 
-impl<'a> Iterator for TaskIter<'a> {
-    type Item = TaskCommand<'a>;
-
-    fn next(&mut self) -> Option<TaskCommand<'a>> {
-        if self.remaining == 0 {
-            return None;
-        }
-        // The body was validated by the same parser; a failure here would
-        // be a bug, and ending the iteration is the safe answer to it.
-        let (command, rest) = command(self.rest).ok()?;
-        self.rest = rest;
-        self.remaining -= 1;
-        Some(command)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining as usize, Some(self.remaining as usize))
-    }
-}
-
-impl ExactSizeIterator for TaskIter<'_> {}
+/// Iterates the commands of a validated `Tasks` body.
+pub type TaskIter<'a> = CommandIter<'a, TaskSet>;
 
 type Parsed<'a, T> = Result<(T, &'a [u8]), TaskDecodeError>;
 
