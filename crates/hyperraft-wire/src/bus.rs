@@ -28,7 +28,7 @@
 //! The encoding is canonical, decoding validates the whole body once, and
 //! iterating the validated [`BusCommands`] neither fails nor allocates.
 
-use crate::commands::{CommandIter, CommandSet, Commands};
+use crate::commands::{le_u16, le_u32, le_u64, CommandIter, CommandSet, Commands};
 use crate::frame::{begin_frame, seal_frame, EncodeError, Kind, Limits};
 
 /// Longest topic name accepted, in bytes.
@@ -194,18 +194,6 @@ fn take(bytes: &[u8], len: usize) -> Parsed<'_, &[u8]> {
         return Err(BusDecodeError::Truncated);
     }
     Ok(bytes.split_at(len))
-}
-
-fn le_u16(bytes: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([bytes[at], bytes[at + 1]])
-}
-
-fn le_u32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn le_u64(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
 /// Parses one command; `take` bounds every slice before it is indexed.

@@ -113,3 +113,16 @@ impl<'a, S: CommandSet> Iterator for CommandIter<'a, S> {
 }
 
 impl<S: CommandSet> ExactSizeIterator for CommandIter<'_, S> {}
+
+/// Little-endian integers at `at`; the caller checked the bytes are there.
+pub(crate) fn le_u16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+pub(crate) fn le_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+pub(crate) fn le_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
