@@ -25,7 +25,7 @@
 mod dispatch;
 mod policy;
 mod registry;
-mod session;
+pub(crate) mod session;
 mod tasks;
 
 use std::collections::HashMap;

@@ -36,7 +36,7 @@ pub(crate) const MAX_CONCURRENT_MAX: u32 = 1024;
 /// Bounds of a registration's descriptive fields.
 const CAPABILITIES_MAX: usize = 64;
 const LABELS_MAX: usize = 64;
-const FIELD_BYTES_MAX: usize = 256;
+pub(crate) const FIELD_BYTES_MAX: usize = 256;
 /// Bus subscriptions one session may hold at once.
 const BUS_SUBSCRIPTIONS_MAX: usize = 64;
 

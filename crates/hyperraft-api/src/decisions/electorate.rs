@@ -25,8 +25,8 @@ use crate::proto;
 pub(crate) const SELECTOR_LABELS_MAX: usize = 16;
 /// Longest agent type a selector may name (as a registration allows).
 const AGENT_TYPE_BYTES_MAX: usize = hyperraft_wire::tasks::TASK_TYPE_BYTES_MAX;
-/// Longest label key or value (as a registration allows).
-const LABEL_BYTES_MAX: usize = 256;
+/// Longest label key or value: what a registration allows.
+const LABEL_BYTES_MAX: usize = crate::agents::session::FIELD_BYTES_MAX;
 /// Registrations one resolution reads. A selection over more live agents
 /// than this is refused rather than resolved from a partial view.
 pub(crate) const AGENTS_SCANNED_MAX: u32 = 10_000;
