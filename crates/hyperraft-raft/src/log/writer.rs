@@ -9,7 +9,12 @@
 //! syncs follows the disk's speed rather than the number of appends. A vote,
 //! truncate or purge in a group first syncs and completes the appends before
 //! it (openraft requires all log IO in order), then does its own durable
-//! write. A committed log id is written once per group, after the sync.
+//! write. The committed log id is a hint for recovery, not data: the writer
+//! keeps the newest one and replaces `committed.meta` after a group's sync at
+//! most once per [`COMMITTED_SAVE_INTERVAL`], and once more when it stops.
+//! Replacing it is a create and a rename, which cost as much as the sync
+//! itself on ext4; doing it for every group put that cost in front of every
+//! next append.
 //!
 //! After any IO error the writer refuses every later write: after a failed
 //! fsync the file's state is unknown and retrying could report lost data as
@@ -21,6 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use openraft::storage::LogFlushed;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
@@ -31,6 +37,9 @@ use super::meta::{self, Durability};
 use super::segment;
 use super::shared::Shared;
 use crate::TypeConfig;
+
+/// Least time between two replacements of `committed.meta` (see the module doc).
+pub(crate) const COMMITTED_SAVE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Answer to a write that the caller awaits.
 pub(crate) type Reply = oneshot::Sender<io::Result<()>>;
@@ -168,6 +177,7 @@ pub(crate) fn spawn(
         pending: Vec::new(),
         written: None,
         committed: None,
+        committed_saved_at: None,
         failure: None,
     };
     thread::Builder::new().name("hyperraft-log-writer".into()).spawn(move || writer.run())
@@ -225,8 +235,10 @@ struct Writer {
     pending: Vec<Flushed>,
     /// The newest (epoch, index) written and not yet synced.
     written: Option<(u64, u64)>,
-    /// The newest committed log id of this group, written after its sync.
+    /// The newest committed log id not yet written to `committed.meta`.
     committed: Option<Vec<u8>>,
+    /// When `committed.meta` was last replaced.
+    committed_saved_at: Option<Instant>,
     failure: Option<Failure>,
 }
 
@@ -246,6 +258,7 @@ impl Writer {
             }
             self.finish_group();
         }
+        self.save_committed();
     }
 
     fn apply(&mut self, op: WriteOp) {
@@ -375,11 +388,19 @@ impl Writer {
     fn finish_group(&mut self) {
         // A failure here already reached every waiting append through `attempt`.
         let _ = self.attempt(|writer| writer.flush());
+        if self.committed_saved_at.is_none_or(|at| at.elapsed() >= COMMITTED_SAVE_INTERVAL) {
+            self.save_committed();
+        }
+        Counters::add(&self.shared.counters.groups, 1);
+    }
+
+    /// Replaces `committed.meta` with the newest committed log id, if one is waiting.
+    fn save_committed(&mut self) {
         if let Some(committed) = self.committed.take() {
             let path = self.shared.meta.committed.clone();
             let _ = self.attempt(|_| meta::replace(&path, &committed, Durability::Eventual));
+            self.committed_saved_at = Some(Instant::now());
         }
-        Counters::add(&self.shared.counters.groups, 1);
     }
 
     fn truncate(&mut self, plan: &TruncatePlan) -> io::Result<()> {
