@@ -100,7 +100,18 @@ pub(crate) struct PlanScratch {
     appended: Vec<(IdKey, Position)>,
     /// `appended` grouped by index shard, and where each shard's group starts.
     appended_by_shard: Vec<(IdKey, Position)>,
-    shard_starts: [usize; INDEX_SHARDS + 1],
+    shard_starts: ShardStarts,
+}
+
+/// Where each index shard's group starts in a list grouped by shard, and
+/// past the end the total.
+#[derive(Clone, Copy)]
+struct ShardStarts([usize; INDEX_SHARDS + 1]);
+
+impl Default for ShardStarts {
+    fn default() -> Self {
+        ShardStarts([0; INDEX_SHARDS + 1])
+    }
 }
 
 /// Whether the planned path applied a batch.
@@ -327,14 +338,15 @@ impl PlanScratch {
 
     /// A counting sort of `appended` into `appended_by_shard`.
     fn group_appended_by_shard(&mut self) {
-        self.shard_starts = [0; INDEX_SHARDS + 1];
+        let starts = &mut self.shard_starts.0;
+        *starts = [0; INDEX_SHARDS + 1];
         for (key, _) in &self.appended {
-            self.shard_starts[key.shard() + 1] += 1;
+            starts[key.shard() + 1] += 1;
         }
         for shard in 1..=INDEX_SHARDS {
-            self.shard_starts[shard] += self.shard_starts[shard - 1];
+            starts[shard] += starts[shard - 1];
         }
-        let mut next = self.shard_starts;
+        let mut next = *starts;
         self.appended_by_shard.clear();
         self.appended_by_shard.resize(self.appended.len(), (IdKey::default(), 0));
         for &(key, position) in &self.appended {
@@ -372,7 +384,7 @@ impl PlanScratch {
             }
         }
         self.group_appended_by_shard();
-        let (appended, starts) = (&self.appended_by_shard, &self.shard_starts);
+        let (appended, starts) = (&self.appended_by_shard, &self.shard_starts.0);
         let index_shard = |(shard, index): (usize, &mut IndexShard)| {
             insert_prefetched(index, &appended[starts[shard]..starts[shard + 1]]);
         };
