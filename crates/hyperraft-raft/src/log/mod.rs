@@ -133,6 +133,6 @@ pub mod decoders {
     /// (vote, purged, committed); `None` where damaged.
     #[allow(clippy::type_complexity)]
     pub fn decode_meta(bytes: &[u8]) -> (Option<Vote<NodeId>>, Option<LogId<NodeId>>, Option<Option<LogId<NodeId>>>) {
-        (super::meta::decode(bytes), super::meta::decode(bytes), super::meta::decode(bytes))
+        (super::meta::decode(bytes), super::meta::decode(bytes), super::meta::decode_in_place_or_whole(bytes))
     }
 }

@@ -49,16 +49,20 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
     Ok(Recovered { index, vote, committed })
 }
 
-/// The committed log id is replaced without fsync (see the module doc), so
+/// The committed log id is overwritten in place without fsync (see `meta`), so
 /// a crash may leave it damaged; that loses a hint, not data.
 fn read_committed(path: &Path) -> Result<Option<LogId<NodeId>>, LogError> {
-    match meta::read::<Option<LogId<NodeId>>>(path) {
-        Ok(committed) => Ok(committed.flatten()),
-        Err(LogError::CorruptMeta { path }) => {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(LogError::io(path, error)),
+    };
+    match meta::decode_in_place_or_whole::<Option<LogId<NodeId>>>(&bytes) {
+        Some(committed) => Ok(committed),
+        None => {
             tracing::warn!(path = %path.display(), "ignoring damaged committed log id");
             Ok(None)
         }
-        Err(error) => Err(error),
     }
 }
 

@@ -312,7 +312,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// every commit from its main loop, and the value is only a hint (see the
     /// module documentation), so it must not cost a sync round trip.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
-        self.send(WriteOp::SaveCommitted { meta: meta::encode(&committed) }).await.map_err(write_error)?;
+        self.send(WriteOp::SaveCommitted { record: meta::encode_in_place(&committed) }).await.map_err(write_error)?;
         self.committed = committed;
         Ok(())
     }

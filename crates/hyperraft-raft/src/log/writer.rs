@@ -9,12 +9,9 @@
 //! syncs follows the disk's speed rather than the number of appends. A vote,
 //! truncate or purge in a group first syncs and completes the appends before
 //! it (openraft requires all log IO in order), then does its own durable
-//! write. The committed log id is a hint for recovery, not data: the writer
-//! keeps the newest one and replaces `committed.meta` after a group's sync at
-//! most once per [`COMMITTED_SAVE_INTERVAL`], and once more when it stops.
-//! Replacing it is a create and a rename, which cost as much as the sync
-//! itself on ext4; doing it for every group put that cost in front of every
-//! next append.
+//! write. The newest committed log id of a group is written after its sync,
+//! in place and without a sync of its own: it is a hint for recovery, not
+//! data (see `meta`).
 //!
 //! After any IO error the writer refuses every later write: after a failed
 //! fsync the file's state is unknown and retrying could report lost data as
@@ -26,20 +23,16 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
 
 use openraft::storage::LogFlushed;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::config::LogConfig;
 use super::index::{Chunk, PurgePlan, TruncatePlan};
-use super::meta::{self, Durability};
+use super::meta;
 use super::segment;
 use super::shared::Shared;
 use crate::TypeConfig;
-
-/// Least time between two replacements of `committed.meta` (see the module doc).
-pub(crate) const COMMITTED_SAVE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Answer to a write that the caller awaits.
 pub(crate) type Reply = oneshot::Sender<io::Result<()>>;
@@ -61,7 +54,7 @@ pub(crate) enum WriteOp {
         reply: Reply,
     },
     SaveCommitted {
-        meta: Vec<u8>,
+        record: [u8; meta::IN_PLACE_BYTES],
     },
     #[cfg(test)]
     Pause(Pause),
@@ -177,7 +170,7 @@ pub(crate) fn spawn(
         pending: Vec::new(),
         written: None,
         committed: None,
-        committed_saved_at: None,
+        committed_file: None,
         failure: None,
     };
     thread::Builder::new().name("hyperraft-log-writer".into()).spawn(move || writer.run())
@@ -235,10 +228,10 @@ struct Writer {
     pending: Vec<Flushed>,
     /// The newest (epoch, index) written and not yet synced.
     written: Option<(u64, u64)>,
-    /// The newest committed log id not yet written to `committed.meta`.
-    committed: Option<Vec<u8>>,
-    /// When `committed.meta` was last replaced.
-    committed_saved_at: Option<Instant>,
+    /// The newest committed log id of this group, written after its sync.
+    committed: Option<[u8; meta::IN_PLACE_BYTES]>,
+    /// `committed.meta`, opened at its first write.
+    committed_file: Option<File>,
     failure: Option<Failure>,
 }
 
@@ -258,7 +251,6 @@ impl Writer {
             }
             self.finish_group();
         }
-        self.save_committed();
     }
 
     fn apply(&mut self, op: WriteOp) {
@@ -276,7 +268,7 @@ impl Writer {
                 let result = self.attempt(|writer| writer.save_vote(&meta));
                 drop(reply.send(result));
             }
-            WriteOp::SaveCommitted { meta } => self.committed = Some(meta),
+            WriteOp::SaveCommitted { record } => self.committed = Some(record),
             #[cfg(test)]
             WriteOp::Pause(pause) => {
                 // Either side closing just ends the pause.
@@ -388,19 +380,19 @@ impl Writer {
     fn finish_group(&mut self) {
         // A failure here already reached every waiting append through `attempt`.
         let _ = self.attempt(|writer| writer.flush());
-        if self.committed_saved_at.is_none_or(|at| at.elapsed() >= COMMITTED_SAVE_INTERVAL) {
-            self.save_committed();
+        if let Some(record) = self.committed.take() {
+            let _ = self.attempt(|writer| writer.write_committed(&record));
         }
         Counters::add(&self.shared.counters.groups, 1);
     }
 
-    /// Replaces `committed.meta` with the newest committed log id, if one is waiting.
-    fn save_committed(&mut self) {
-        if let Some(committed) = self.committed.take() {
-            let path = self.shared.meta.committed.clone();
-            let _ = self.attempt(|_| meta::replace(&path, &committed, Durability::Eventual));
-            self.committed_saved_at = Some(Instant::now());
+    /// Overwrites `committed.meta` in place, without a sync.
+    fn write_committed(&mut self, record: &[u8]) -> io::Result<()> {
+        if self.committed_file.is_none() {
+            let file = OpenOptions::new().write(true).create(true).truncate(false).open(&self.shared.meta.committed)?;
+            self.committed_file = Some(file);
         }
+        self.committed_file.as_ref().expect("opened above").write_all_at(record, 0)
     }
 
     fn truncate(&mut self, plan: &TruncatePlan) -> io::Result<()> {
@@ -446,7 +438,7 @@ impl Writer {
     }
 
     fn replace_meta_durably(&self, path: &std::path::Path, bytes: &[u8]) -> io::Result<()> {
-        meta::replace(path, bytes, Durability::Synced)?;
+        meta::replace(path, bytes)?;
         Counters::add(&self.shared.counters.meta_syncs, 1);
         Counters::add(&self.shared.counters.directory_syncs, 1);
         self.syncs.meta.increment(1);
