@@ -2,8 +2,9 @@
 //!
 //! Requests wait in a bounded queue. The batcher keeps at most
 //! `proposals_in_flight_max` Raft proposals outstanding; whenever a slot is
-//! free it takes the first queued request, yields to the scheduler once (so
-//! requests sent at the same moment from other tasks join it), then takes
+//! free it takes the first queued request, yields to the scheduler while
+//! that brings more (so requests sent at the same moment from other tasks
+//! join it; at most a few passes), then takes
 //! everything queued of that kind (up to the count and byte bounds),
 //! concatenates the bodies into one frame and proposes it. An idle
 //! cluster therefore commits a lone write at once, and under load requests
@@ -20,6 +21,10 @@ use hyperraft_wire::{encode_frame, Frame, Kind, Limits};
 use openraft::error::ClientWriteError;
 use openraft::Raft;
 use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Most scheduler passes the batcher waits for requests sent together
+/// before it proposes (see `run`).
+const GATHER_PASSES_MAX: usize = 4;
 
 /// Bounds of the batcher.
 #[derive(Clone, Copy, Debug)]
@@ -197,11 +202,21 @@ async fn run(
             },
         };
         // Requests sent at the same moment (the votes of one proposal)
-        // reach the queue from several handler tasks. Yielding once lets the
+        // reach the queue from several handler tasks. Yielding lets the
         // handlers that are ready run and queue theirs, so they share this
         // entry instead of each taking a slot, an entry, and an apply of
-        // their own; the cost is one pass of the scheduler, no timer.
-        tokio::task::yield_now().await;
+        // their own. While a pass brings new requests, more may be on their
+        // way, so it yields again, up to `GATHER_PASSES_MAX` passes; a pass
+        // that brings none ends the wait. No timer.
+        let mut queued = queue.len();
+        for _ in 0..GATHER_PASSES_MAX {
+            tokio::task::yield_now().await;
+            let now = queue.len();
+            if now == queued {
+                break;
+            }
+            queued = now;
+        }
         let (members, next) = gather(first, &mut queue, &config);
         carried = next;
         let frame = merge(&members);
