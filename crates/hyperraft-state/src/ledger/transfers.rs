@@ -23,7 +23,7 @@
 //! A table grows by doubling, and rehashing it stops that replica's apply
 //! for as long as it takes. Uniform ids fill the shards evenly, so with one
 //! growth point for all, every shard rehashed in the same batch: about
-//! 40 ms with 1.5 M transfers stored, on each replica. Now there are many
+//! 40 ms with 1 M transfers stored, on each replica. Now there are many
 //! small shards and each grows at its own load, spread between 3/8 and 5/8
 //! (see [`IndexShard::for_shard`]), so a growth stops apply for one
 //! shard's rehash, 1/[`INDEX_SHARDS`] of the index, at a time.
