@@ -5,11 +5,11 @@
 //! peer_listen = "127.0.0.1:7001"      # QUIC between nodes
 //! client_listen = "127.0.0.1:7101"    # the gRPC API
 //! metrics_listen = "127.0.0.1:9101"   # optional; Prometheus scrapes, GET /metrics
+//! data_dir = "/var/lib/hyperraft/1"   # top-level keys go before the first [table]
 //!
 //! [client_addresses]                  # other nodes' gRPC addresses, for leader hints
 //! 2 = "127.0.0.1:7102"
 //! 3 = "127.0.0.1:7103"
-//! data_dir = "/var/lib/hyperraft/1"
 //!
 //! [tls]
 //! ca_cert = "certs/ca.pem"
