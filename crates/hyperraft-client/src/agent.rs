@@ -170,7 +170,9 @@ pub struct AgentOptions {
     pub capabilities: Vec<String>,
     /// Free-form labels, for people and listings.
     pub labels: HashMap<String, String>,
-    /// Copies it runs at once, 1 to 1024.
+    /// Copies it runs at once, 1 to 1024. The node gives one agent at most
+    /// a quarter of its session queue at once (`[agents]
+    /// session_queue_max`, 64 by default), whatever this asks.
     pub max_concurrent: u32,
     /// Its lease's TTL; zero for the node's default (at least 1 s).
     pub ttl: Duration,

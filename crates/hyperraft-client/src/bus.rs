@@ -99,8 +99,9 @@ impl BusNode {
 
     /// Like [`BusNode::subscribe`], but on a durable topic from offset
     /// `from_offset` (replay, then live); `None` starts at the topic's next
-    /// offset. An offset no longer retained fails with `OUT_OF_RANGE`
-    /// naming the oldest one.
+    /// offset. An offset no longer retained fails with
+    /// [`Error::OffsetTrimmed`] naming the oldest one; an offset past the
+    /// topic's end with `Error::Server` and `OUT_OF_RANGE`.
     pub async fn subscribe_from(
         &self,
         topic: &str,

@@ -17,6 +17,9 @@ pub const RETRY_SAFE_KEY: &str = "hyperraft-retry-safe";
 /// Metadata key of the oldest revision a watch can still start from, on
 /// `OUT_OF_RANGE`.
 pub const COMPACT_REVISION_KEY: &str = "hyperraft-compact-revision";
+/// Metadata key of a durable topic's oldest retained offset, on the
+/// `OUT_OF_RANGE` of a bus subscription from an offset already trimmed.
+pub const BUS_FIRST_OFFSET_KEY: &str = "hyperraft-bus-first-offset";
 
 /// Why a call failed.
 ///
@@ -59,6 +62,14 @@ pub enum Error {
     Compacted {
         /// The oldest revision still available.
         oldest: u64,
+    },
+    /// A durable bus subscription asked for an offset its topic's
+    /// retention already trimmed; subscribe again from `first_kept` or
+    /// later ([`crate::BusNode::subscribe_from`]).
+    #[error("the bus offsets before {first_kept} are no longer retained")]
+    OffsetTrimmed {
+        /// The topic's oldest retained offset when the node answered.
+        first_kept: u64,
     },
     /// No node could serve the call within the retry budget (no leader,
     /// nodes down). The call certainly changed nothing, or it is safe to
@@ -126,10 +137,14 @@ impl Error {
             Code::Unimplemented => Error::Unimplemented(message),
             Code::ResourceExhausted => Error::Overloaded { retry_after: retry_after(status) },
             Code::Unavailable => Error::Unavailable(message),
-            Code::OutOfRange => match metadata_u64(status, COMPACT_REVISION_KEY) {
-                Some(oldest) => Error::Compacted { oldest },
-                None => Error::Server { code: Code::OutOfRange, message },
-            },
+            Code::OutOfRange => {
+                let compacted = metadata_u64(status, COMPACT_REVISION_KEY);
+                match (compacted, metadata_u64(status, BUS_FIRST_OFFSET_KEY)) {
+                    (Some(oldest), _) => Error::Compacted { oldest },
+                    (None, Some(first_kept)) => Error::OffsetTrimmed { first_kept },
+                    (None, None) => Error::Server { code: Code::OutOfRange, message },
+                }
+            }
             code => Error::Server { code, message },
         }
     }

@@ -113,7 +113,10 @@ pub use cluster::NewNode;
 pub use config::{
     BatchingConfig, ClientConfig, ClientTls, Compression, PoolConfig, RetryConfig, ENDPOINTS_MAX, TOKEN_BYTES_MAX,
 };
-pub use error::{Error, COMPACT_REVISION_KEY, LEADER_ADDRESS_KEY, LEADER_ID_KEY, RETRY_AFTER_MS_KEY, RETRY_SAFE_KEY};
+pub use error::{
+    Error, BUS_FIRST_OFFSET_KEY, COMPACT_REVISION_KEY, LEADER_ADDRESS_KEY, LEADER_ID_KEY, RETRY_AFTER_MS_KEY,
+    RETRY_SAFE_KEY,
+};
 pub use kv::prefix_end;
 pub use lease::{KeepAlive, KeepAliveState};
 pub use ledger::{AccountFailure, CreateFailure, TransferFailure};

@@ -5,11 +5,11 @@
 //! peer_listen = "127.0.0.1:7001"      # QUIC between nodes
 //! client_listen = "127.0.0.1:7101"    # the gRPC API
 //! metrics_listen = "127.0.0.1:9101"   # optional; Prometheus scrapes, GET /metrics
+//! data_dir = "/var/lib/hyperraft/1"   # top-level keys go before the first [table]
 //!
 //! [client_addresses]                  # other nodes' gRPC addresses, for leader hints
 //! 2 = "127.0.0.1:7102"
 //! 3 = "127.0.0.1:7103"
-//! data_dir = "/var/lib/hyperraft/1"
 //!
 //! [tls]
 //! ca_cert = "certs/ca.pem"
@@ -32,7 +32,8 @@
 //!
 //! [agents]                            # optional; these are the defaults
 //! sessions_max = 10000                  # agent sessions on this node
-//! session_queue_max = 256               # messages queued to one agent; full: it is disconnected
+//! session_queue_max = 256               # messages queued to one agent; full: it is disconnected.
+//!                                       # An agent runs at most a quarter of it at once (64 here)
 //! default_ttl_ms = 10000                # an agent's lease when it asks for none
 //! run_timeout_ms = 60000                # a copy without a result this long is released
 //! reassign_backoff_ms = 100             # first pause before a released task runs again (doubles)

@@ -230,6 +230,19 @@ impl Registry {
         self.sessions_max
     }
 
+    /// The most copies one agent is given at once, whatever its
+    /// `max_concurrent`: a quarter of its session queue (at least one).
+    /// Bus traffic may hold half of the queue ([`SessionHandle::send_bus`]);
+    /// of the half left, assignments take at most half, so that every copy
+    /// in flight can also be answered by its `ResultAck` or `Cancel` before
+    /// the agent reads any of them. One dispatch round then never queues
+    /// more than the session takes, and only an agent that stops reading
+    /// fills its queue.
+    pub(crate) fn assignments_in_flight_max(&self) -> u32 {
+        let quarter = (self.queue_max / 4).max(1);
+        u32::try_from(quarter).unwrap_or(u32::MAX)
+    }
+
     /// Adds a session and its outbound queue; an older session of the same
     /// agent is closed (the agent resumed elsewhere or reconnected).
     pub(crate) fn insert(

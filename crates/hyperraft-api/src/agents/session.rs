@@ -80,7 +80,16 @@ struct Registration {
     info: proto::AgentInfo,
 }
 
-fn check_register(register: proto::Register, default_ttl_ms: u64, node_id: u64) -> Result<Registration, Status> {
+/// Checks a `Register`; the agent's `max_concurrent` is then lowered to
+/// `in_flight_max`, what its session queue holds (see
+/// `Registry::assignments_in_flight_max`), so the dispatcher and the agent's
+/// registration (`AgentInfo.max_concurrent`) both carry the effective value.
+fn check_register(
+    register: proto::Register,
+    default_ttl_ms: u64,
+    node_id: u64,
+    in_flight_max: u32,
+) -> Result<Registration, Status> {
     let type_len = register.agent_type.len();
     let type_ok =
         (1..=hyperraft_wire::tasks::TASK_TYPE_BYTES_MAX).contains(&type_len) && !register.agent_type.contains('/');
@@ -114,19 +123,20 @@ fn check_register(register: proto::Register, default_ttl_ms: u64, node_id: u64) 
             format!("at most {LABELS_MAX} of at most {FIELD_BYTES_MAX} bytes each"),
         ));
     }
+    let max_concurrent = register.max_concurrent.min(in_flight_max);
     let info = proto::AgentInfo {
         agent_id: 0,
         agent_type: register.agent_type.clone(),
         capabilities: register.capabilities,
         labels: register.labels,
-        max_concurrent: register.max_concurrent,
+        max_concurrent,
         ttl_ms,
         node_id,
         running: 0,
     };
     Ok(Registration {
         agent_type: register.agent_type,
-        max_concurrent: register.max_concurrent,
+        max_concurrent,
         ttl_ms,
         resume_agent_id: register.resume_agent_id,
         info,
@@ -156,7 +166,8 @@ pub(crate) async fn open(hub: Arc<Hub>, mut inbound: Streaming<proto::AgentToNod
         Some(agent_to_node::Message::Register(register)) => register,
         _ => return Err(invalid_argument("register", "the first message of a session must be register")),
     };
-    let registration = check_register(register, hub.config.default_ttl_ms, api.node_id())?;
+    let in_flight_max = hub.registry.assignments_in_flight_max();
+    let registration = check_register(register, hub.config.default_ttl_ms, api.node_id(), in_flight_max)?;
     let (agent_id, ttl_ms, resumed) = apply_registration(&hub, &registration).await?;
     let (handle, outbound) = hub.registry.insert(agent_id, registration.agent_type, registration.max_concurrent);
     let registered = proto::Registered { agent_id, ttl_ms, resumed, heartbeat_interval_ms: (ttl_ms / 3).max(1) };

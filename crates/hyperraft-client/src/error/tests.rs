@@ -46,3 +46,21 @@ fn refused_tokens_become_their_own_errors_and_are_never_retried() {
         }
     }
 }
+
+#[test]
+fn a_bus_offset_below_retention_becomes_offset_trimmed_with_the_first_kept_offset() {
+    // Proves OUT_OF_RANGE carrying the bus's first-offset metadata maps to Error::OffsetTrimmed with that offset, while OUT_OF_RANGE without it (a future offset) stays Error::Server and the watch's compaction revision still means Error::Compacted.
+    let mut trimmed =
+        Status::out_of_range("offset 3 of topic \"recent\" is no longer retained; the oldest retained offset is 15");
+    trimmed.metadata_mut().insert(crate::BUS_FIRST_OFFSET_KEY, MetadataValue::from(15u64));
+    let error = Error::from_status(&trimmed);
+    assert!(matches!(error, Error::OffsetTrimmed { first_kept: 15 }), "{error:?}");
+    assert_eq!(error.to_string(), "the bus offsets before 15 are no longer retained");
+
+    let future = Error::from_status(&Status::out_of_range("offset 5 of topic \"kept\" is in the future"));
+    assert!(matches!(future, Error::Server { code: Code::OutOfRange, .. }), "{future:?}");
+
+    let mut compacted = Status::out_of_range("compacted");
+    compacted.metadata_mut().insert(crate::COMPACT_REVISION_KEY, MetadataValue::from(9u64));
+    assert!(matches!(Error::from_status(&compacted), Error::Compacted { oldest: 9 }));
+}

@@ -59,8 +59,11 @@ fn start_agent(client: &Client, agent_type: &str, handler: impl AgentHandler) ->
 }
 
 fn start_agent_with_ttl(client: &Client, agent_type: &str, handler: impl AgentHandler, ttl: Duration) -> Agent {
+    start_agent_with_options(client, AgentOptions { ttl, ..AgentOptions::new(agent_type, 4) }, handler)
+}
+
+fn start_agent_with_options(client: &Client, options: AgentOptions, handler: impl AgentHandler) -> Agent {
     let client = client.clone();
-    let options = AgentOptions { ttl, ..AgentOptions::new(agent_type, 4) };
     let (stop, stopped) = oneshot::channel::<()>();
     let (state, receiver) = watch::channel(AgentState::default());
     let task = tokio::spawn(async move {
@@ -273,8 +276,24 @@ struct RawSession {
 
 /// Opens a session on the leader; the result is the call's own outcome.
 async fn try_raw_session(cluster: &TestCluster, register: proto::Register) -> Result<RawSession, tonic::Status> {
+    try_raw_session_with_window(cluster, register, None).await
+}
+
+/// [`try_raw_session`] over a connection that grants the node `window`
+/// bytes of HTTP/2 flow control (stream and connection) instead of the
+/// client's megabytes: what the test does not read then stays in the
+/// node's session queue as soon as that much is unread.
+async fn try_raw_session_with_window(
+    cluster: &TestCluster,
+    register: proto::Register,
+    window: Option<u32>,
+) -> Result<RawSession, tonic::Status> {
     let leader = cluster.leader().await;
-    let mut agents = AgentsClient::connect(format!("http://{}", cluster.addresses[&leader])).await.expect("connect");
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.addresses[&leader]))
+        .expect("a valid address")
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window);
+    let mut agents = AgentsClient::new(endpoint.connect().await.expect("connect"));
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
     sender.send(proto::AgentToNode { message: Some(agent_to_node::Message::Register(register)) }).await.unwrap();
     let mut inbound = agents.session(ReceiverStream::new(receiver)).await?.into_inner();
@@ -288,9 +307,14 @@ async fn try_raw_session(cluster: &TestCluster, register: proto::Register) -> Re
 /// Opens a session on the leader, retrying a retry-safe UNAVAILABLE (the
 /// leader could not commit the registration in time on a loaded machine).
 async fn raw_session(cluster: &TestCluster, register: proto::Register) -> RawSession {
+    raw_session_with_window(cluster, register, None).await
+}
+
+/// [`raw_session`] with [`try_raw_session_with_window`]'s flow control.
+async fn raw_session_with_window(cluster: &TestCluster, register: proto::Register, window: Option<u32>) -> RawSession {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        match try_raw_session(cluster, register.clone()).await {
+        match try_raw_session_with_window(cluster, register.clone(), window).await {
             Ok(session) => return session,
             Err(status) if status.code() == tonic::Code::Unavailable && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -410,22 +434,33 @@ async fn a_copy_past_its_run_timeout_runs_elsewhere_and_the_late_result_is_refus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_stops_reading_is_closed_and_its_copies_run_elsewhere() {
-    // Proves an agent that stops reading its stream, so that its queue of `session_queue_max` messages fills, is disconnected with a Closing message saying why, and every copy it held is released and runs on another agent.
+    // Proves an agent that stops reading its stream while it keeps writing, so that its queue of `session_queue_max` messages fills with answers, is disconnected with a Closing message saying why, and every copy it held is released and runs on another agent.
     let agents = AgentsConfig { session_queue_max: 4, ..api().agents };
     let cluster = TestCluster::start_with_api(3, ApiConfig { agents, ..api() }).await;
     let client = cluster.client(&[1, 2, 3]).await;
-    // Twenty copies wait before the agent registers, so that the round its
-    // session wakes assigns them all at once: more than its queue holds
-    // while it reads nothing. (Idempotency keys let the SDK retry a
-    // submission across an election on a loaded machine.)
+    // Each payload is larger than the 64 KiB of HTTP/2 window the slow
+    // agent grants, so the first assignment it is sent already stops the
+    // node's stream: what is queued after it stays queued. (Idempotency
+    // keys let the SDK retry a submission across an election on a loaded
+    // machine.)
     let mut task_ids = Vec::new();
-    for number in 0..20 {
-        let request =
-            SubmitTaskRequest { idempotency_key: format!("flood-{number}").into_bytes().into(), ..task("flood", 1) };
+    for number in 0..2 {
+        let request = SubmitTaskRequest {
+            idempotency_key: format!("flood-{number}").into_bytes().into(),
+            payload: vec![7; 256 << 10].into(),
+            ..task("flood", 1)
+        };
         task_ids.push(client.submit_task(request).await.expect("submit").task_id);
     }
     // A long lease: only the disconnection can take its copies away.
-    let mut slow = raw_session(&cluster, register("flood", 64, 30_000)).await;
+    let mut slow = raw_session_with_window(&cluster, register("flood", 64, 30_000), Some(65_535)).await;
+    // Results without an outcome, each refused at once with a ResultAck
+    // that the agent does not read: the fifth answer finds the queue full.
+    // (Sixteen fit in the client's channel, so sending never waits.)
+    for _ in 0..16 {
+        let pointless = proto::TaskResult { task_id: task_ids[0], outcome: None };
+        slow.send(agent_to_node::Message::Result(pointless)).await;
+    }
     // Now read: what was buffered, then the reason the node closed the session.
     let closing = loop {
         let next = tokio::time::timeout(PATIENCE, slow.inbound.message()).await.expect("a message in time");
@@ -448,6 +483,38 @@ async fn an_agent_that_stops_reading_is_closed_and_its_copies_run_elsewhere() {
     }
     worker.stop().await;
     drop(slow);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_allowed_more_copies_than_its_queue_holds_is_never_closed_and_runs_every_task() {
+    // Proves an agent whose max_concurrent (64) is above session_queue_max (8), registering while 16 tasks wait (twice its queue) so that one dispatch round could assign them all, is given only what its queue holds at once (its registration lists 8 / 4 = 2), so it is never closed as a slow consumer (one session, one registration) and runs every task.
+    let agents = AgentsConfig { session_queue_max: 8, ..api().agents };
+    let cluster = TestCluster::start_with_api(3, ApiConfig { agents, ..api() }).await;
+    let client = cluster.client(&[1, 2, 3]).await;
+    let mut task_ids = Vec::new();
+    for number in 0..16 {
+        let request =
+            SubmitTaskRequest { idempotency_key: format!("burst-{number}").into_bytes().into(), ..task("burst", 1) };
+        task_ids.push(client.submit_task(request).await.expect("submit").task_id);
+    }
+    let options = AgentOptions { ttl: Duration::from_secs(10), ..AgentOptions::new("burst", 64) };
+    let mut agent = start_agent_with_options(&client, options, Fixed(b"done"));
+    let agent_id = agent.registered().await;
+    let listed = client.list_agents("burst").await.expect("list");
+    let effective: Vec<(u64, u32)> = listed.iter().map(|info| (info.agent_id, info.max_concurrent)).collect();
+    assert_eq!(effective, vec![(agent_id, 2)], "the registration shows what the node gives it at once");
+    for task_id in task_ids {
+        let finished = wait_finished(&client, task_id).await;
+        assert_eq!(finished.status(), TaskStatus::Succeeded, "{finished:?}");
+    }
+    // The last acknowledgement may reach the agent just after its task is seen finished.
+    let acknowledged = agent.state.wait_for(|state| state.results_accepted >= 16);
+    let state =
+        *tokio::time::timeout(PATIENCE, acknowledged).await.expect("every result acknowledged").expect("agent runs");
+    assert_eq!((state.sessions, state.registrations), (1, 1), "the agent was never disconnected: {state:?}");
+    assert_eq!(state.results_accepted, 16, "{state:?}");
+    agent.stop().await;
     cluster.shutdown().await;
 }
 

@@ -23,7 +23,10 @@ pub struct AgentsConfig {
     pub sessions_max: usize,
     /// Messages (assignments, cancels, acknowledgements) queued to one
     /// agent. An agent that lets it fill is disconnected with a reason and
-    /// the copy that did not fit is released for another agent.
+    /// the copy that did not fit is released for another agent. It also
+    /// bounds the copies one agent runs at once: at most a quarter of it
+    /// (at least one), whatever the agent's `max_concurrent`, so that a
+    /// dispatch round never queues more than an agent that reads can take.
     pub session_queue_max: usize,
     /// Lease TTL of an agent that asks for none; at least 1000.
     pub default_ttl_ms: u64,

@@ -93,3 +93,22 @@ fn fault_control_is_off_unless_the_testing_section_turns_it_on() {
     assert!(parse("[testing]\nfault_control = true\n").testing.fault_control);
     assert!(toml::from_str::<NodeConfig>(&format!("{BASE}[testing]\nfault_contrl = true\n")).is_err());
 }
+
+#[test]
+fn the_module_doc_example_parses_as_a_node_config() {
+    // Proves the TOML example in this module's doc is a valid NodeConfig whose top-level keys stay top-level (`data_dir` once sat under `[client_addresses]`): the test reads the example out of config.rs itself, so it cannot drift from the doc.
+    let source = include_str!("../config.rs");
+    let example: String = source
+        .lines()
+        .skip_while(|line| *line != "//! ```toml")
+        .skip(1)
+        .take_while(|line| *line != "//! ```")
+        .map(|line| format!("{}\n", line.strip_prefix("//!").unwrap_or(line).strip_prefix(' ').unwrap_or("")))
+        .collect();
+    assert!(example.contains("node_id = 1"), "the example was found in the module doc:\n{example}");
+    let config: NodeConfig = toml::from_str(&example).unwrap_or_else(|error| panic!("the doc example parses: {error}"));
+    assert_eq!(config.data_dir, std::path::PathBuf::from("/var/lib/hyperraft/1"));
+    assert_eq!(config.client_addresses.len(), 2, "only the node addresses are in [client_addresses]");
+    assert_eq!(config.initial_members.len(), 3);
+    assert_eq!(config.agents.pools.len(), 1);
+}
