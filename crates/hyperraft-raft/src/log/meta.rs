@@ -63,11 +63,7 @@ pub(crate) fn decode_in_place<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     if crc32c::crc32c(&bytes[4..]) != crc {
         return None;
     }
-    let payload = bytes[5..].get(..usize::from(bytes[4]))?;
-    match postcard::take_from_bytes::<T>(payload) {
-        Ok((value, [])) => Some(value),
-        _ => None,
-    }
+    decode_exact(bytes[5..].get(..usize::from(bytes[4]))?)
 }
 
 /// Decodes a file written by either [`encode_in_place`] or, as files of
@@ -87,14 +83,25 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     if crc32c::crc32c(payload) != crc {
         return None;
     }
+    decode_exact(payload)
+}
+
+/// The postcard value that is all of `payload`; `None` if it is not.
+fn decode_exact<T: DeserializeOwned>(payload: &[u8]) -> Option<T> {
     match postcard::take_from_bytes::<T>(payload) {
         Ok((value, [])) => Some(value),
         _ => None,
     }
 }
 
-/// Reads a metadata file: `Ok(None)` if it does not exist.
+/// Reads a metadata file written by [`encode`]: `Ok(None)` if it does not exist.
 pub(crate) fn read<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, LogError> {
+    read_with(path, decode)
+}
+
+/// Reads a metadata file with `decode`: `Ok(None)` if it does not exist,
+/// [`LogError::CorruptMeta`] if `decode` finds it damaged.
+pub(crate) fn read_with<T>(path: &Path, decode: impl FnOnce(&[u8]) -> Option<T>) -> Result<Option<T>, LogError> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),

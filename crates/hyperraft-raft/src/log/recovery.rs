@@ -52,17 +52,13 @@ pub(crate) fn recover(dir: &Path, config: &LogConfig) -> Result<Recovered, LogEr
 /// The committed log id is overwritten in place without fsync (see `meta`), so
 /// a crash may leave it damaged; that loses a hint, not data.
 fn read_committed(path: &Path) -> Result<Option<LogId<NodeId>>, LogError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(LogError::io(path, error)),
-    };
-    match meta::decode_in_place_or_whole::<Option<LogId<NodeId>>>(&bytes) {
-        Some(committed) => Ok(committed),
-        None => {
+    match meta::read_with(path, meta::decode_in_place_or_whole::<Option<LogId<NodeId>>>) {
+        Ok(committed) => Ok(committed.flatten()),
+        Err(LogError::CorruptMeta { path }) => {
             tracing::warn!(path = %path.display(), "ignoring damaged committed log id");
             Ok(None)
         }
+        Err(error) => Err(error),
     }
 }
 
