@@ -45,6 +45,8 @@ pub enum RaftReply {
 /// (node, address), so every client of a node shares one QUIC connection.
 #[derive(Clone)]
 pub struct NetworkFactory {
+    /// This node, the `node` label of the RPC metrics.
+    node: NodeId,
     transport: Transport,
     peers: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(NodeId, SocketAddr), Peer>>>,
 }
@@ -53,8 +55,8 @@ pub struct NetworkFactory {
 const PEERS_MAX: usize = 64;
 
 impl NetworkFactory {
-    pub fn new(transport: Transport) -> NetworkFactory {
-        NetworkFactory { transport, peers: Default::default() }
+    pub fn new(node: NodeId, transport: Transport) -> NetworkFactory {
+        NetworkFactory { node, transport, peers: Default::default() }
     }
 
     pub(crate) fn peer(&self, target: NodeId, addr: SocketAddr) -> Peer {
@@ -72,7 +74,12 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         let peer = node.addr.parse::<SocketAddr>().map(|addr| self.peer(target, addr));
-        PeerClient { target, peer: peer.map_err(|error| error.to_string()) }
+        let append_seconds = metrics::histogram!(
+            "hyperraft_raft_append_seconds",
+            "node" => self.node.to_string(),
+            "peer" => target.to_string()
+        );
+        PeerClient { target, peer: peer.map_err(|error| error.to_string()), append_seconds }
     }
 }
 
@@ -81,6 +88,9 @@ pub struct PeerClient {
     target: NodeId,
     /// The peer, or why its address is unusable.
     peer: Result<Peer, String>,
+    /// Round trips of AppendEntries that carry entries: the send, the
+    /// peer's append and sync, the answer.
+    append_seconds: metrics::Histogram,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
@@ -119,7 +129,12 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        match self.call(&RaftRequest::Append(rpc)).await? {
+        let started = (!rpc.entries.is_empty()).then(std::time::Instant::now);
+        let reply = self.call(&RaftRequest::Append(rpc)).await?;
+        if let Some(started) = started {
+            self.append_seconds.record(started.elapsed().as_secs_f64());
+        }
+        match reply {
             RaftReply::Append(reply) => {
                 reply.map_err(|error| RPCError::RemoteError(openraft::error::RemoteError::new(self.target, error)))
             }

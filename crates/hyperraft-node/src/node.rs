@@ -72,7 +72,7 @@ impl Node {
         let state = StateMachineStore::open(&config.data_dir.join("state"), state_config)
             .map_err(|error| NodeError::Storage(error.to_string()))?;
         let raft_config = raft_config(&config)?;
-        let network = NetworkFactory::new(transport.clone());
+        let network = NetworkFactory::new(config.node_id, transport.clone());
         let network_handle = network.clone();
         let raft = Raft::new(config.node_id, raft_config, network, log, state.clone())
             .await

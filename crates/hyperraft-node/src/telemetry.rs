@@ -15,6 +15,8 @@
 //! - `hyperraft_batch_requests{node}`, `hyperraft_batch_items{node}`, `hyperraft_commit_apply_seconds{node}`
 //! - `hyperraft_write_queue_depth{node}`
 //! - `hyperraft_log_fsyncs_total{node,kind}`, `hyperraft_log_fsync_seconds{node}`
+//! - `hyperraft_raft_append_seconds{node,peer}`: a leader's AppendEntries round
+//!   trips that carry entries (the peer's append and sync included)
 //! - `hyperraft_raft_term{node}`, `hyperraft_raft_last_log_index{node}`,
 //!   `hyperraft_raft_applied_index{node}`, `hyperraft_raft_is_leader{node}`
 

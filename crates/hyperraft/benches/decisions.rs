@@ -164,7 +164,12 @@ async fn put_latency(channel: Channel, rounds: usize) -> Histogram<u64> {
 
 /// The median and p99 lines of the metrics that split one commit.
 fn commit_breakdown(rendered: &str) -> Vec<String> {
-    let wanted = ["hyperraft_log_fsync_seconds{", "hyperraft_commit_apply_seconds{", "hyperraft_api_request_seconds{"];
+    let wanted = [
+        "hyperraft_log_fsync_seconds{",
+        "hyperraft_raft_append_seconds{",
+        "hyperraft_commit_apply_seconds{",
+        "hyperraft_api_request_seconds{",
+    ];
     rendered
         .lines()
         .filter(|line| wanted.iter().any(|name| line.starts_with(name)))
@@ -245,7 +250,9 @@ fn main() {
         let leader_channel = Channel::from_shared(format!("http://{leader_address}")).unwrap().connect().await.unwrap();
         let puts = put_latency(leader_channel, rounds).await;
         println!("KV put (one commit), {rounds} rounds: p50 {:.3} ms, p99 {:.3} ms", ms(&puts, 0.5), ms(&puts, 0.99));
-        println!("where a put's time goes (the nodes' metrics; node 1..3, the leader's batcher and API):");
+        println!(
+            "where a put's time goes (node metrics: fsyncs, the leader's AppendEntries round trips, batcher, API):"
+        );
         for line in commit_breakdown(&metrics.render()) {
             println!("{line}");
         }

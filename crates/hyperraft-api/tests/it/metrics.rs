@@ -34,9 +34,9 @@ fn sample(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_scraped_over_http_and_grow_with_requests() {
-    // Proves the /metrics listener: its text names the request, batch, log fsync, Raft, queue and watch series labelled by node, request and fsync counts grow after writes, and other paths answer 404.
+    // Proves the /metrics listener: its text names the request, batch, log fsync, replication, Raft, queue and watch series labelled by node, request and fsync counts grow after writes, and other paths answer 404.
     let metrics = MetricsServer::start("127.0.0.1:0".parse().unwrap()).await.expect("metrics listener");
-    let cluster = ApiCluster::start(1, ApiConfig::default()).await;
+    let cluster = ApiCluster::start(3, ApiConfig::default()).await;
     let leader = cluster.leader().await;
     let node = format!("node=\"{leader}\"");
     let mut kv = cluster.kv(leader).await;
@@ -59,6 +59,8 @@ async fn metrics_are_scraped_over_http_and_grow_with_requests() {
         assert!(sample(&before, name, &[&node]).is_some(), "{name} missing:\n{before}");
     }
     assert!(sample(&before, "hyperraft_log_fsync_seconds_count", &[&node]).is_some());
+    let appends = sample(&before, "hyperraft_raft_append_seconds_count", &[&node, "peer=\""]);
+    assert!(appends.is_some_and(|count| count >= 1.0), "the leader's AppendEntries round trips:\n{before}");
     assert!(sample(&before, "hyperraft_watches_active", &[&node]).is_some_and(|open| open >= 1.0));
     let gauges = ["hyperraft_raft_term", "hyperraft_raft_last_log_index", "hyperraft_raft_applied_index"];
     for name in gauges.into_iter().chain(["hyperraft_raft_is_leader", "hyperraft_write_queue_depth"]) {

@@ -34,10 +34,11 @@
 //!
 //! A `.meta` file is `[crc u32][postcard of the value]`. Vote and purged are
 //! replaced atomically and durably (write `*.tmp`, fsync, rename, fsync the
-//! directory). Committed is replaced atomically but not fsync'd: openraft
+//! directory). Committed is a fixed 64-byte record with its own checksum,
+//! overwritten in place after each group commit and never fsync'd: openraft
 //! treats it as an optional hint, and it is written only after the entries it
-//! names were synced, so a lost update is harmless while an fsync for it would
-//! add two syncs to every group commit.
+//! names were synced, so a lost or torn update (read as absent) is harmless,
+//! while a sync or a rename for it would add to every group commit.
 //!
 //! # Recovery
 //!
