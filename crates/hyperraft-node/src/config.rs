@@ -54,6 +54,7 @@
 //! election_timeout_min_ms = 1000
 //! election_timeout_max_ms = 2000
 //! snapshot_after_entries = 20000
+//! snapshot_after_log_bytes = 1073741824 # 1 GiB; whichever bound is reached first
 //! entries_kept_after_snapshot = 1000
 //!
 //! [testing]                           # optional; never in production
@@ -172,6 +173,23 @@ pub struct DecisionsSection {
 }
 
 /// Raft timing and log compaction.
+///
+/// The log is compacted by a snapshot of the state, after which the entries
+/// it covers are purged, all but `entries_kept_after_snapshot`. A snapshot
+/// is built when either bound is reached: `snapshot_after_entries` entries
+/// applied since the last one (openraft's own policy), or
+/// `snapshot_after_log_bytes` bytes written to this node's log since the
+/// last one (a watcher in the node; see `compaction.rs`). An entry is one
+/// batch, up to 8 MiB (about 3 MB at full load), so a count alone lets the
+/// log grow to tens of GB.
+///
+/// How far the log can still grow, per replica: about
+/// `snapshot_after_log_bytes`, plus what is written while a snapshot is
+/// built and persisted, plus the kept entries. Those are bounded only by
+/// count: at most `entries_kept_after_snapshot` × the largest entry (8 MiB;
+/// 1,000 × 8 MiB = 8 GiB, about 3 GB at full load). Lower
+/// `entries_kept_after_snapshot` where that matters; a follower that falls
+/// behind the kept entries then catches up by snapshot instead.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftTuning {
@@ -180,6 +198,14 @@ pub struct RaftTuning {
     pub election_timeout_max_ms: u64,
     /// Build a snapshot (and purge the log behind it) every this many entries.
     pub snapshot_after_entries: u64,
+    /// Also build one once this many bytes were written to the log since
+    /// the last snapshot. The default, 1 GiB, is about 20 s of the log at
+    /// 500 k transfers/s; recovery replays at most about that much (about
+    /// 10 M transfers); and since every snapshot writes the whole state,
+    /// snapshots write no more than the log does until the state holds
+    /// about 10 M transfers. Raise it for much larger states, where each
+    /// snapshot costs more.
+    pub snapshot_after_log_bytes: u64,
     /// Entries kept behind a snapshot, so briefly lagging followers catch
     /// up from the log instead of needing the whole snapshot.
     pub entries_kept_after_snapshot: u64,
@@ -192,6 +218,7 @@ impl Default for RaftTuning {
             election_timeout_min_ms: 1000,
             election_timeout_max_ms: 2000,
             snapshot_after_entries: 20_000,
+            snapshot_after_log_bytes: 1 << 30,
             entries_kept_after_snapshot: 1_000,
         }
     }
@@ -311,6 +338,9 @@ impl NodeConfig {
         }
         if raft.snapshot_after_entries == 0 {
             return invalid("raft.snapshot_after_entries must be > 0".into());
+        }
+        if raft.snapshot_after_log_bytes == 0 {
+            return invalid("raft.snapshot_after_log_bytes must be > 0".into());
         }
         if !(1..=64).contains(&self.apply_threads) {
             return invalid("apply_threads must be in 1..=64".into());

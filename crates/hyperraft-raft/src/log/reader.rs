@@ -13,6 +13,7 @@ use super::error::LogError;
 use super::index::{DiskRead, Source};
 use super::record::{self, Parsed};
 use super::shared::Shared;
+use super::writer::LogMetrics;
 use crate::{NodeId, TypeConfig};
 
 /// A read fails only if it fails again on the same records; a failure after
@@ -40,6 +41,13 @@ impl Clone for LogReader {
 impl LogReader {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self { shared, file: None, scratch: Vec::new() }
+    }
+
+    /// What the log's writer did since the log was opened (the same as
+    /// [`super::LogStore::metrics`]), for a holder of a reader only, such as
+    /// a task that watches how many bytes the log has taken.
+    pub fn metrics(&self) -> LogMetrics {
+        self.shared.counters.snapshot()
     }
 
     /// The present entries with indexes in `[start, end)`, stopping before
