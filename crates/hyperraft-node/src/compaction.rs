@@ -1,8 +1,9 @@
 //! Log compaction by bytes: a snapshot once this node's log has taken
-//! `raft.snapshot_after_log_bytes` since the last one.
+//! `raft.snapshot_after_log_bytes` since the last one, and at most
+//! `raft.log_bytes_kept_after_snapshot` of log kept behind a snapshot.
 //!
 //! openraft's own policy counts entries, and an entry is a whole batch of
-//! any size, so it bounds the log only in entries. [`SnapshotTrigger`] runs
+//! any size, so it bounds the log only in entries. [`LogCompaction`] runs
 //! one task per node that reads, every [`POLL_INTERVAL`], the bytes the
 //! log's writer has written (`LogMetrics::bytes_written`, a few atomic
 //! loads) and the snapshot in Raft's metrics, and asks openraft for a
@@ -19,7 +20,16 @@
 //! bytes starts at zero when the node starts, so right after a restart
 //! the log may hold up to twice the bound until the next snapshot.
 //!
-//! The task ends when the node shuts down or drops its [`SnapshotTrigger`],
+//! openraft keeps `raft.entries_kept_after_snapshot` entries behind each
+//! snapshot for followers that lag a little, a count again. When the task
+//! sees a new snapshot, it asks the log which of the entries up to the
+//! snapshot fit in `raft.log_bytes_kept_after_snapshot`
+//! (`LogReader::kept_from`) and purges the older ones
+//! (`Raft::trigger().purge_log`) if openraft has not already: the tighter
+//! of the two bounds holds. openraft never purges past its snapshot, and
+//! delays a purge while a replication still reads those entries.
+//!
+//! The task ends when the node shuts down or drops its [`LogCompaction`],
 //! or when Raft stops by itself (its metrics channel closes).
 
 use std::time::Duration;
@@ -28,6 +38,8 @@ use hyperraft_raft::log::LogReader;
 use hyperraft_raft::{NodeId, TypeConfig};
 use openraft::{LogId, Raft};
 use tokio::task::JoinHandle;
+
+use crate::config::RaftTuning;
 
 /// How often the log's size is looked at. At the 50 MB/s a replica's log
 /// takes at full load, the bound is overshot by at most about 12 MB.
@@ -39,16 +51,17 @@ pub(crate) const REARM_AFTER: Duration = Duration::from_secs(60);
 const REARM_POLLS: u64 = (REARM_AFTER.as_millis() / POLL_INTERVAL.as_millis()) as u64;
 
 /// The running watcher of one node; see the module documentation.
-pub(crate) struct SnapshotTrigger {
+pub(crate) struct LogCompaction {
     task: JoinHandle<()>,
 }
 
-impl SnapshotTrigger {
+impl LogCompaction {
     /// Starts watching `log` (this node's log, through a reader) for `raft`.
-    pub(crate) fn start(raft: Raft<TypeConfig>, log: LogReader, log_bytes_max: u64) -> SnapshotTrigger {
+    pub(crate) fn start(raft: Raft<TypeConfig>, log: LogReader, tuning: &RaftTuning) -> LogCompaction {
         let snapshot = raft.metrics().borrow().snapshot;
-        let watch = Watch::new(log_bytes_max, snapshot, log.metrics().bytes_written);
-        SnapshotTrigger { task: tokio::spawn(watch_log(raft, log, watch)) }
+        let watch = Watch::new(tuning.snapshot_after_log_bytes, snapshot, log.metrics().bytes_written);
+        let kept_bytes_max = tuning.log_bytes_kept_after_snapshot;
+        LogCompaction { task: tokio::spawn(watch_log(raft, log, watch, kept_bytes_max)) }
     }
 
     /// Stops the watcher and waits until its task is gone, with its handle
@@ -60,14 +73,14 @@ impl SnapshotTrigger {
     }
 }
 
-impl Drop for SnapshotTrigger {
+impl Drop for LogCompaction {
     /// The task holds a handle on Raft; it must not outlive the node.
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-async fn watch_log(raft: Raft<TypeConfig>, log: LogReader, mut watch: Watch) {
+async fn watch_log(raft: Raft<TypeConfig>, log: LogReader, mut watch: Watch, kept_bytes_max: u64) {
     let mut metrics = raft.metrics();
     let mut interval = tokio::time::interval(POLL_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -82,18 +95,36 @@ async fn watch_log(raft: Raft<TypeConfig>, log: LogReader, mut watch: Watch) {
             Sample {
                 snapshot: metrics.snapshot,
                 last_applied: metrics.last_applied,
+                purged: metrics.purged,
                 bytes_written: log.metrics().bytes_written,
                 poll,
             }
         };
-        let grown = sample.bytes_written.saturating_sub(watch.bytes_covered);
+        let (grown, snapshot_before) = (sample.bytes_written.saturating_sub(watch.bytes_covered), watch.snapshot);
         if watch.next(sample) == Decision::Trigger {
             tracing::info!(bytes = grown, "the log passed raft.snapshot_after_log_bytes; building a snapshot");
             if raft.trigger().snapshot().await.is_err() {
                 return;
             }
         }
+        let Some(snapshot) = sample.snapshot.filter(|_| sample.snapshot != snapshot_before) else { continue };
+        let kept_from = log.kept_from(snapshot.index, kept_bytes_max);
+        if let Some(upto) = purge_upto(snapshot.index, kept_from, sample.purged.map(|purged| purged.index)) {
+            tracing::info!(upto, "the log behind the snapshot passed raft.log_bytes_kept_after_snapshot; purging");
+            if raft.trigger().purge_log(upto).await.is_err() {
+                return;
+            }
+        }
     }
+}
+
+/// The last index to purge so that the log behind a snapshot at
+/// `snapshot_index` keeps only entries from `kept_from` on (what fits the
+/// byte bound; `None`: the snapshot's entry is not in the log); `None` when
+/// the log is purged that far already.
+fn purge_upto(snapshot_index: u64, kept_from: Option<u64>, purged_index: Option<u64>) -> Option<u64> {
+    let upto = kept_from?.checked_sub(1)?.min(snapshot_index);
+    (Some(upto) > purged_index).then_some(upto)
 }
 
 /// What the watcher sees at one poll.
@@ -101,6 +132,7 @@ async fn watch_log(raft: Raft<TypeConfig>, log: LogReader, mut watch: Watch) {
 struct Sample {
     snapshot: Option<LogId<NodeId>>,
     last_applied: Option<LogId<NodeId>>,
+    purged: Option<LogId<NodeId>>,
     /// The log's `bytes_written` counter.
     bytes_written: u64,
     /// Polls since the watcher started.

@@ -56,6 +56,7 @@
 //! snapshot_after_entries = 20000
 //! snapshot_after_log_bytes = 1073741824 # 1 GiB; whichever bound is reached first
 //! entries_kept_after_snapshot = 1000
+//! log_bytes_kept_after_snapshot = 536870912 # 512 MiB; the tighter of the two holds
 //!
 //! [testing]                           # optional; never in production
 //! fault_control = false                 # `true`: `hyperraft serve` reads partitions from a file (chaos runs)
@@ -183,13 +184,17 @@ pub struct DecisionsSection {
 /// batch, up to 8 MiB (about 3 MB at full load), so a count alone lets the
 /// log grow to tens of GB.
 ///
+/// Behind each snapshot the log keeps entries for followers that lag a
+/// little: at most `entries_kept_after_snapshot` of them and at most
+/// `log_bytes_kept_after_snapshot` bytes of them, whichever is fewer; a
+/// follower further behind catches up by snapshot instead.
+///
 /// How far the log can still grow, per replica: about
-/// `snapshot_after_log_bytes`, plus what is written while a snapshot is
-/// built and persisted, plus the kept entries. Those are bounded only by
-/// count: at most `entries_kept_after_snapshot` × the largest entry (8 MiB;
-/// 1,000 × 8 MiB = 8 GiB, about 3 GB at full load). Lower
-/// `entries_kept_after_snapshot` where that matters; a follower that falls
-/// behind the kept entries then catches up by snapshot instead.
+/// `snapshot_after_log_bytes` + `log_bytes_kept_after_snapshot` (1.5 GiB
+/// by default), plus what is written while a snapshot is built, persisted
+/// and purged behind, and plus up to `snapshot_after_log_bytes` more right
+/// after a restart (the byte count starts again at zero). Segment files
+/// are deleted whole, so the disk holds up to one segment more.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftTuning {
@@ -209,6 +214,11 @@ pub struct RaftTuning {
     /// Entries kept behind a snapshot, so briefly lagging followers catch
     /// up from the log instead of needing the whole snapshot.
     pub entries_kept_after_snapshot: u64,
+    /// And at most this many bytes of them. Without it the kept entries
+    /// are bounded by count only: 1,000 entries of up to 8 MiB, about 3 GB
+    /// at full load. The default, 512 MiB, is about 10 s of the log at
+    /// 500 k transfers/s.
+    pub log_bytes_kept_after_snapshot: u64,
 }
 
 impl Default for RaftTuning {
@@ -220,6 +230,7 @@ impl Default for RaftTuning {
             snapshot_after_entries: 20_000,
             snapshot_after_log_bytes: 1 << 30,
             entries_kept_after_snapshot: 1_000,
+            log_bytes_kept_after_snapshot: 512 << 20,
         }
     }
 }

@@ -14,7 +14,7 @@ use hyperraft_transport::{TlsIdentity, Transport, TransportConfig};
 use openraft::{BasicNode, Raft, RaftMetrics, SnapshotPolicy};
 
 use crate::batcher::{Batcher, BatcherConfig, WriteError};
-use crate::compaction::SnapshotTrigger;
+use crate::compaction::LogCompaction;
 use crate::config::NodeConfig;
 use crate::network::NetworkFactory;
 use crate::protocol::{self, NodeReply, NodeRequestRef};
@@ -49,7 +49,7 @@ pub struct Node {
     transport: Transport,
     state: StateMachineStore,
     batcher: Batcher,
-    snapshot_trigger: SnapshotTrigger,
+    compaction: LogCompaction,
 }
 
 impl Node {
@@ -85,7 +85,7 @@ impl Node {
         let service = NodeService { raft: raft.clone(), batcher: batcher.clone(), state: state.clone() };
         transport.serve(Arc::new(service)).map_err(|error| NodeError::Transport(error.to_string()))?;
         bootstrap(&raft, &config).await?;
-        let snapshot_trigger = SnapshotTrigger::start(raft.clone(), log_reader, config.raft.snapshot_after_log_bytes);
+        let compaction = LogCompaction::start(raft.clone(), log_reader, &config.raft);
         Ok(Node {
             id: config.node_id,
             network: network_handle,
@@ -94,7 +94,7 @@ impl Node {
             transport,
             state,
             batcher,
-            snapshot_trigger,
+            compaction,
         })
     }
 
@@ -253,7 +253,7 @@ impl Node {
 
     /// Stops Raft (finishing what it is doing) and closes the transport.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        self.snapshot_trigger.stop().await;
+        self.compaction.stop().await;
         let result = self.raft.shutdown().await.map_err(|error| NodeError::Raft(error.to_string()));
         self.transport.close().await;
         result

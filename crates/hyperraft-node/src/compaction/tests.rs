@@ -13,7 +13,7 @@ fn log_id(index: u64) -> Option<LogId<NodeId>> {
 /// A poll at which the snapshot is at `snapshot`, entries are applied up
 /// to `applied`, and the log has written `bytes`.
 fn sample(poll: u64, snapshot: u64, applied: u64, bytes: u64) -> Sample {
-    Sample { snapshot: log_id(snapshot), last_applied: log_id(applied), bytes_written: bytes, poll }
+    Sample { snapshot: log_id(snapshot), last_applied: log_id(applied), purged: None, bytes_written: bytes, poll }
 }
 
 /// Proves the watcher triggers once the log has grown by the bound since
@@ -66,4 +66,17 @@ fn a_trigger_without_a_snapshot_is_repeated_after_a_while() {
     assert_eq!(watch.next(sample(1, 10, 20, BOUND)), Decision::Trigger);
     assert_eq!(watch.next(sample(REARM_POLLS, 10, 20, 3 * BOUND)), Decision::Wait);
     assert_eq!(watch.next(sample(1 + REARM_POLLS, 10, 20, 3 * BOUND)), Decision::Trigger);
+}
+
+/// Proves the purge for the kept bytes: up to just before the entries that
+/// fit, never past the snapshot, and nothing when the log is purged that
+/// far already or the snapshot's entry is not in the log.
+#[test]
+fn the_purge_keeps_what_fits_behind_the_snapshot() {
+    assert_eq!(purge_upto(100, Some(90), Some(50)), Some(89));
+    assert_eq!(purge_upto(100, Some(90), None), Some(89));
+    assert_eq!(purge_upto(100, Some(101), Some(50)), Some(100), "not even the last entry fits");
+    assert_eq!(purge_upto(100, Some(90), Some(89)), None, "purged that far already");
+    assert_eq!(purge_upto(100, Some(0), None), None, "everything fits");
+    assert_eq!(purge_upto(100, None, None), None, "the snapshot's entry is not in the log");
 }

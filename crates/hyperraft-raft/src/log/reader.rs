@@ -43,6 +43,14 @@ impl LogReader {
         Self { shared, file: None, scratch: Vec::new() }
     }
 
+    /// The first index of the newest present entries up to `last` whose
+    /// records hold at most `bytes_max` bytes together (`last + 1` when the
+    /// entry at `last` alone is larger); `None` when `last` is not present.
+    /// For keeping at most that many bytes of log behind a snapshot.
+    pub fn kept_from(&self, last: u64, bytes_max: u64) -> Option<u64> {
+        self.shared.index().suffix_start_within(last, bytes_max)
+    }
+
     /// What the log's writer did since the log was opened (the same as
     /// [`super::LogStore::metrics`]), for a holder of a reader only, such as
     /// a task that watches how many bytes the log has taken.
