@@ -178,13 +178,18 @@ impl StateMachineStore {
 
     /// Digest of the applied state (equal on replicas at the same applied index).
     pub fn digest(&self) -> u64 {
-        self.lock().state.digest()
+        self.applied_digest().1
     }
 
-    /// The last applied log id and the digest of the state at it, taken together.
+    /// The last applied log id and the digest of the state at it, taken
+    /// together. The digest reads the whole state, so it is computed from a
+    /// copy after the lock is released.
     pub fn applied_digest(&self) -> (Option<LogId<NodeId>>, u64) {
-        let applied = self.lock();
-        (applied.last_applied, applied.state.digest())
+        let (last_applied, copy) = {
+            let applied = self.lock();
+            (applied.last_applied, applied.state.snapshot_copy())
+        };
+        (last_applied, copy.digest())
     }
 
     /// The last applied log id.

@@ -82,6 +82,13 @@ struct Checksummed<W> {
     len: u64,
 }
 
+impl<W> Checksummed<W> {
+    /// The stream's length and checksum as one number.
+    fn digest(&self) -> u64 {
+        (self.len << 32) ^ u64::from(self.crc)
+    }
+}
+
 impl<W: Write> Write for Checksummed<W> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let written = self.inner.write(bytes)?;
@@ -115,7 +122,7 @@ impl StateMachine {
     pub fn digest(&self) -> u64 {
         let mut sink = Checksummed { inner: std::io::sink(), crc: 0, len: 0 };
         self.write_snapshot(&mut sink).expect("writing to a sink cannot fail");
-        (sink.len << 32) ^ u64::from(sink.crc)
+        sink.digest()
     }
 
     /// Rebuilds a state machine from a snapshot written by [`Self::write_snapshot`].

@@ -21,7 +21,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use super::{write_stream, Parts, StoreSections};
+use super::{write_stream, Checksummed, Parts, StoreSections};
 use crate::ledger::{Account, Transfer};
 use crate::state_machine::StateMachine;
 
@@ -69,5 +69,13 @@ impl SnapshotCopy {
             stores: &self.stores,
         };
         write_stream(out, parts)
+    }
+
+    /// The digest of the copied state: [`StateMachine::digest`] at the
+    /// moment of the copy.
+    pub fn digest(&self) -> u64 {
+        let mut sink = Checksummed { inner: std::io::sink(), crc: 0, len: 0 };
+        self.write_snapshot(&mut sink).expect("writing to a sink cannot fail");
+        sink.digest()
     }
 }
