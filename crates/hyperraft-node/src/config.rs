@@ -54,7 +54,9 @@
 //! election_timeout_min_ms = 1000
 //! election_timeout_max_ms = 2000
 //! snapshot_after_entries = 20000
+//! snapshot_after_log_bytes = 1073741824 # 1 GiB; whichever bound is reached first
 //! entries_kept_after_snapshot = 1000
+//! log_bytes_kept_after_snapshot = 536870912 # 512 MiB; the tighter of the two holds
 //!
 //! [testing]                           # optional; never in production
 //! fault_control = false                 # `true`: `hyperraft serve` reads partitions from a file (chaos runs)
@@ -172,6 +174,27 @@ pub struct DecisionsSection {
 }
 
 /// Raft timing and log compaction.
+///
+/// The log is compacted by a snapshot of the state, after which the entries
+/// it covers are purged, all but `entries_kept_after_snapshot`. A snapshot
+/// is built when either bound is reached: `snapshot_after_entries` entries
+/// applied since the last one (openraft's own policy), or
+/// `snapshot_after_log_bytes` bytes written to this node's log since the
+/// last one (a watcher in the node; see `compaction.rs`). An entry is one
+/// batch, up to 8 MiB (about 3 MB at full load), so a count alone lets the
+/// log grow to tens of GB.
+///
+/// Behind each snapshot the log keeps entries for followers that lag a
+/// little: at most `entries_kept_after_snapshot` of them and at most
+/// `log_bytes_kept_after_snapshot` bytes of them, whichever is fewer; a
+/// follower further behind catches up by snapshot instead.
+///
+/// How far the log can still grow, per replica: about
+/// `snapshot_after_log_bytes` + `log_bytes_kept_after_snapshot` (1.5 GiB
+/// by default), plus what is written while a snapshot is built, persisted
+/// and purged behind, and plus up to `snapshot_after_log_bytes` more right
+/// after a restart (the byte count starts again at zero). Segment files
+/// are deleted whole, so the disk holds up to one segment more.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftTuning {
@@ -180,9 +203,22 @@ pub struct RaftTuning {
     pub election_timeout_max_ms: u64,
     /// Build a snapshot (and purge the log behind it) every this many entries.
     pub snapshot_after_entries: u64,
+    /// Also build one once this many bytes were written to the log since
+    /// the last snapshot. The default, 1 GiB, is about 20 s of the log at
+    /// 500 k transfers/s; recovery replays at most about that much (about
+    /// 10 M transfers); and since every snapshot writes the whole state,
+    /// snapshots write no more than the log does until the state holds
+    /// about 10 M transfers. Raise it for much larger states, where each
+    /// snapshot costs more.
+    pub snapshot_after_log_bytes: u64,
     /// Entries kept behind a snapshot, so briefly lagging followers catch
     /// up from the log instead of needing the whole snapshot.
     pub entries_kept_after_snapshot: u64,
+    /// And at most this many bytes of them. Without it the kept entries
+    /// are bounded by count only: 1,000 entries of up to 8 MiB, about 3 GB
+    /// at full load. The default, 512 MiB, is about 10 s of the log at
+    /// 500 k transfers/s.
+    pub log_bytes_kept_after_snapshot: u64,
 }
 
 impl Default for RaftTuning {
@@ -192,7 +228,9 @@ impl Default for RaftTuning {
             election_timeout_min_ms: 1000,
             election_timeout_max_ms: 2000,
             snapshot_after_entries: 20_000,
+            snapshot_after_log_bytes: 1 << 30,
             entries_kept_after_snapshot: 1_000,
+            log_bytes_kept_after_snapshot: 512 << 20,
         }
     }
 }
@@ -311,6 +349,9 @@ impl NodeConfig {
         }
         if raft.snapshot_after_entries == 0 {
             return invalid("raft.snapshot_after_entries must be > 0".into());
+        }
+        if raft.snapshot_after_log_bytes == 0 {
+            return invalid("raft.snapshot_after_log_bytes must be > 0".into());
         }
         if !(1..=64).contains(&self.apply_threads) {
             return invalid("apply_threads must be in 1..=64".into());

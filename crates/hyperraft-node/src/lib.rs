@@ -4,6 +4,7 @@
 
 pub mod batcher;
 pub mod client;
+mod compaction;
 pub mod config;
 pub mod embedded;
 pub mod network;

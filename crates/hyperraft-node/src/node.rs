@@ -14,6 +14,7 @@ use hyperraft_transport::{TlsIdentity, Transport, TransportConfig};
 use openraft::{BasicNode, Raft, RaftMetrics, SnapshotPolicy};
 
 use crate::batcher::{Batcher, BatcherConfig, WriteError};
+use crate::compaction::LogCompaction;
 use crate::config::NodeConfig;
 use crate::network::NetworkFactory;
 use crate::protocol::{self, NodeReply, NodeRequestRef};
@@ -48,6 +49,7 @@ pub struct Node {
     transport: Transport,
     state: StateMachineStore,
     batcher: Batcher,
+    compaction: LogCompaction,
 }
 
 impl Node {
@@ -72,6 +74,7 @@ impl Node {
         let state = StateMachineStore::open(&config.data_dir.join("state"), state_config)
             .map_err(|error| NodeError::Storage(error.to_string()))?;
         let raft_config = raft_config(&config)?;
+        let log_reader = log.reader();
         let network = NetworkFactory::new(config.node_id, transport.clone());
         let network_handle = network.clone();
         let raft = Raft::new(config.node_id, raft_config, network, log, state.clone())
@@ -82,6 +85,7 @@ impl Node {
         let service = NodeService { raft: raft.clone(), batcher: batcher.clone(), state: state.clone() };
         transport.serve(Arc::new(service)).map_err(|error| NodeError::Transport(error.to_string()))?;
         bootstrap(&raft, &config).await?;
+        let compaction = LogCompaction::start(raft.clone(), log_reader, &config.raft);
         Ok(Node {
             id: config.node_id,
             network: network_handle,
@@ -90,6 +94,7 @@ impl Node {
             transport,
             state,
             batcher,
+            compaction,
         })
     }
 
@@ -248,6 +253,7 @@ impl Node {
 
     /// Stops Raft (finishing what it is doing) and closes the transport.
     pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.compaction.stop().await;
         let result = self.raft.shutdown().await.map_err(|error| NodeError::Raft(error.to_string()));
         self.transport.close().await;
         result

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hyperraft_raft::log::{LogConfig, LogStore};
-use hyperraft_raft::state_machine::StateMachineStore;
+use hyperraft_raft::state_machine::{SnapshotWork, StateMachineStore};
 use hyperraft_raft::NodeId;
 use hyperraft_state::StateConfig;
 use openraft::{BasicNode, Raft, SnapshotPolicy};
@@ -79,8 +79,10 @@ impl Cluster {
         let log_config = LogConfig { segment_bytes_max: 64 * 1024, ..LogConfig::default() };
         let log = LogStore::open(&dir.join("log"), log_config).map_err(|error| format!("log: {error}"))?;
         let state_config = StateConfig { apply_threads: NonZeroUsize::MIN, ..StateConfig::default() };
-        let state =
-            StateMachineStore::open(&dir.join("state"), state_config).map_err(|error| format!("state: {error}"))?;
+        // Snapshot work stays on the runtime thread, like the log's writes
+        // (see `storage.rs`): another thread would race the paused clock.
+        let state = StateMachineStore::open_with(&dir.join("state"), state_config, SnapshotWork::Inline)
+            .map_err(|error| format!("state: {error}"))?;
         let factory = SimNetworkFactory { source: id, network: self.network.clone() };
         let raft = Raft::new(id, self.raft_config.clone(), factory, SimLog::new(log), state.clone())
             .await

@@ -13,5 +13,5 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod tasks;
 
-pub use snapshot::SnapshotError;
+pub use snapshot::{SnapshotCopy, SnapshotError};
 pub use state_machine::{ApplyError, BatchOutput, StateConfig, StateError, StateMachine};

@@ -22,6 +22,11 @@
 //! relies on that. Reading trusts nothing: counts are checked against the
 //! configured bounds before anything is read, memory grows only as bytes
 //! actually arrive, and the checksum is verified before the state is used.
+//!
+//! A replica takes a [`SnapshotCopy`] (`snapshot/copy.rs`) of the state under
+//! its lock, which costs little, and writes the stream from the copy after
+//! releasing it; the live state and a copy write through the same function,
+//! so their bytes cannot differ.
 
 use std::io::{Read, Write};
 
@@ -34,6 +39,10 @@ use crate::kv::KvStore;
 use crate::ledger::{Account, Ledger, Transfer};
 use crate::state_machine::{StateConfig, StateError, StateMachine, Stores};
 use crate::tasks::TaskStore;
+
+mod copy;
+
+pub use copy::SnapshotCopy;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"HRSS");
 /// Version 2 added the task store, version 3 the decision store, version 4
@@ -73,6 +82,13 @@ struct Checksummed<W> {
     len: u64,
 }
 
+impl<W> Checksummed<W> {
+    /// The stream's length and checksum as one number.
+    fn digest(&self) -> u64 {
+        (self.len << 32) ^ u64::from(self.crc)
+    }
+}
+
 impl<W: Write> Write for Checksummed<W> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let written = self.inner.write(bytes)?;
@@ -89,46 +105,16 @@ impl<W: Write> Write for Checksummed<W> {
 impl StateMachine {
     /// Writes the whole state to `out`.
     pub fn write_snapshot(&self, out: impl Write) -> std::io::Result<()> {
-        let mut out = Checksummed { inner: out, crc: 0, len: 0 };
-        let (ledger, kv) = (self.ledger(), self.kv());
-        let mut kv_bytes = Vec::new();
-        kv.encode_snapshot(&mut kv_bytes);
-        let mut tasks_bytes = Vec::new();
-        self.tasks().encode_snapshot(&mut tasks_bytes);
-        let mut decisions_bytes = Vec::new();
-        self.decisions().encode_snapshot(&mut decisions_bytes);
-        let mut bus_bytes = Vec::new();
-        self.bus().encode_snapshot(&mut bus_bytes);
-        let mut header = Vec::with_capacity(HEADER_BYTES);
-        header.extend_from_slice(&MAGIC.to_le_bytes());
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&0u16.to_le_bytes());
-        for field in [
-            self.timestamp_last(),
-            ledger.accounts_len() as u64,
-            ledger.transfers_len(),
-            kv_bytes.len() as u64,
-            tasks_bytes.len() as u64,
-            decisions_bytes.len() as u64,
-            bus_bytes.len() as u64,
-        ] {
-            header.extend_from_slice(&field.to_le_bytes());
-        }
-        assert_eq!(header.len(), HEADER_BYTES);
-        out.write_all(&header)?;
-        for account in ledger.accounts() {
-            out.write_all(account.to_record().as_bytes())?;
-        }
-        for transfer in ledger.transfers() {
-            out.write_all(transfer.to_record().as_bytes())?;
-        }
-        out.write_all(&kv_bytes)?;
-        out.write_all(&tasks_bytes)?;
-        out.write_all(&decisions_bytes)?;
-        out.write_all(&bus_bytes)?;
-        let crc = out.crc;
-        out.inner.write_all(&crc.to_le_bytes())?;
-        out.flush()
+        let ledger = self.ledger();
+        let stores = StoreSections::encode(self);
+        let parts = Parts {
+            timestamp_last: self.timestamp_last(),
+            accounts: ledger.accounts(),
+            transfers_len: ledger.transfers_len(),
+            transfers: ledger.transfers(),
+            stores: &stores,
+        };
+        write_stream(out, parts)
     }
 
     /// A digest of the whole state: equal on replicas that agree. It is the
@@ -136,7 +122,7 @@ impl StateMachine {
     pub fn digest(&self) -> u64 {
         let mut sink = Checksummed { inner: std::io::sink(), crc: 0, len: 0 };
         self.write_snapshot(&mut sink).expect("writing to a sink cannot fail");
-        (sink.len << 32) ^ u64::from(sink.crc)
+        sink.digest()
     }
 
     /// Rebuilds a state machine from a snapshot written by [`Self::write_snapshot`].
@@ -185,6 +171,76 @@ impl StateMachine {
         let ledger = Ledger::restore(config.ledger, accounts, transfers).map_err(SnapshotError::Invalid)?;
         Ok(StateMachine::from_parts(config, Stores { ledger, kv, tasks, decisions, bus }, timestamp_last)?)
     }
+}
+
+/// The snapshot sections of the stores other than the ledger, each encoded
+/// by its own store.
+pub(crate) struct StoreSections {
+    kv: Vec<u8>,
+    tasks: Vec<u8>,
+    decisions: Vec<u8>,
+    bus: Vec<u8>,
+}
+
+impl StoreSections {
+    pub(crate) fn encode(state: &StateMachine) -> StoreSections {
+        let mut sections = StoreSections { kv: Vec::new(), tasks: Vec::new(), decisions: Vec::new(), bus: Vec::new() };
+        state.kv().encode_snapshot(&mut sections.kv);
+        state.tasks().encode_snapshot(&mut sections.tasks);
+        state.decisions().encode_snapshot(&mut sections.decisions);
+        state.bus().encode_snapshot(&mut sections.bus);
+        sections
+    }
+
+    fn in_order(&self) -> [&[u8]; 4] {
+        [&self.kv, &self.tasks, &self.decisions, &self.bus]
+    }
+}
+
+/// Everything a snapshot stream holds, borrowed from the live state or from
+/// a [`SnapshotCopy`]; both write through [`write_stream`], so a copy's
+/// snapshot is the live state's bytes by construction.
+pub(crate) struct Parts<'a, T> {
+    pub(crate) timestamp_last: u64,
+    pub(crate) accounts: &'a [Account],
+    pub(crate) transfers_len: u64,
+    pub(crate) transfers: T,
+    pub(crate) stores: &'a StoreSections,
+}
+
+pub(crate) fn write_stream<'a>(
+    out: impl Write,
+    parts: Parts<'a, impl Iterator<Item = &'a Transfer>>,
+) -> std::io::Result<()> {
+    let mut out = Checksummed { inner: out, crc: 0, len: 0 };
+    let stores = parts.stores.in_order();
+    let mut header = Vec::with_capacity(HEADER_BYTES);
+    header.extend_from_slice(&MAGIC.to_le_bytes());
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&0u16.to_le_bytes());
+    header.extend_from_slice(&parts.timestamp_last.to_le_bytes());
+    header.extend_from_slice(&(parts.accounts.len() as u64).to_le_bytes());
+    header.extend_from_slice(&parts.transfers_len.to_le_bytes());
+    for section in stores {
+        header.extend_from_slice(&(section.len() as u64).to_le_bytes());
+    }
+    assert_eq!(header.len(), HEADER_BYTES);
+    out.write_all(&header)?;
+    for account in parts.accounts {
+        out.write_all(account.to_record().as_bytes())?;
+    }
+    let mut transfers_written = 0u64;
+    for transfer in parts.transfers {
+        out.write_all(transfer.to_record().as_bytes())?;
+        transfers_written += 1;
+    }
+    assert_eq!(transfers_written, parts.transfers_len, "the header's transfer count matches the records written");
+    for section in stores {
+        out.write_all(section)?;
+    }
+    let crc = out.crc;
+    out.inner.write_all(&crc.to_le_bytes())?;
+    out.flush()
 }
 
 /// Reads one store's section of `len` bytes; memory grows only as bytes arrive.

@@ -1,4 +1,4 @@
-use super::{ApiRole, ApiTlsPaths, NodeConfig};
+use super::{ApiRole, ApiTlsPaths, NodeConfig, RaftTuning};
 
 const BASE: &str = r#"
 node_id = 1
@@ -111,4 +111,17 @@ fn the_module_doc_example_parses_as_a_node_config() {
     assert_eq!(config.client_addresses.len(), 2, "only the node addresses are in [client_addresses]");
     assert_eq!(config.initial_members.len(), 3);
     assert_eq!(config.agents.pools.len(), 1);
+    assert_eq!(config.raft, RaftTuning::default(), "the [raft] example shows the defaults, as it says");
+}
+
+/// Proves `raft.snapshot_after_log_bytes` is read from the file, defaults
+/// to 1 GiB when absent, and a zero bound is refused.
+#[test]
+fn the_log_byte_bound_parses_and_zero_is_refused() {
+    assert_eq!(parse("").raft.snapshot_after_log_bytes, 1 << 30);
+    let small = parse("[raft]\nsnapshot_after_log_bytes = 65536\n");
+    small.validate().unwrap();
+    assert_eq!(small.raft.snapshot_after_log_bytes, 65536);
+    let zero = parse("[raft]\nsnapshot_after_log_bytes = 0\n");
+    assert!(zero.validate().unwrap_err().to_string().contains("raft.snapshot_after_log_bytes"));
 }

@@ -128,6 +128,79 @@ async fn a_restarted_follower_catches_up_through_the_log_and_through_a_snapshot(
     cluster.shutdown().await;
 }
 
+/// Waits until node `id` holds a snapshot and has purged its log behind it;
+/// returns its metrics then.
+async fn compacted(cluster: &Cluster, id: u64) -> openraft::RaftMetrics<u64, openraft::BasicNode> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let metrics = cluster.node(id).metrics();
+        if metrics.snapshot.is_some() && metrics.purged.is_some() {
+            return metrics;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "node {id} never compacted its log: {metrics:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Proves the byte bound compacts the log on its own: with the entry bound
+/// out of reach, once about 64 KiB of batches were written every replica
+/// builds a snapshot and purges its log behind it, and restarting a node
+/// from that snapshot and the rest of its log loses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_compacted_after_a_byte_bound_alone() {
+    let raft = hyperraft_node::RaftTuning {
+        snapshot_after_entries: 1_000_000,
+        snapshot_after_log_bytes: 64 * 1024,
+        entries_kept_after_snapshot: 0,
+        ..fast_raft()
+    };
+    let mut cluster = Cluster::new(3, raft);
+    cluster.start_all().await;
+    let mut transfers = with_accounts(&cluster).await;
+    // 30 entries of 50 transfers (about 5 KB each): about 150 KB of log.
+    let mut acknowledged = write_transfers(&cluster, &mut transfers, 30).await;
+    cluster.converged().await;
+    let last_index = cluster.node(cluster.leader().await).metrics().last_log_index;
+    assert!(last_index < Some(1_000), "the entry bound is out of reach");
+    for id in 1..=3 {
+        compacted(&cluster, id).await;
+    }
+    let leader = cluster.leader().await;
+    cluster.stop(leader).await;
+    cluster.start(leader).await;
+    acknowledged.extend(write_transfers(&cluster, &mut transfers, 2).await);
+    cluster.converged().await;
+    assert_eq!(missing(&cluster, leader, &acknowledged), 0);
+    assert_bank_holds(&cluster, leader, &acknowledged);
+    cluster.shutdown().await;
+}
+
+/// Proves the kept entries are bounded by bytes as well as by count: with
+/// 1,000 entries allowed behind a snapshot but only 8 KiB (one entry of 50
+/// transfers), every replica purges its log to within a couple of entries
+/// of its snapshot, where the count alone would purge nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_kept_behind_a_snapshot_is_bounded_by_bytes() {
+    let raft = hyperraft_node::RaftTuning {
+        snapshot_after_entries: 1_000_000,
+        snapshot_after_log_bytes: 64 * 1024,
+        entries_kept_after_snapshot: 1_000,
+        log_bytes_kept_after_snapshot: 8 * 1024,
+        ..fast_raft()
+    };
+    let mut cluster = Cluster::new(3, raft);
+    cluster.start_all().await;
+    let mut transfers = with_accounts(&cluster).await;
+    write_transfers(&cluster, &mut transfers, 30).await;
+    for id in 1..=3 {
+        let metrics = compacted(&cluster, id).await;
+        let (snapshot, purged) = (metrics.snapshot.unwrap().index, metrics.purged.unwrap().index);
+        assert!(snapshot < 1_000, "the count alone would keep every entry");
+        assert!(purged + 2 >= snapshot, "node {id} kept entries {purged}..{snapshot} behind its snapshot");
+    }
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fourth_node_joins_then_a_node_is_removed() {
     // Proves membership change: a new node is added as learner then voter and catches up; removing a voter shrinks the membership and the cluster keeps serving.

@@ -144,6 +144,27 @@ impl LogIndex {
         (count > 0).then(|| self.first_index + count - 1)
     }
 
+    /// The first index of the longest run of present entries that ends at
+    /// `last` and whose records hold at most `bytes_max` bytes: `last + 1`
+    /// when the entry at `last` alone is larger. `None` when `last` is not
+    /// present.
+    pub(crate) fn suffix_start_within(&self, last: u64, bytes_max: u64) -> Option<u64> {
+        let position = usize::try_from(last.checked_sub(self.first_index)?).ok()?;
+        if position >= self.slots.len() {
+            return None;
+        }
+        let mut bytes = 0u64;
+        let mut start = last + 1;
+        for slot in self.slots.range(..=position).rev() {
+            bytes += u64::from(slot.len);
+            if bytes > bytes_max {
+                break;
+            }
+            start -= 1;
+        }
+        Some(start)
+    }
+
     /// The last present entry's id, or the purged id if there is none.
     pub(crate) fn last_log_id(&self) -> Option<LogId<NodeId>> {
         match (self.last_index(), self.slots.back()) {

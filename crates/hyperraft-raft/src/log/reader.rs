@@ -13,6 +13,7 @@ use super::error::LogError;
 use super::index::{DiskRead, Source};
 use super::record::{self, Parsed};
 use super::shared::Shared;
+use super::writer::LogMetrics;
 use crate::{NodeId, TypeConfig};
 
 /// A read fails only if it fails again on the same records; a failure after
@@ -40,6 +41,21 @@ impl Clone for LogReader {
 impl LogReader {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self { shared, file: None, scratch: Vec::new() }
+    }
+
+    /// The first index of the newest present entries up to `last` whose
+    /// records hold at most `bytes_max` bytes together (`last + 1` when the
+    /// entry at `last` alone is larger); `None` when `last` is not present.
+    /// For keeping at most that many bytes of log behind a snapshot.
+    pub fn kept_from(&self, last: u64, bytes_max: u64) -> Option<u64> {
+        self.shared.index().suffix_start_within(last, bytes_max)
+    }
+
+    /// What the log's writer did since the log was opened (the same as
+    /// [`super::LogStore::metrics`]), for a holder of a reader only, such as
+    /// a task that watches how many bytes the log has taken.
+    pub fn metrics(&self) -> LogMetrics {
+        self.shared.counters.snapshot()
     }
 
     /// The present entries with indexes in `[start, end)`, stopping before

@@ -185,6 +185,22 @@ fn index_purge_deletes_only_whole_segments() {
     assert_eq!((index.last_index(), index.next_index()), (None, Some(21)));
 }
 
+/// Proves the suffix within a byte budget counts whole records back from
+/// its last entry: it takes as many as fit, none when the last alone is
+/// larger, all when all fit, and knows nothing of absent entries.
+#[test]
+fn the_suffix_within_a_byte_budget_counts_whole_records() {
+    let mut index = index_with(u64::MAX, u64::MAX);
+    let chunks = append_to(&mut index, 10, 6, 60);
+    let record_len = (chunks[0].buffer_end / 6) as u64;
+    assert_eq!(index.suffix_start_within(14, 2 * record_len), Some(13));
+    assert_eq!(index.suffix_start_within(14, 3 * record_len - 1), Some(13));
+    assert_eq!(index.suffix_start_within(15, record_len - 1), Some(16));
+    assert_eq!(index.suffix_start_within(15, u64::MAX), Some(10));
+    assert_eq!(index.suffix_start_within(16, u64::MAX), None);
+    assert_eq!(index.suffix_start_within(9, u64::MAX), None);
+}
+
 #[test]
 fn cache_keeps_unsynced_entries_and_evicts_synced_ones() {
     // Proves the cache never drops an entry the disk cannot serve yet, and

@@ -114,6 +114,12 @@ impl Ledger {
         self.transfers.iter()
     }
 
+    /// Every transfer, in creation order, in the store's chunks, shared
+    /// with the store (which never changes a shared chunk).
+    pub(crate) fn share_transfer_chunks(&self) -> Vec<std::sync::Arc<Vec<Transfer>>> {
+        self.transfers.share_chunks()
+    }
+
     pub fn accounts_len(&self) -> usize {
         self.accounts.len()
     }

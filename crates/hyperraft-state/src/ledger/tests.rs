@@ -169,6 +169,27 @@ fn a_linked_chain_succeeds_or_fails_as_a_whole() {
     assert_eq!(ledger.transfer(6).map(|t| t.timestamp), Some(TIMESTAMP + 5));
 }
 
+/// Proves a chunk shared with a snapshot never changes: after sharing, the
+/// store undoes a failed linked chain in that chunk and appends more, and the
+/// shared chunks still hold exactly the transfers of the moment they were
+/// shared, while the store holds the ones created since.
+#[test]
+fn chunks_shared_with_a_snapshot_keep_their_transfers() {
+    use CreateTransferResult as R;
+    let mut ledger = ledger_with(3, LedgerConfig::default());
+    assert_eq!(create_transfers(&mut ledger, &[transfer(1, 1, 2, 5), transfer(2, 2, 3, 5)]), [R::Ok, R::Ok]);
+    let (_, at_share) = state(&ledger);
+    let shared = ledger.share_transfer_chunks();
+    let chain = [linked(transfer(3, 1, 2, 1)), transfer(4, 1, 9, 1)];
+    assert_eq!(create_transfers(&mut ledger, &chain), [R::LinkedEventFailed, R::CreditAccountNotFound]);
+    assert_eq!(create_transfers(&mut ledger, &[transfer(5, 3, 1, 1)]), [R::Ok]);
+    let still_shared: Vec<Transfer> = shared.iter().flat_map(|chunk| chunk.iter()).copied().collect();
+    assert_eq!(still_shared, at_share);
+    let ids: Vec<u128> = ledger.transfers().map(|transfer| transfer.id).collect();
+    assert_eq!(ids, [1, 2, 5]);
+    assert!(ledger.transfer(3).is_none() && ledger.transfer(5).is_some());
+}
+
 #[test]
 fn a_chain_left_open_by_the_batch_fails_whole() {
     // Proves a batch ending inside a chain fails every member, the last with LinkedEventChainOpen.

@@ -2,7 +2,11 @@
 //! compact, sharded id index.
 //!
 //! Chunks keep appends cheap and bounded in latency: the log never moves
-//! what it already holds.
+//! what it already holds. They are also shared, not copied, with a snapshot
+//! taken of the store ([`TransferStore::share_chunks`]): a full chunk never
+//! changes again, and the last one is copied once, at the next append or
+//! undo that finds it still shared. So taking a snapshot costs the store
+//! one chunk's copy, not a copy of the log.
 //!
 //! The index maps an id to its log position. It is the one structure every
 //! transfer touches at random (the `Exists` check, then the insert), so its
@@ -27,6 +31,8 @@
 //! small shards and each grows at its own load, spread between 3/8 and 5/8
 //! (see [`IndexShard::for_shard`]), so a growth stops apply for one
 //! shard's rehash, 1/[`INDEX_SHARDS`] of the index, at a time.
+
+use std::sync::Arc;
 
 use super::transfer::Transfer;
 
@@ -203,7 +209,8 @@ impl IndexShard {
 }
 
 pub(crate) struct TransferStore {
-    chunks: Vec<Vec<Transfer>>,
+    /// Each of capacity [`CHUNK_LEN`]; all but the last are full.
+    chunks: Vec<Arc<Vec<Transfer>>>,
     len: u64,
     index: Vec<IndexShard>,
     hasher: foldhash::fast::RandomState,
@@ -264,18 +271,39 @@ impl TransferStore {
 
     /// Every transfer in the order it was created.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Transfer> {
-        self.chunks.iter().flatten()
+        self.chunks.iter().flat_map(|chunk| chunk.iter())
+    }
+
+    /// The log's chunks in order, shared: every transfer at this moment. The
+    /// store never changes a chunk that is shared (see [`Self::last_chunk_mut`]),
+    /// so they keep holding exactly these transfers.
+    pub(crate) fn share_chunks(&self) -> Vec<Arc<Vec<Transfer>>> {
+        self.chunks.clone()
     }
 
     /// Appends to the log without indexing; pair with an index insert.
     pub(crate) fn append(&mut self, transfer: Transfer) -> Position {
         if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK_LEN) {
-            self.chunks.push(Vec::with_capacity(CHUNK_LEN));
+            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK_LEN)));
         }
-        let chunk = self.chunks.last_mut().expect("a chunk with room was just ensured");
+        let chunk = self.last_chunk_mut().expect("a chunk with room was just ensured");
+        debug_assert!(chunk.len() < CHUNK_LEN);
         chunk.push(transfer);
         self.len += 1;
         self.len - 1
+    }
+
+    /// The last chunk, for writing. One still shared with a snapshot is
+    /// copied first, at full capacity, so the snapshot's stays as it was and
+    /// appends to the copy never reallocate.
+    fn last_chunk_mut(&mut self) -> Option<&mut Vec<Transfer>> {
+        let last = self.chunks.last_mut()?;
+        if Arc::get_mut(last).is_none() {
+            let mut own = Vec::with_capacity(CHUNK_LEN);
+            own.extend_from_slice(last);
+            *last = Arc::new(own);
+        }
+        Some(Arc::get_mut(last).expect("the chunk was just made this store's own"))
     }
 
     /// Appends and indexes one transfer; the caller checked its id is free.
@@ -291,7 +319,7 @@ impl TransferStore {
         let id = self.at(position).id;
         let key = self.key(id);
         self.index[key.shard as usize].remove(key.fragment, position);
-        let chunk = self.chunks.last_mut().expect("a non-empty store has a chunk");
+        let chunk = self.last_chunk_mut().expect("a non-empty store has a chunk");
         chunk.pop();
         if chunk.is_empty() {
             self.chunks.pop();

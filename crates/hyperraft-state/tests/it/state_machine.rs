@@ -82,6 +82,38 @@ fn a_snapshot_restores_the_same_state_and_it_keeps_applying_identically() {
     assert_eq!(original.digest(), restored.digest());
 }
 
+/// Proves a snapshot copy is the state of the moment it was taken: while
+/// more frames are applied to the live state, the copy still writes the
+/// bytes `write_snapshot` wrote at that moment and has that moment's
+/// digest, and the live state ends equal to a replica that never made a
+/// copy.
+#[test]
+fn a_snapshot_copy_keeps_its_moment_while_apply_goes_on() {
+    let frames = history(13, 12);
+    let copy_at = frames.len() / 2;
+    let mut state = StateMachine::new(config(2)).unwrap();
+    let mut output = BatchOutput::default();
+    let (mut copy, mut at_copy, mut digest_at_copy) = (None, Vec::new(), 0);
+    for (index, frame) in frames.iter().enumerate() {
+        if index == copy_at {
+            state.write_snapshot(&mut at_copy).unwrap();
+            digest_at_copy = state.digest();
+            copy = Some(state.snapshot_copy());
+        }
+        apply(&mut state, frame, 1_000 * index as u64, &mut output);
+    }
+    let copy = copy.expect("a copy was taken");
+    let mut from_copy = Vec::new();
+    copy.write_snapshot(&mut from_copy).unwrap();
+    assert_eq!(from_copy, at_copy);
+    assert_eq!(copy.digest(), digest_at_copy);
+    assert_ne!(state.digest(), digest_at_copy, "apply went on after the copy");
+    let restored = StateMachine::read_snapshot(from_copy.as_slice(), config(1)).unwrap();
+    assert!(restored.ledger().transfers_len() > 0, "the copy holds transfers");
+    assert!(restored.ledger().transfers_len() < state.ledger().transfers_len(), "apply went on after the copy");
+    assert_eq!(state.digest(), replay(&frames, 1).digest());
+}
+
 #[test]
 fn a_damaged_snapshot_is_rejected_with_a_clear_error() {
     // Proves every kind of damage is detected: flipped bytes, truncation, wrong magic, and counts over the configured bounds.
