@@ -2,11 +2,11 @@
 //! compact, sharded id index.
 //!
 //! Chunks keep appends cheap and bounded in latency: the log never moves
-//! what it already holds. They are also shared, not copied, with a snapshot
-//! taken of the store ([`TransferStore::share_chunks`]): a full chunk never
-//! changes again, and the last one is copied once, at the next append or
-//! undo that finds it still shared. So taking a snapshot costs the store
-//! one chunk's copy, not a copy of the log.
+//! what it already holds. Full chunks are also shared, not copied, with a
+//! snapshot taken of the store ([`TransferStore::share_chunks`]): a full
+//! chunk never changes again. The chunk being filled is the store's alone
+//! (appends write it with no check), and a snapshot takes a copy of it. So
+//! taking a snapshot costs one chunk's copy, not a copy of the log.
 //!
 //! The index maps an id to its log position. It is the one structure every
 //! transfer touches at random (the `Exists` check, then the insert), so its
@@ -209,8 +209,10 @@ impl IndexShard {
 }
 
 pub(crate) struct TransferStore {
-    /// Each of capacity [`CHUNK_LEN`]; all but the last are full.
-    chunks: Vec<Arc<Vec<Transfer>>>,
+    /// Chunks of exactly [`CHUNK_LEN`] transfers, possibly shared with snapshots.
+    full: Vec<Arc<Vec<Transfer>>>,
+    /// The chunk being filled, of capacity [`CHUNK_LEN`] once written.
+    tail: Vec<Transfer>,
     len: u64,
     index: Vec<IndexShard>,
     hasher: foldhash::fast::RandomState,
@@ -219,7 +221,8 @@ pub(crate) struct TransferStore {
 impl Default for TransferStore {
     fn default() -> Self {
         TransferStore {
-            chunks: Vec::new(),
+            full: Vec::new(),
+            tail: Vec::new(),
             len: 0,
             index: (0..INDEX_SHARDS).map(IndexShard::for_shard).collect(),
             hasher: foldhash::fast::RandomState::default(),
@@ -266,44 +269,40 @@ impl TransferStore {
 
     pub(crate) fn at(&self, position: Position) -> &Transfer {
         let chunk = (position / CHUNK_LEN as u64) as usize;
-        &self.chunks[chunk][(position % CHUNK_LEN as u64) as usize]
+        let offset = (position % CHUNK_LEN as u64) as usize;
+        match self.full.get(chunk) {
+            Some(full) => &full[offset],
+            None => &self.tail[offset],
+        }
     }
 
     /// Every transfer in the order it was created.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Transfer> {
-        self.chunks.iter().flat_map(|chunk| chunk.iter())
+        self.full.iter().flat_map(|chunk| chunk.iter()).chain(&self.tail)
     }
 
-    /// The log's chunks in order, shared: every transfer at this moment. The
-    /// store never changes a chunk that is shared (see [`Self::last_chunk_mut`]),
-    /// so they keep holding exactly these transfers.
+    /// The log's chunks in order: every transfer at this moment. Full
+    /// chunks are shared (the store never changes them again); the chunk
+    /// being filled is copied.
     pub(crate) fn share_chunks(&self) -> Vec<Arc<Vec<Transfer>>> {
-        self.chunks.clone()
+        let mut chunks = self.full.clone();
+        if !self.tail.is_empty() {
+            chunks.push(Arc::new(self.tail.clone()));
+        }
+        chunks
     }
 
     /// Appends to the log without indexing; pair with an index insert.
     pub(crate) fn append(&mut self, transfer: Transfer) -> Position {
-        if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK_LEN) {
-            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK_LEN)));
+        if self.tail.len() == CHUNK_LEN {
+            self.full.push(Arc::new(std::mem::take(&mut self.tail)));
         }
-        let chunk = self.last_chunk_mut().expect("a chunk with room was just ensured");
-        debug_assert!(chunk.len() < CHUNK_LEN);
-        chunk.push(transfer);
+        if self.tail.capacity() == 0 {
+            self.tail.reserve_exact(CHUNK_LEN);
+        }
+        self.tail.push(transfer);
         self.len += 1;
         self.len - 1
-    }
-
-    /// The last chunk, for writing. One still shared with a snapshot is
-    /// copied first, at full capacity, so the snapshot's stays as it was and
-    /// appends to the copy never reallocate.
-    fn last_chunk_mut(&mut self) -> Option<&mut Vec<Transfer>> {
-        let last = self.chunks.last_mut()?;
-        if Arc::get_mut(last).is_none() {
-            let mut own = Vec::with_capacity(CHUNK_LEN);
-            own.extend_from_slice(last);
-            *last = Arc::new(own);
-        }
-        Some(Arc::get_mut(last).expect("the chunk was just made this store's own"))
     }
 
     /// Appends and indexes one transfer; the caller checked its id is free.
@@ -319,11 +318,13 @@ impl TransferStore {
         let id = self.at(position).id;
         let key = self.key(id);
         self.index[key.shard as usize].remove(key.fragment, position);
-        let chunk = self.last_chunk_mut().expect("a non-empty store has a chunk");
-        chunk.pop();
-        if chunk.is_empty() {
-            self.chunks.pop();
+        if self.tail.is_empty() {
+            let last = self.full.pop().expect("a non-empty store has a chunk");
+            // Shared with a snapshot: the snapshot keeps its own, unchanged.
+            self.tail = Arc::try_unwrap(last).unwrap_or_else(|shared| shared.as_ref().clone());
+            self.tail.reserve_exact(CHUNK_LEN - self.tail.len());
         }
+        self.tail.pop();
         self.len -= 1;
     }
 
