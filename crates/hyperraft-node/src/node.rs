@@ -263,12 +263,18 @@ impl Node {
 /// Keep-alives every 500 ms and a 3 s idle timeout: a restarted peer cannot
 /// answer on the old connection, so it must be noticed dead (and redialled)
 /// within a few election timeouts, not the transport's default 30 s.
+///
+/// An initial round trip of 10 ms: a node dials peers that may not be
+/// listening yet (a cluster starting, a peer restarting), and QUIC's default
+/// of 333 ms would retry a lost handshake only after about a second, which
+/// left a follower without entries for that long after start.
 pub fn transport_config() -> TransportConfig {
     TransportConfig {
         idle_timeout: Duration::from_secs(3),
         keep_alive_interval: Duration::from_millis(500),
         call_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
+        initial_rtt: Duration::from_millis(10),
         message_bytes_max: 128 << 20,
         ..TransportConfig::default()
     }

@@ -28,6 +28,13 @@ pub struct TransportConfig {
     pub connections_max: u32,
     /// How long establishing a connection (QUIC + TLS handshake) may take.
     pub connect_timeout: Duration,
+    /// The round trip QUIC assumes before it has measured one. A lost first
+    /// handshake packet (sent to a peer that is not listening yet, say) is
+    /// sent again after about three times this, then at doubling intervals.
+    /// The default is QUIC's own (RFC 9002: 333 ms, a retry after about a
+    /// second); nodes of one cluster, a few milliseconds apart, can use
+    /// much less. Too low only costs a few repeated handshake packets.
+    pub initial_rtt: Duration,
     /// How long one call may take end to end, unless the caller passes its
     /// own timeout to [`Peer::call_with_timeout`](crate::Peer::call_with_timeout).
     pub call_timeout: Duration,
@@ -59,6 +66,7 @@ impl Default for TransportConfig {
             concurrent_streams_max: 1024,
             connections_max: 256,
             connect_timeout: Duration::from_secs(5),
+            initial_rtt: Duration::from_millis(333),
             call_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             keep_alive_interval: Duration::from_secs(5),
@@ -143,6 +151,7 @@ impl TransportConfig {
             ("concurrent_streams_max", self.concurrent_streams_max == 0),
             ("connections_max", self.connections_max == 0),
             ("connect_timeout", self.connect_timeout.is_zero()),
+            ("initial_rtt", self.initial_rtt.is_zero()),
             ("call_timeout", self.call_timeout.is_zero()),
             ("idle_timeout", self.idle_timeout.is_zero()),
             ("keep_alive_interval", self.keep_alive_interval.is_zero()),

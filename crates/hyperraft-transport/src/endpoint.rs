@@ -197,6 +197,7 @@ fn quic_transport_config(
         .max_concurrent_bidi_streams(VarInt::from_u32(incoming_streams_max))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .max_idle_timeout(Some(idle_timeout))
-        .keep_alive_interval(Some(config.keep_alive_interval));
+        .keep_alive_interval(Some(config.keep_alive_interval))
+        .initial_rtt(config.initial_rtt);
     Ok(Arc::new(transport))
 }

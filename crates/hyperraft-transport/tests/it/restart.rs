@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyperraft_transport::{ClusterCa, PeerInfo, RemoteError, Transport, TransportError};
+use hyperraft_transport::{ClusterCa, PeerInfo, RemoteError, Transport, TransportConfig, TransportError};
 
 use crate::support::{address, bind, identity, serve_echo, test_config};
 
@@ -50,6 +50,28 @@ async fn peer_reconnects_after_the_server_restarts_on_the_same_port() {
     serve_generation(&restarted, "second");
 
     assert_eq!(peer.call(Bytes::from("hi")).await.unwrap(), "second");
+}
+
+#[tokio::test]
+async fn a_peer_dialled_before_it_listens_is_reached_once_it_does() {
+    // Proves a call to a peer that starts listening only after the call
+    // began connects within the connect timeout: the lost first handshake
+    // packet is sent again after about three initial round trips, not after
+    // QUIC's default second, which here would outlast the timeout.
+    let ca = ClusterCa::generate("late").unwrap();
+    let free = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = TransportConfig {
+        initial_rtt: Duration::from_millis(10),
+        connect_timeout: Duration::from_millis(700),
+        ..test_config()
+    };
+    let client = bind(&ca, 2, config);
+    let peer = client.peer(1, free);
+    let call = tokio::spawn(async move { peer.call(Bytes::from("hi")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let server = Transport::bind(free, identity(&ca, 1), test_config()).unwrap();
+    serve_generation(&server, "late");
+    assert_eq!(call.await.unwrap().unwrap(), "late");
 }
 
 #[tokio::test]
