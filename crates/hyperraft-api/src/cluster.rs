@@ -129,7 +129,7 @@ impl ClusterService {
     fn change_error(&self, field: &str, error: NodeError) -> Status {
         match error {
             NodeError::Config(reason) => invalid_argument(field, reason),
-            NodeError::Transport(reason) => Status::unavailable(reason),
+            NodeError::Transport(reason) | NodeError::PeerAddressInUse(reason) => Status::unavailable(reason),
             NodeError::Raft(reason) | NodeError::Storage(reason) => {
                 let metrics = self.api.node.metrics();
                 if metrics.state.is_leader() {

@@ -14,6 +14,10 @@ use tokio::time::Instant;
 
 use crate::{Node, NodeConfig, NodeError, RaftTuning, TlsPaths, WriteError};
 
+/// How long [`EmbeddedCluster::start`] waits for a stopped node's port to
+/// be released.
+pub const REBIND_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Nodes of one cluster running in this process.
 pub struct EmbeddedCluster {
     root: PathBuf,
@@ -123,10 +127,23 @@ impl EmbeddedCluster {
         Ok(())
     }
 
+    ///
+    /// A node stopped a moment ago may still hold its port: its QUIC
+    /// endpoint releases the socket from a task of its own, after shutdown
+    /// returns. So a start that finds the port in use tries again, for up
+    /// to [`REBIND_PATIENCE`].
     pub async fn start(&mut self, id: NodeId) -> Result<(), NodeError> {
         let config =
             self.configs.get(&id).ok_or_else(|| NodeError::Config(format!("no configuration for node {id}")))?;
-        let node = Node::start(config.clone()).await?;
+        let deadline = Instant::now() + REBIND_PATIENCE;
+        let node = loop {
+            match Node::start(config.clone()).await {
+                Err(NodeError::PeerAddressInUse(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                result => break result?,
+            }
+        };
         self.nodes.insert(id, node);
         Ok(())
     }

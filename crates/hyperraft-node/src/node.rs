@@ -10,7 +10,7 @@ use hyperraft_raft::log::{LogConfig, LogStore};
 use hyperraft_raft::state_machine::StateMachineStore;
 use hyperraft_raft::{BatchResponse, NodeId, TypeConfig};
 use hyperraft_state::StateConfig;
-use hyperraft_transport::{TlsIdentity, Transport, TransportConfig};
+use hyperraft_transport::{TlsIdentity, Transport, TransportConfig, TransportError};
 use openraft::{BasicNode, Raft, RaftMetrics, SnapshotPolicy};
 
 use crate::batcher::{Batcher, BatcherConfig, WriteError};
@@ -29,6 +29,10 @@ pub enum NodeError {
     Storage(String),
     #[error("transport: {0}")]
     Transport(String),
+    /// The peer address is bound by another socket: another process, or in
+    /// this process a stopped node's socket not yet released.
+    #[error("transport: {0}")]
+    PeerAddressInUse(String),
     #[error("raft: {0}")]
     Raft(String),
 }
@@ -59,8 +63,13 @@ impl Node {
         config.validate().map_err(|error| NodeError::Config(error.to_string()))?;
         let identity = load_identity(&config.tls).map_err(|error| NodeError::Config(error.to_string()))?;
         let transport_config = TransportConfig { faults_enabled: config.testing.fault_control, ..transport_config() };
-        let transport = Transport::bind(config.peer_listen, identity, transport_config)
-            .map_err(|error| NodeError::Transport(error.to_string()))?;
+        let transport =
+            Transport::bind(config.peer_listen, identity, transport_config).map_err(|error| match &error {
+                TransportError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                    NodeError::PeerAddressInUse(error.to_string())
+                }
+                _ => NodeError::Transport(error.to_string()),
+            })?;
         let log_config =
             LogConfig { metrics_node: config.node_id, sync_appends: config.log_sync, ..LogConfig::default() };
         let log = LogStore::open(&config.data_dir.join("log"), log_config)

@@ -175,6 +175,22 @@ async fn the_log_is_compacted_after_a_byte_bound_alone() {
     cluster.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_waits_for_its_port_to_be_released() {
+    // Proves EmbeddedCluster::start rides out a peer port that another socket still holds (as a node stopped a moment ago does until its endpoint's task lets go): the node starts once the holder releases it.
+    let mut cluster = Cluster::new(1, fast_raft());
+    let address = cluster.configs()[&1].peer_listen;
+    let holder = std::net::UdpSocket::bind(address).expect("the node's port is free before it starts");
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(holder);
+    });
+    cluster.start(1).await;
+    release.await.unwrap();
+    cluster.leader().await;
+    cluster.shutdown().await;
+}
+
 /// Proves the kept entries are bounded by bytes as well as by count: with
 /// 1,000 entries allowed behind a snapshot but only 8 KiB (one entry of 50
 /// transfers), every replica purges its log to within a couple of entries
