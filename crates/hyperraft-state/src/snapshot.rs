@@ -82,11 +82,12 @@ struct Checksummed<W> {
     len: u64,
 }
 
-impl<W> Checksummed<W> {
-    /// The stream's length and checksum as one number.
-    fn digest(&self) -> u64 {
-        (self.len << 32) ^ u64::from(self.crc)
-    }
+/// The digest of the stream `write` produces: its length and checksum as
+/// one number.
+fn stream_digest(write: impl FnOnce(&mut Checksummed<std::io::Sink>) -> std::io::Result<()>) -> u64 {
+    let mut sink = Checksummed { inner: std::io::sink(), crc: 0, len: 0 };
+    write(&mut sink).expect("writing to a sink cannot fail");
+    (sink.len << 32) ^ u64::from(sink.crc)
 }
 
 impl<W: Write> Write for Checksummed<W> {
@@ -120,9 +121,7 @@ impl StateMachine {
     /// A digest of the whole state: equal on replicas that agree. It is the
     /// snapshot's length and checksum, computed without keeping the bytes.
     pub fn digest(&self) -> u64 {
-        let mut sink = Checksummed { inner: std::io::sink(), crc: 0, len: 0 };
-        self.write_snapshot(&mut sink).expect("writing to a sink cannot fail");
-        sink.digest()
+        stream_digest(|sink| self.write_snapshot(sink))
     }
 
     /// Rebuilds a state machine from a snapshot written by [`Self::write_snapshot`].

@@ -114,8 +114,9 @@ impl Ledger {
         self.transfers.iter()
     }
 
-    /// Every transfer, in creation order, in the store's chunks, shared
-    /// with the store (which never changes a shared chunk).
+    /// Every transfer, in creation order, in chunks: the store's full
+    /// chunks, shared (it never changes them), and a copy of the one being
+    /// filled.
     pub(crate) fn share_transfer_chunks(&self) -> Vec<std::sync::Arc<Vec<Transfer>>> {
         self.transfers.share_chunks()
     }

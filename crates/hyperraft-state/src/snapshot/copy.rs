@@ -8,9 +8,9 @@
 //! writes the stream from the copy afterwards. The copy is cheap where the
 //! state is large:
 //!
-//! - transfers: the store's chunks are shared, not copied (the store never
-//!   changes a shared chunk; it copies its last chunk once if it writes to
-//!   it while a copy holds it), so the cost does not grow with the log;
+//! - transfers: the store's full chunks are shared, not copied (the store
+//!   never changes a full chunk), and only the chunk being filled is
+//!   copied, so the cost does not grow with the log;
 //! - accounts: copied (their balances change in place), one memory copy of
 //!   80 bytes per account;
 //! - key/value, tasks, decisions, bus: encoded into their snapshot sections
@@ -21,7 +21,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use super::{write_stream, Checksummed, Parts, StoreSections};
+use super::{stream_digest, write_stream, Parts, StoreSections};
 use crate::ledger::{Account, Transfer};
 use crate::state_machine::StateMachine;
 
@@ -74,8 +74,6 @@ impl SnapshotCopy {
     /// The digest of the copied state: [`StateMachine::digest`] at the
     /// moment of the copy.
     pub fn digest(&self) -> u64 {
-        let mut sink = Checksummed { inner: std::io::sink(), crc: 0, len: 0 };
-        self.write_snapshot(&mut sink).expect("writing to a sink cannot fail");
-        sink.digest()
+        stream_digest(|sink| self.write_snapshot(sink))
     }
 }
