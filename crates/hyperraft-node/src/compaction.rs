@@ -20,6 +20,14 @@
 //! bytes starts at zero when the node starts, so right after a restart
 //! the log may hold up to twice the bound until the next snapshot.
 //!
+//! Every snapshot writes the whole state, so with a state much larger than
+//! the bound, snapshots every `raft.snapshot_after_log_bytes` would write
+//! many times what the log does (a ledger's state grows with every
+//! transfer, as fast as its log). So the log must also have grown by the
+//! size of the snapshot in place before the next one is built: snapshots
+//! then write at most what the log writes, and a restart replays at most
+//! about a state's worth of log.
+//!
 //! openraft keeps `raft.entries_kept_after_snapshot` entries behind each
 //! snapshot for followers that lag a little, a count again. When the task
 //! sees a new snapshot, it asks the log which of the entries up to the
@@ -35,6 +43,7 @@
 use std::time::Duration;
 
 use hyperraft_raft::log::LogReader;
+use hyperraft_raft::state_machine::StateMachineStore;
 use hyperraft_raft::{NodeId, TypeConfig};
 use openraft::{LogId, Raft};
 use tokio::task::JoinHandle;
@@ -56,12 +65,18 @@ pub(crate) struct LogCompaction {
 }
 
 impl LogCompaction {
-    /// Starts watching `log` (this node's log, through a reader) for `raft`.
-    pub(crate) fn start(raft: Raft<TypeConfig>, log: LogReader, tuning: &RaftTuning) -> LogCompaction {
+    /// Starts watching `log` (this node's log, through a reader) for
+    /// `raft`, whose snapshots `state` keeps.
+    pub(crate) fn start(
+        raft: Raft<TypeConfig>,
+        log: LogReader,
+        state: StateMachineStore,
+        tuning: &RaftTuning,
+    ) -> LogCompaction {
         let snapshot = raft.metrics().borrow().snapshot;
         let watch = Watch::new(tuning.snapshot_after_log_bytes, snapshot, log.metrics().bytes_written);
         let kept_bytes_max = tuning.log_bytes_kept_after_snapshot;
-        LogCompaction { task: tokio::spawn(watch_log(raft, log, watch, kept_bytes_max)) }
+        LogCompaction { task: tokio::spawn(watch_log(raft, log, state, watch, kept_bytes_max)) }
     }
 
     /// Stops the watcher and waits until its task is gone, with its handle
@@ -80,7 +95,13 @@ impl Drop for LogCompaction {
     }
 }
 
-async fn watch_log(raft: Raft<TypeConfig>, log: LogReader, mut watch: Watch, kept_bytes_max: u64) {
+async fn watch_log(
+    raft: Raft<TypeConfig>,
+    log: LogReader,
+    state: StateMachineStore,
+    mut watch: Watch,
+    kept_bytes_max: u64,
+) {
     let mut metrics = raft.metrics();
     let mut interval = tokio::time::interval(POLL_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -97,12 +118,17 @@ async fn watch_log(raft: Raft<TypeConfig>, log: LogReader, mut watch: Watch, kep
                 last_applied: metrics.last_applied,
                 purged: metrics.purged,
                 bytes_written: log.metrics().bytes_written,
+                snapshot_bytes: state.snapshot_bytes().unwrap_or(0),
                 poll,
             }
         };
         let (grown, snapshot_before) = (sample.bytes_written.saturating_sub(watch.bytes_covered), watch.snapshot);
         if watch.next(sample) == Decision::Trigger {
-            tracing::info!(bytes = grown, "the log passed raft.snapshot_after_log_bytes; building a snapshot");
+            tracing::info!(
+                bytes = grown,
+                snapshot_bytes = sample.snapshot_bytes,
+                "the log passed raft.snapshot_after_log_bytes and the snapshot's size; building a snapshot"
+            );
             if raft.trigger().snapshot().await.is_err() {
                 return;
             }
@@ -135,6 +161,8 @@ struct Sample {
     purged: Option<LogId<NodeId>>,
     /// The log's `bytes_written` counter.
     bytes_written: u64,
+    /// The size of the snapshot in place (0: none).
+    snapshot_bytes: u64,
     /// Polls since the watcher started.
     poll: u64,
 }
@@ -178,7 +206,7 @@ impl Watch {
         if self.pending_since.is_some_and(|since| sample.poll - since < REARM_POLLS) {
             return Decision::Wait;
         }
-        if sample.bytes_written.saturating_sub(self.bytes_covered) < self.log_bytes_max {
+        if sample.bytes_written.saturating_sub(self.bytes_covered) < self.log_bytes_max.max(sample.snapshot_bytes) {
             return Decision::Wait;
         }
         let applied_index = sample.last_applied.map(|log_id| log_id.index);

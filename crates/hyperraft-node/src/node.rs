@@ -81,7 +81,8 @@ impl Node {
             ..defaults
         };
         let state = StateMachineStore::open(&config.data_dir.join("state"), state_config)
-            .map_err(|error| NodeError::Storage(error.to_string()))?;
+            .map_err(|error| NodeError::Storage(error.to_string()))?
+            .with_snapshot_write_rate(config.raft.snapshot_write_bytes_per_second);
         let raft_config = raft_config(&config)?;
         let log_reader = log.reader();
         let network = NetworkFactory::new(config.node_id, transport.clone());
@@ -94,7 +95,7 @@ impl Node {
         let service = NodeService { raft: raft.clone(), batcher: batcher.clone(), state: state.clone() };
         transport.serve(Arc::new(service)).map_err(|error| NodeError::Transport(error.to_string()))?;
         bootstrap(&raft, &config).await?;
-        let compaction = LogCompaction::start(raft.clone(), log_reader, &config.raft);
+        let compaction = LogCompaction::start(raft.clone(), log_reader, state.clone(), &config.raft);
         Ok(Node {
             id: config.node_id,
             network: network_handle,

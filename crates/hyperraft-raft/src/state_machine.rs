@@ -3,26 +3,28 @@
 //!
 //! Applied state lives in memory; what survives a restart is the latest
 //! snapshot (`dir/snapshot.bin`) plus the Raft log after it, which openraft
-//! replays. A snapshot file is `magic "HRSM" · meta_len u32 · meta
-//! (postcard of `SnapshotMeta`) · state bytes (`StateMachine::write_snapshot`)
-//! · crc32c u32` of everything before, written to a temporary file, synced,
-//! and renamed into place so a crash leaves the old or the new one, whole.
+//! replays. Snapshots live only in files ([`SnapshotFile`], `file.rs`): a
+//! build streams the state into a temporary file, syncs it and renames it
+//! into place, so a crash leaves the old or the new one, whole; a follower
+//! receives a snapshot into a temporary file and checks it whole before it
+//! is renamed into place and used. No snapshot is ever held in memory, so
+//! its size is bounded by the disk, not by memory.
 //!
 //! Building a snapshot stops apply only while it takes a
 //! [`SnapshotCopy`] of the state together with the last applied log id and
 //! membership (microseconds: the transfer log is shared, not copied). The
-//! stream is written from the copy and the file persisted after the lock is
-//! released, on tokio's blocking pool ([`SnapshotWork`]), so neither the
-//! serialization nor the fsync holds up apply or a runtime worker.
+//! file is written from the copy after the lock is released, on tokio's
+//! blocking pool ([`SnapshotWork`]), so neither the serialization nor the
+//! writes hold up apply or a runtime worker.
 //!
 //! A build runs beside apply and may also run beside the install of a
 //! snapshot received from the leader. Whichever ends last must not leave an
 //! older snapshot in place of a newer one (the log behind the newer one may
-//! already be purged), so the file and the kept snapshot are replaced by a
-//! build only with one at least as new.
+//! already be purged), so a build replaces the file only with one at least
+//! as new.
 
-use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hyperraft_state::{BatchOutput, SnapshotCopy, StateConfig, StateMachine};
@@ -35,8 +37,15 @@ use openraft::{
 
 use crate::{BatchResponse, NodeId, TypeConfig};
 
-const SNAPSHOT_MAGIC: &[u8; 4] = b"HRSM";
+mod file;
+
+pub use file::SnapshotFile;
+
 const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// Temporary files are `snapshot.<kind>.<n>.tmp`; any left by a crash are
+/// removed when the directory is opened.
+const TEMPORARY_PREFIX: &str = "snapshot.";
+const TEMPORARY_SUFFIX: &str = ".tmp";
 
 type Meta = SnapshotMeta<NodeId, BasicNode>;
 
@@ -56,8 +65,6 @@ struct Applied {
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
     output: BatchOutput,
-    /// The latest snapshot, kept whole to serve followers that need it.
-    snapshot: Option<(Meta, Arc<Vec<u8>>)>,
     snapshots_built: u64,
 }
 
@@ -76,23 +83,31 @@ pub enum SnapshotWork {
 #[derive(Clone)]
 pub struct StateMachineStore {
     applied: Arc<Mutex<Applied>>,
-    /// The last log id of the snapshot file on disk; held while the file is
-    /// replaced, so replacements happen one at a time and in order.
-    on_disk: Arc<Mutex<Option<LogId<NodeId>>>>,
+    /// The metadata of the snapshot file in place; held while the file is
+    /// replaced or opened, so replacements happen one at a time and in
+    /// order, and an opened file is the one this names.
+    on_disk: Arc<Mutex<Option<Meta>>>,
+    /// Numbers temporary files.
+    temporaries: Arc<AtomicU64>,
     dir: PathBuf,
     config: StateConfig,
     work: SnapshotWork,
+    /// How fast a build writes its file, in bytes per second.
+    snapshot_write_rate: u64,
 }
+
+/// How fast a snapshot build writes, unless set otherwise: a 1 GiB state
+/// takes 8 s. Slower than a disk can write, so that the log's syncs do not
+/// queue behind the snapshot (see `file.rs`).
+pub const SNAPSHOT_WRITE_RATE_DEFAULT: u64 = 128 << 20;
 
 /// What failed in snapshot work done off the runtime; it becomes openraft's
 /// error once back on it (which is too large to pass around by value).
 #[derive(Debug)]
 enum SnapshotFault {
-    /// Writing the stream of the state.
-    Serialize(std::io::Error),
-    /// A received snapshot does not decode.
-    Decode(hyperraft_state::SnapshotError),
-    /// Writing the file, or the work could not run.
+    /// A received snapshot does not read.
+    Decode(String),
+    /// Writing or placing the file, or the work could not run.
     Persist(std::io::Error),
 }
 
@@ -100,21 +115,11 @@ impl SnapshotFault {
     fn into_storage(self, meta: &Meta) -> StorageError<NodeId> {
         let signature = Some(meta.signature());
         match self {
-            SnapshotFault::Serialize(error) => StorageIOError::read_state_machine(&error),
-            SnapshotFault::Decode(error) => StorageIOError::read_snapshot(signature, &error),
+            SnapshotFault::Decode(reason) => StorageIOError::read_snapshot(signature, &std::io::Error::other(reason)),
             SnapshotFault::Persist(error) => StorageIOError::write_snapshot(signature, &error),
         }
         .into()
     }
-}
-
-/// What a build's work off the lock gives back.
-struct Built {
-    /// The bytes to keep as the latest snapshot; none when a newer one
-    /// was installed meanwhile.
-    kept: Option<Arc<Vec<u8>>>,
-    /// The bytes handed to openraft, which takes them by value.
-    returned: Vec<u8>,
 }
 
 /// Whether a snapshot replaces an existing newer one.
@@ -140,40 +145,52 @@ impl StateMachineStore {
     ) -> Result<StateMachineStore, StateMachineError> {
         let io = |source| StateMachineError::Io { path: dir.to_path_buf(), source };
         std::fs::create_dir_all(dir).map_err(io)?;
+        remove_temporaries(dir).map_err(io)?;
         let mut applied = Applied {
             state: StateMachine::new(config.clone())?,
             last_applied: None,
             membership: StoredMembership::default(),
             output: BatchOutput::default(),
-            snapshot: None,
             snapshots_built: 0,
         };
         let path = dir.join(SNAPSHOT_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let (meta, state_bytes) = decode_snapshot_file(&bytes)
+        let on_disk = match std::fs::File::open(&path) {
+            Ok(file) => {
+                let (meta, state) = SnapshotFile::open(file)
+                    .read(config.clone())
                     .map_err(|reason| StateMachineError::Damaged { path: path.clone(), reason })?;
-                applied.state = StateMachine::read_snapshot(state_bytes, config.clone())
-                    .map_err(|error| StateMachineError::Damaged { path: path.clone(), reason: error.to_string() })?;
+                applied.state = state;
                 applied.last_applied = meta.last_log_id;
                 applied.membership = meta.last_membership.clone();
-                applied.snapshot = Some((meta, Arc::new(state_bytes.to_vec())));
+                Some(meta)
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
             Err(error) => return Err(io(error)),
-        }
-        let on_disk = applied.last_applied;
+        };
         Ok(StateMachineStore {
             applied: Arc::new(Mutex::new(applied)),
             on_disk: Arc::new(Mutex::new(on_disk)),
+            temporaries: Arc::new(AtomicU64::new(0)),
             dir: dir.to_path_buf(),
             config,
             work,
+            snapshot_write_rate: SNAPSHOT_WRITE_RATE_DEFAULT,
         })
+    }
+
+    /// Builds write their files at most `bytes_per_second` fast (> 0).
+    pub fn with_snapshot_write_rate(mut self, bytes_per_second: u64) -> StateMachineStore {
+        assert!(bytes_per_second > 0, "a snapshot write rate is positive");
+        self.snapshot_write_rate = bytes_per_second;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Applied> {
         self.applied.lock().expect("a panic while applying poisons the state machine")
+    }
+
+    fn lock_on_disk(&self) -> MutexGuard<'_, Option<Meta>> {
+        self.on_disk.lock().expect("a panic while persisting poisons the snapshot file")
     }
 
     /// Digest of the applied state (equal on replicas at the same applied index).
@@ -202,25 +219,32 @@ impl StateMachineStore {
         read(&self.lock().state)
     }
 
-    /// Writes the snapshot file (temporary file, sync, rename, directory
-    /// sync); answers whether it did, which only [`Replace::IfNotOlder`] may
-    /// decline.
-    fn persist(&self, meta: &Meta, state_bytes: &[u8], replace: Replace) -> std::io::Result<bool> {
-        let mut on_disk = self.on_disk.lock().expect("a panic while persisting poisons the snapshot file");
-        if replace == Replace::IfNotOlder && meta.last_log_id < *on_disk {
+    /// The size of the snapshot file in place, if there is one.
+    pub fn snapshot_bytes(&self) -> Option<u64> {
+        let _on_disk = self.lock_on_disk();
+        std::fs::metadata(self.dir.join(SNAPSHOT_FILE)).ok().map(|metadata| metadata.len())
+    }
+
+    /// A new temporary file in this directory; `kind` names what it is for.
+    fn temporary(&self, kind: &str) -> std::io::Result<SnapshotFile> {
+        let number = self.temporaries.fetch_add(1, Ordering::Relaxed);
+        SnapshotFile::create_temporary(self.dir.join(format!("{TEMPORARY_PREFIX}{kind}.{number}{TEMPORARY_SUFFIX}")))
+    }
+
+    /// Renames the synced temporary `snapshot` into place (then syncs the
+    /// directory); answers whether it did, which only
+    /// [`Replace::IfNotOlder`] may decline.
+    fn place(&self, meta: &Meta, snapshot: &mut SnapshotFile, replace: Replace) -> std::io::Result<bool> {
+        let mut on_disk = self.lock_on_disk();
+        let newer_in_place = on_disk.as_ref().is_some_and(|in_place| in_place.last_log_id > meta.last_log_id);
+        if replace == Replace::IfNotOlder && newer_in_place {
             return Ok(false);
         }
-        let head = snapshot_file_head(meta);
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&head), state_bytes);
-        let temporary = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(&head)?;
-        file.write_all(state_bytes)?;
-        file.write_all(&crc.to_le_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, self.dir.join(SNAPSHOT_FILE))?;
+        let temporary = snapshot.temporary_path().expect("only a temporary file is placed");
+        std::fs::rename(temporary, self.dir.join(SNAPSHOT_FILE))?;
+        snapshot.placed();
         std::fs::File::open(&self.dir)?.sync_all()?;
-        *on_disk = meta.last_log_id;
+        *on_disk = Some(meta.clone());
         Ok(true)
     }
 
@@ -239,30 +263,51 @@ impl StateMachineStore {
         }
     }
 
-    /// Writes the stream of `copy` and persists it: the part of a build
-    /// that runs without the lock.
-    fn write_built(&self, meta: &Meta, copy: SnapshotCopy) -> Result<Built, SnapshotFault> {
-        let mut bytes = Vec::new();
-        copy.write_snapshot(&mut bytes).map_err(SnapshotFault::Serialize)?;
+    /// Writes the file of `copy` and places it: the part of a build that
+    /// runs without the lock. Answers the file, and whether it was placed
+    /// (not when a newer snapshot was installed meanwhile).
+    fn write_built(&self, meta: &Meta, copy: SnapshotCopy) -> Result<(SnapshotFile, bool), SnapshotFault> {
+        let mut snapshot = self.temporary("build").map_err(SnapshotFault::Persist)?;
+        file::write_snapshot_file(snapshot.file(), meta, &copy, self.snapshot_write_rate)
+            .map_err(SnapshotFault::Persist)?;
         drop(copy);
-        let persisted = self.persist(meta, &bytes, Replace::IfNotOlder).map_err(SnapshotFault::Persist)?;
-        // openraft takes the snapshot's data by value, and the latest one is
-        // kept to serve followers: two copies, made here, not under the lock.
-        let returned = bytes.clone();
-        Ok(Built { kept: persisted.then(|| Arc::new(bytes)), returned })
+        let placed = self.place(meta, &mut snapshot, Replace::IfNotOlder).map_err(SnapshotFault::Persist)?;
+        Ok((snapshot, placed))
     }
 
-    /// Keeps `snapshot` as the latest one unless a newer one is kept
-    /// already; the one it replaces is freed after the lock is released.
-    fn keep_latest(&self, meta: &Meta, bytes: Arc<Vec<u8>>) {
-        let mut applied = self.lock();
-        if applied.snapshot.as_ref().is_some_and(|(kept, _)| kept.last_log_id > meta.last_log_id) {
-            return;
+    /// Checks a received snapshot whole, places it and answers its state.
+    fn install_received(&self, meta: &Meta, mut received: SnapshotFile) -> Result<StateMachine, SnapshotFault> {
+        if received.temporary_path().and_then(Path::parent) != Some(self.dir.as_path()) {
+            // Not received through `begin_receiving_snapshot`: copy it here first.
+            let copied = self.temporary("receive").map_err(SnapshotFault::Persist)?;
+            let mut source = received.file();
+            std::io::Seek::rewind(&mut source).map_err(SnapshotFault::Persist)?;
+            std::io::copy(&mut source, &mut copied.file()).map_err(SnapshotFault::Persist)?;
+            received = copied;
         }
-        let replaced = applied.snapshot.replace((meta.clone(), bytes));
-        drop(applied);
-        drop(replaced);
+        received.file().sync_all().map_err(SnapshotFault::Persist)?;
+        let (file_meta, state) = received.read(self.config.clone()).map_err(SnapshotFault::Decode)?;
+        if file_meta != *meta {
+            return Err(SnapshotFault::Decode(format!(
+                "the file's metadata ({file_meta:?}) is not the snapshot's ({meta:?})"
+            )));
+        }
+        self.place(meta, &mut received, Replace::Always).map_err(SnapshotFault::Persist)?;
+        Ok(state)
     }
+}
+
+/// Removes temporary snapshot files a crash left in `dir`.
+fn remove_temporaries(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TEMPORARY_PREFIX) && name.ends_with(TEMPORARY_SUFFIX) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn apply_entry(applied: &mut Applied, entry: &Entry<TypeConfig>) -> BatchResponse {
@@ -312,41 +357,36 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError<NodeId>> {
+        let snapshot = self.temporary("receive").map_err(|error| StorageIOError::write_snapshot(None, &error))?;
+        Ok(Box::new(snapshot))
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &Meta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError<NodeId>> {
-        let bytes = snapshot.into_inner();
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<SnapshotFile>) -> Result<(), StorageError<NodeId>> {
         let (store, work_meta) = (self.clone(), meta.clone());
-        let (state, bytes) = self
-            .offload(move || {
-                let state = StateMachine::read_snapshot(bytes.as_slice(), store.config.clone())
-                    .map_err(SnapshotFault::Decode)?;
-                store.persist(&work_meta, &bytes, Replace::Always).map_err(SnapshotFault::Persist)?;
-                Ok((state, bytes))
-            })
+        let state = self
+            .offload(move || store.install_received(&work_meta, *snapshot))
             .await
             .map_err(|fault| fault.into_storage(meta))?;
         let mut applied = self.lock();
         let replaced = std::mem::replace(&mut applied.state, state);
         applied.last_applied = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
-        let replaced_snapshot = applied.snapshot.replace((meta.clone(), Arc::new(bytes)));
         drop(applied);
         // The old state may be large; freeing it need not stop apply.
-        drop((replaced, replaced_snapshot));
+        drop(replaced);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let kept = self.lock().snapshot.clone();
-        // The copy openraft takes by value is made after the lock is released.
-        Ok(kept.map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes.as_ref().clone())) }))
+        let on_disk = self.lock_on_disk();
+        let Some(meta) = on_disk.clone() else { return Ok(None) };
+        // Opened under the lock, so the file is the one `meta` describes; a
+        // later replacement renames over the name, not over this file.
+        let file = std::fs::File::open(self.dir.join(SNAPSHOT_FILE))
+            .map_err(|error| StorageIOError::read_snapshot(Some(meta.signature()), &error))?;
+        drop(on_disk);
+        Ok(Some(Snapshot { meta, snapshot: Box::new(SnapshotFile::open(file)) }))
     }
 }
 
@@ -367,41 +407,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             (meta, copy)
         };
         let (store, work_meta) = (self.clone(), meta.clone());
-        let built = self
+        let (snapshot, _placed) = self
             .offload(move || store.write_built(&work_meta, copy))
             .await
             .map_err(|fault| fault.into_storage(&meta))?;
-        if let Some(kept) = built.kept {
-            self.keep_latest(&meta, kept);
-        }
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(built.returned)) })
+        std::io::Seek::rewind(&mut snapshot.file())
+            .map_err(|error| StorageIOError::read_snapshot(Some(meta.signature()), &error))?;
+        Ok(Snapshot { meta, snapshot: Box::new(snapshot) })
     }
-}
-
-/// Everything of a snapshot file before the state bytes: magic, metadata
-/// length, metadata. The file is this, the state bytes, and the crc32c of
-/// both.
-fn snapshot_file_head(meta: &Meta) -> Vec<u8> {
-    let meta_bytes = postcard::to_stdvec(meta).expect("snapshot metadata serializes");
-    let mut head = Vec::with_capacity(8 + meta_bytes.len());
-    head.extend_from_slice(SNAPSHOT_MAGIC);
-    head.extend_from_slice(&(meta_bytes.len() as u32).to_le_bytes());
-    head.extend_from_slice(&meta_bytes);
-    head
-}
-
-fn decode_snapshot_file(bytes: &[u8]) -> Result<(Meta, &[u8]), String> {
-    if bytes.len() < 12 || &bytes[..4] != SNAPSHOT_MAGIC {
-        return Err("not a snapshot file".to_string());
-    }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
-    if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
-        return Err("checksum mismatch".to_string());
-    }
-    let meta_len = u32::from_le_bytes(body[4..8].try_into().expect("4 bytes")) as usize;
-    let meta_end = 8usize.checked_add(meta_len).filter(|end| *end <= body.len()).ok_or("truncated metadata")?;
-    let meta: Meta = postcard::from_bytes(&body[8..meta_end]).map_err(|error| error.to_string())?;
-    Ok((meta, &body[meta_end..]))
 }
 
 #[cfg(test)]

@@ -51,6 +51,6 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = std::io::Cursor<Vec<u8>>,
+        SnapshotData = crate::state_machine::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );

@@ -207,11 +207,15 @@ pub(crate) struct Parts<'a, T> {
     pub(crate) stores: &'a StoreSections,
 }
 
+/// Bytes staged before they reach the checksum and the writer: records are
+/// 80 and 96 bytes, and crc32c runs several times faster on long slices.
+const STAGED_BYTES: usize = 1 << 16;
+
 pub(crate) fn write_stream<'a>(
     out: impl Write,
     parts: Parts<'a, impl Iterator<Item = &'a Transfer>>,
 ) -> std::io::Result<()> {
-    let mut out = Checksummed { inner: out, crc: 0, len: 0 };
+    let mut out = std::io::BufWriter::with_capacity(STAGED_BYTES, Checksummed { inner: out, crc: 0, len: 0 });
     let stores = parts.stores.in_order();
     let mut header = Vec::with_capacity(HEADER_BYTES);
     header.extend_from_slice(&MAGIC.to_le_bytes());
@@ -237,6 +241,7 @@ pub(crate) fn write_stream<'a>(
     for section in stores {
         out.write_all(section)?;
     }
+    let mut out = out.into_inner().map_err(|error| error.into_error())?;
     let crc = out.crc;
     out.inner.write_all(&crc.to_le_bytes())?;
     out.flush()
@@ -262,13 +267,18 @@ fn bound(what: &'static str, count: u64, max: u64) -> Result<(), SnapshotError> 
 /// Reads `count` fixed-size records, growing memory only as they arrive.
 fn read_records<R, T>(input: &mut impl Read, count: u64, convert: impl Fn(&R) -> T) -> Result<Vec<T>, SnapshotError>
 where
-    R: FromBytes + IntoBytes + zerocopy::Immutable + zerocopy::KnownLayout + Default,
+    R: FromBytes + IntoBytes + zerocopy::Immutable + zerocopy::KnownLayout + Default + Clone,
 {
+    // Read in blocks, so the checksum runs on long slices.
+    const BLOCK_RECORDS: usize = 512;
     let mut items = Vec::with_capacity(count.min(1 << 16) as usize);
-    let mut record = R::default();
-    for _ in 0..count {
-        input.read_exact(record.as_mut_bytes()).map_err(truncated)?;
-        items.push(convert(&record));
+    let mut block = vec![R::default(); BLOCK_RECORDS.min(count as usize)];
+    let mut left = count;
+    while left > 0 {
+        let records = &mut block[..left.min(BLOCK_RECORDS as u64) as usize];
+        input.read_exact(records.as_mut_bytes()).map_err(truncated)?;
+        items.extend(records.iter().map(&convert));
+        left -= records.len() as u64;
     }
     Ok(items)
 }

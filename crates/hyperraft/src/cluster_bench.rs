@@ -54,7 +54,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 async fn drive_embedded(args: &BenchArgs, root: &Path) -> anyhow::Result<Summary> {
     // The log writers count their fsyncs into this process's metrics recorder.
     let metrics = hyperraft_node::telemetry::install().ok();
-    let mut cluster = EmbeddedCluster::new(root, args.nodes, RaftTuning::default(), args.apply_threads)?;
+    // The embedded nodes share one disk, so they share its snapshot write rate.
+    let defaults = RaftTuning::default();
+    let raft = RaftTuning {
+        snapshot_write_bytes_per_second: defaults.snapshot_write_bytes_per_second / args.nodes,
+        ..defaults
+    };
+    let mut cluster = EmbeddedCluster::new(root, args.nodes, raft, args.apply_threads)?;
     if args.fsync == Fsync::Off {
         let configs: Vec<_> = cluster.configs().values().cloned().collect();
         for config in configs {

@@ -13,7 +13,14 @@ fn log_id(index: u64) -> Option<LogId<NodeId>> {
 /// A poll at which the snapshot is at `snapshot`, entries are applied up
 /// to `applied`, and the log has written `bytes`.
 fn sample(poll: u64, snapshot: u64, applied: u64, bytes: u64) -> Sample {
-    Sample { snapshot: log_id(snapshot), last_applied: log_id(applied), purged: None, bytes_written: bytes, poll }
+    Sample {
+        snapshot: log_id(snapshot),
+        last_applied: log_id(applied),
+        purged: None,
+        bytes_written: bytes,
+        snapshot_bytes: 0,
+        poll,
+    }
 }
 
 /// Proves the watcher triggers once the log has grown by the bound since
@@ -79,4 +86,19 @@ fn the_purge_keeps_what_fits_behind_the_snapshot() {
     assert_eq!(purge_upto(100, Some(90), Some(89)), None, "purged that far already");
     assert_eq!(purge_upto(100, Some(0), None), None, "everything fits");
     assert_eq!(purge_upto(100, None, None), None, "the snapshot's entry is not in the log");
+}
+
+/// Proves a snapshot larger than the bound raises it: the next trigger
+/// waits until the log has grown by the snapshot's size, and a smaller
+/// snapshot leaves the bound as configured.
+#[test]
+fn a_snapshot_larger_than_the_bound_defers_the_next_until_the_log_grew_as_much() {
+    let large = 3 * BOUND;
+    let mut watch = Watch::new(BOUND, log_id(10), 0);
+    let with_snapshot = |poll, bytes, snapshot_bytes| Sample { snapshot_bytes, ..sample(poll, 10, 20, bytes) };
+    assert_eq!(watch.next(with_snapshot(1, BOUND, large)), Decision::Wait);
+    assert_eq!(watch.next(with_snapshot(2, large - 1, large)), Decision::Wait);
+    assert_eq!(watch.next(with_snapshot(3, large, large)), Decision::Trigger);
+    let mut watch = Watch::new(BOUND, log_id(10), 0);
+    assert_eq!(watch.next(with_snapshot(1, BOUND, BOUND / 2)), Decision::Trigger);
 }

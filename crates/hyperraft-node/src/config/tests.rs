@@ -125,3 +125,15 @@ fn the_log_byte_bound_parses_and_zero_is_refused() {
     let zero = parse("[raft]\nsnapshot_after_log_bytes = 0\n");
     assert!(zero.validate().unwrap_err().to_string().contains("raft.snapshot_after_log_bytes"));
 }
+
+/// Proves `raft.snapshot_write_bytes_per_second` is read from the file,
+/// defaults to 128 MiB/s when absent, and a zero rate is refused.
+#[test]
+fn the_snapshot_write_rate_parses_and_zero_is_refused() {
+    assert_eq!(parse("").raft.snapshot_write_bytes_per_second, 128 << 20);
+    let slow = parse("[raft]\nsnapshot_write_bytes_per_second = 1048576\n");
+    slow.validate().unwrap();
+    assert_eq!(slow.raft.snapshot_write_bytes_per_second, 1 << 20);
+    let zero = parse("[raft]\nsnapshot_write_bytes_per_second = 0\n");
+    assert!(zero.validate().unwrap_err().to_string().contains("raft.snapshot_write_bytes_per_second"));
+}
