@@ -190,12 +190,14 @@ pub struct DecisionsSection {
 /// `log_bytes_kept_after_snapshot` bytes of them, whichever is fewer; a
 /// follower further behind catches up by snapshot instead.
 ///
-/// How far the log can still grow, per replica: about
-/// `snapshot_after_log_bytes` + `log_bytes_kept_after_snapshot` (1.5 GiB
-/// by default), plus what is written while a snapshot is built, persisted
-/// and purged behind, and plus up to `snapshot_after_log_bytes` more right
-/// after a restart (the byte count starts again at zero). Segment files
-/// are deleted whole, so the disk holds up to one segment more.
+/// How far the log can still grow, per replica: about the larger of
+/// `snapshot_after_log_bytes` and the snapshot's size, plus
+/// `log_bytes_kept_after_snapshot` (1.5 GiB by default while the state is
+/// under 1 GiB), plus what is written while a snapshot is built, persisted
+/// and purged behind, and plus up to that bound more right after a restart
+/// (the byte count starts again at zero). Segment files are deleted whole,
+/// so the disk holds up to one segment more. Beside the log, the disk holds
+/// the snapshot and, while the next one is written, that one too.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftTuning {

@@ -164,6 +164,8 @@ pub struct Summary {
     pub after: Snapshot,
     /// `"native"` (the node's own client), `"grpc"` (the SDK) or `"etcd"` (an etcd server).
     pub client: &'static str,
+    /// Why the measured window ended before `--duration`, if it did.
+    pub stopped_early: Option<String>,
 }
 
 impl Summary {
@@ -245,6 +247,7 @@ impl Summary {
             "fsyncs_per_s": self.fsyncs_per_second().map(|rate| round(rate, 0)),
             "cpu_percent": round(self.cpu_percent(), 1),
             "peak_rss_bytes": self.after.usage.peak_rss_bytes,
+            "stopped_early": self.stopped_early,
         })
     }
 
@@ -266,6 +269,9 @@ impl Summary {
             self.elapsed.as_secs_f64(),
             args.warmup
         );
+        if let Some(reason) = &self.stopped_early {
+            println!("  !! STOPPED    after {:.1} s of {} s: {reason}", self.elapsed.as_secs_f64(), args.duration);
+        }
         if args.fsync == Fsync::Off {
             println!(
                 "  !! UNSAFE     --fsync off: the logs never fsync; acknowledged writes could be lost at a crash."

@@ -13,7 +13,9 @@
 //! R items per second on a fixed schedule (open loop), and latency counts
 //! from the scheduled send time, so queueing shows instead of being hidden
 //! by a writer that waits (coordinated omission). Only requests scheduled
-//! after the `--warmup` seconds count.
+//! after the `--warmup` seconds count. An embedded run ends its measured
+//! window early if the machine's memory or disk runs low (`bench_guard.rs`),
+//! and its report says so.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -27,11 +29,14 @@ use hyperraft_wire::AccountRecord;
 
 use crate::bench::{BenchArgs, Fsync, Workload};
 use crate::bench_etcd::EtcdKv;
+use crate::bench_guard::{ResourceGuard, Stop};
 use crate::bench_load::{Load, Sink};
 use crate::bench_report::{Progress, Snapshot, Summary, Tally, Usage};
 
 /// How long the cluster may take to elect a leader, converge or answer setup writes.
 const PATIENCE: Duration = Duration::from_secs(30);
+/// How long a writer waits after a request that failed whole.
+const REFUSED_PAUSE: Duration = Duration::from_millis(10);
 /// Accounts per create request.
 const ACCOUNTS_PER_REQUEST: usize = 8190;
 
@@ -83,7 +88,7 @@ async fn drive_embedded(args: &BenchArgs, root: &Path) -> anyhow::Result<Summary
         Snapshot { usage: Usage::now(), entries: Some((stats.proposals, stats.items)), fsyncs }
     };
     let sink = Sink::Native(cluster.node(leader).writer());
-    let summary = drive(args, vec![sink], "native", snapshot).await?;
+    let summary = drive(args, vec![sink], "native", snapshot, Some((root, args.nodes))).await?;
     cluster.converged(PATIENCE).await.context("the nodes did not converge after the run")?;
     cluster.shutdown().await?;
     Ok(summary)
@@ -106,7 +111,7 @@ async fn drive_target(args: &BenchArgs) -> anyhow::Result<Summary> {
         create_accounts(&client, args.accounts).await?;
     }
     let snapshot = || Snapshot { usage: Usage::now(), entries: None, fsyncs: None };
-    drive(args, vec![Sink::Sdk(Arc::new(client))], "grpc", snapshot).await
+    drive(args, vec![Sink::Sdk(Arc::new(client))], "grpc", snapshot, None).await
 }
 
 /// Connections to etcd: one per writer, at most this many (shared round robin beyond).
@@ -119,7 +124,7 @@ async fn drive_etcd(args: &BenchArgs, addr: &str) -> anyhow::Result<Summary> {
         sinks.push(Sink::Etcd(etcd));
     }
     let snapshot = || Snapshot { usage: Usage::now(), entries: None, fsyncs: None };
-    drive(args, sinks, "etcd", snapshot).await
+    drive(args, sinks, "etcd", snapshot, None).await
 }
 
 /// Creates accounts `1..=accounts`; ones that exist already (an earlier run) are fine.
@@ -142,14 +147,18 @@ async fn create_accounts(client: &Client, accounts: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the writers through warm-up and the measured window.
+/// Runs the writers through warm-up and the measured window; with
+/// `embedded` (the cluster's folder and node count) under a [`ResourceGuard`].
 async fn drive(
     args: &BenchArgs,
     sinks: Vec<Sink>,
     client: &'static str,
     snapshot: impl Fn() -> Snapshot,
+    embedded: Option<(&Path, u64)>,
 ) -> anyhow::Result<Summary> {
     let tally = Arc::new(Tally::new());
+    let stop = Arc::new(Stop::default());
+    let guard = embedded.map(|(root, nodes)| ResourceGuard::start(stop.clone(), root.to_path_buf(), nodes));
     let started = Instant::now();
     let measuring = started + Duration::from_secs_f64(args.warmup);
     let deadline = measuring + Duration::from_secs_f64(args.duration);
@@ -166,7 +175,7 @@ async fn drive(
         let offset = interval.map_or(Duration::ZERO, |interval| interval.mul_f64(writer as f64 / args.clients as f64));
         let schedule = Schedule { first: started + offset, measuring, deadline, interval };
         let sink = sinks[writer % sinks.len()].clone();
-        writers.spawn(write_loop(sink, load, args.batch(), schedule, tally.clone()));
+        writers.spawn(write_loop(sink, load, args.batch(), schedule, tally.clone(), stop.clone()));
     }
     tokio::time::sleep_until(measuring.into()).await;
     let before = snapshot();
@@ -175,7 +184,7 @@ async fn drive(
     }
     let after = snapshot();
     let elapsed = measuring.elapsed();
-    drop(progress);
+    drop((progress, guard));
     // The progress task may still hold the tally for a moment after its abort; read it in place.
     let summary = Summary {
         elapsed,
@@ -186,6 +195,7 @@ async fn drive(
         before,
         after,
         client,
+        stopped_early: stop.reason(),
     };
     Ok(summary)
 }
@@ -200,10 +210,13 @@ struct Schedule {
     interval: Option<Duration>,
 }
 
-async fn write_loop(sink: Sink, mut load: Load, batch: usize, schedule: Schedule, tally: Arc<Tally>) {
+async fn write_loop(sink: Sink, mut load: Load, batch: usize, schedule: Schedule, tally: Arc<Tally>, stop: Arc<Stop>) {
     let Schedule { first, measuring, deadline, interval } = schedule;
     let mut scheduled = first;
     loop {
+        if stop.is_set() {
+            break;
+        }
         match interval {
             Some(_) if scheduled >= deadline => break,
             Some(_) => tokio::time::sleep_until(scheduled.into()).await,
@@ -212,8 +225,14 @@ async fn write_loop(sink: Sink, mut load: Load, batch: usize, schedule: Schedule
         }
         load.next(batch);
         let outcome = sink.send(&mut load).await;
+        let refused = outcome.committed == 0 && !outcome.failures.is_empty();
         if scheduled >= measuring {
             tally.record(outcome, scheduled.elapsed());
+        }
+        if refused {
+            // A cluster that refuses answers at once; writers resending at
+            // once would keep every runtime thread busy and starve the rest.
+            tokio::time::sleep(REFUSED_PAUSE).await;
         }
         if let Some(interval) = interval {
             scheduled += interval;

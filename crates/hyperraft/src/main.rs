@@ -3,6 +3,7 @@
 mod agents_bench;
 mod bench;
 mod bench_etcd;
+mod bench_guard;
 mod bench_load;
 mod bench_report;
 mod bus_bench;
