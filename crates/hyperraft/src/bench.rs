@@ -49,7 +49,9 @@ pub struct BenchArgs {
     /// as soon as its last request is answered (closed loop: the maximum).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Seconds measured (per thread count with --engine-only).
+    /// Seconds measured (per thread count with --engine-only). An embedded
+    /// run ends sooner, and its report says why, if the machine's memory or
+    /// disk runs low: every replica keeps the whole ledger in memory.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
     /// Seconds of load before measuring starts.

@@ -166,6 +166,8 @@ pub struct Summary {
     pub client: &'static str,
     /// Why the measured window ended before `--duration`, if it did.
     pub stopped_early: Option<String>,
+    /// Where the leader's commits spent their time (embedded cluster only).
+    pub commit_path: Option<crate::bench_commit::CommitPath>,
 }
 
 impl Summary {
@@ -248,6 +250,7 @@ impl Summary {
             "cpu_percent": round(self.cpu_percent(), 1),
             "peak_rss_bytes": self.after.usage.peak_rss_bytes,
             "stopped_early": self.stopped_early,
+            "commit_path_ms": self.commit_path.as_ref().map(|path| path.json()),
         })
     }
 
@@ -300,6 +303,9 @@ impl Summary {
         }
         if let Some(rate) = self.fsyncs_per_second() {
             println!("  fsyncs         {rate:.0}/s over all nodes' logs");
+        }
+        if let Some(path) = &self.commit_path {
+            println!("  commit path    {}", path.describe());
         }
         println!(
             "  process        CPU {:.0} % ({} cores), peak RSS {:.0} MiB",

@@ -28,6 +28,7 @@ use hyperraft_node::{EmbeddedCluster, RaftTuning};
 use hyperraft_wire::AccountRecord;
 
 use crate::bench::{BenchArgs, Fsync, Workload};
+use crate::bench_commit::commit_path;
 use crate::bench_etcd::EtcdKv;
 use crate::bench_guard::{ResourceGuard, Stop};
 use crate::bench_load::{Load, Sink};
@@ -88,7 +89,8 @@ async fn drive_embedded(args: &BenchArgs, root: &Path) -> anyhow::Result<Summary
         Snapshot { usage: Usage::now(), entries: Some((stats.proposals, stats.items)), fsyncs }
     };
     let sink = Sink::Native(cluster.node(leader).writer());
-    let summary = drive(args, vec![sink], "native", snapshot, Some((root, args.nodes))).await?;
+    let mut summary = drive(args, vec![sink], "native", snapshot, Some((root, args.nodes))).await?;
+    summary.commit_path = metrics.as_ref().and_then(|handle| commit_path(&handle.render(), leader));
     cluster.converged(PATIENCE).await.context("the nodes did not converge after the run")?;
     cluster.shutdown().await?;
     Ok(summary)
@@ -196,6 +198,7 @@ async fn drive(
         after,
         client,
         stopped_early: stop.reason(),
+        commit_path: None,
     };
     Ok(summary)
 }

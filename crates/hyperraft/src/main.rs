@@ -2,6 +2,7 @@
 
 mod agents_bench;
 mod bench;
+mod bench_commit;
 mod bench_etcd;
 mod bench_guard;
 mod bench_load;
