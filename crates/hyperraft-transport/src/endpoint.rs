@@ -68,8 +68,15 @@ impl Transport {
         let runtime = Handle::try_current()
             .map_err(|error| TransportError::Bind { address, source: std::io::Error::other(error) })?;
         let server_config = quic_server_config(&identity, &config)?;
-        let mut endpoint = quinn::Endpoint::server(server_config, address)
-            .map_err(|source| TransportError::Bind { address, source })?;
+        let socket =
+            bind_udp(address, config.socket_buffer_bytes).map_err(|source| TransportError::Bind { address, source })?;
+        let mut endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| TransportError::Bind { address, source })?;
         endpoint.set_default_client_config(quic_client_config(&identity, &config)?);
         Ok(Transport {
             shared: Arc::new(Shared {
@@ -181,6 +188,26 @@ fn quic_client_config(identity: &TlsIdentity, config: &TransportConfig) -> Resul
     Ok(client_config)
 }
 
+/// A UDP socket bound to `address`, with buffers of `buffer_bytes` asked
+/// for. The kernel may grant less (up to `net.core.rmem_max`); that is
+/// logged, not refused.
+fn bind_udp(address: SocketAddr, buffer_bytes: usize) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(address)?;
+    let options = socket2::SockRef::from(&socket);
+    options.set_recv_buffer_size(buffer_bytes)?;
+    options.set_send_buffer_size(buffer_bytes)?;
+    // Linux reports twice what it grants (the doubling covers its bookkeeping).
+    let granted = options.recv_buffer_size()?;
+    if granted < buffer_bytes {
+        tracing::info!(
+            asked = buffer_bytes,
+            granted,
+            "the UDP receive buffer is smaller than asked; raise net.core.rmem_max to avoid drops under load"
+        );
+    }
+    Ok(socket)
+}
+
 fn quic_transport_config(
     config: &TransportConfig,
     incoming_streams_max: u32,
@@ -200,4 +227,24 @@ fn quic_transport_config(
         .keep_alive_interval(Some(config.keep_alive_interval))
         .initial_rtt(config.initial_rtt);
     Ok(Arc::new(transport))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Proves the socket's buffers are asked for: the receive buffer the
+    /// kernel grants is at least what was asked, or all that
+    /// `net.core.rmem_max` allows.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_udp_socket_gets_the_buffers_asked_for() {
+        let allowed: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .expect("linux exposes rmem_max")
+            .trim()
+            .parse()
+            .expect("a number");
+        let asked = 1 << 20;
+        let socket = super::bind_udp("127.0.0.1:0".parse().unwrap(), asked).unwrap();
+        let granted = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        assert!(granted >= asked.min(allowed), "granted {granted}, asked {asked}, rmem_max {allowed}");
+    }
 }

@@ -9,11 +9,12 @@
 
 use std::collections::BTreeMap;
 
-/// The median and p99 of one step, in milliseconds.
+/// The median, p99 and maximum of one step, in milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Quantiles {
     pub p50: f64,
     pub p99: f64,
+    pub max: f64,
 }
 
 /// The leader's commit path.
@@ -43,6 +44,7 @@ pub fn commit_path(exposition: &str, leader: u64) -> Option<CommitPath> {
         let at = match quantile.as_str() {
             "0.5" => 0,
             "0.99" => 1,
+            "1" => 2,
             _ => continue,
         };
         let milliseconds = seconds * 1000.0;
@@ -64,10 +66,10 @@ pub fn commit_path(exposition: &str, leader: u64) -> Option<CommitPath> {
 }
 
 fn set(quantiles: &mut Quantiles, at: usize, milliseconds: f64) {
-    if at == 0 {
-        quantiles.p50 = milliseconds;
-    } else {
-        quantiles.p99 = milliseconds;
+    match at {
+        0 => quantiles.p50 = milliseconds,
+        1 => quantiles.p99 = milliseconds,
+        _ => quantiles.max = milliseconds,
     }
 }
 
@@ -81,9 +83,13 @@ fn parse_labels(labels: &str) -> BTreeMap<&str, String> {
 }
 
 impl Quantiles {
+    fn describe(self) -> String {
+        format!("{:.2} / {:.2} / {:.1}", self.p50, self.p99, self.max)
+    }
+
     fn json(self) -> serde_json::Value {
         let round = |value: f64| (value * 1000.0).round() / 1000.0;
-        serde_json::json!({ "p50": round(self.p50), "p99": round(self.p99) })
+        serde_json::json!({ "p50": round(self.p50), "p99": round(self.p99), "max": round(self.max) })
     }
 }
 
@@ -105,15 +111,13 @@ impl CommitPath {
         let appends: Vec<String> = self
             .append_round_trip
             .iter()
-            .map(|(peer, round_trip)| format!("→{peer} {:.2} / {:.2}", round_trip.p50, round_trip.p99))
+            .map(|(peer, round_trip)| format!("→{peer} {}", round_trip.describe()))
             .collect();
         format!(
-            "leader fsync {:.2} / {:.2} ms · append round trip {} ms · commit+apply {:.2} / {:.2} ms (p50 / p99, last minute)",
-            self.leader_fsync.p50,
-            self.leader_fsync.p99,
+            "leader fsync {} ms · append round trip {} ms · commit+apply {} ms (p50 / p99 / max, last minute)",
+            self.leader_fsync.describe(),
             appends.join(", "),
-            self.commit_apply.p50,
-            self.commit_apply.p99
+            self.commit_apply.describe(),
         )
     }
 }
@@ -123,7 +127,7 @@ mod tests {
     use super::*;
 
     /// Proves the leader's three steps are read from Prometheus text: its
-    /// own series only (not another node's), the median and p99 of each, per
+    /// own series only (not another node's), the median, p99 and maximum of each, per
     /// follower for the round trips; and that a missing step yields nothing.
     #[test]
     fn the_leaders_steps_are_read_and_other_nodes_ignored() {
@@ -139,6 +143,7 @@ hyperraft_raft_append_seconds{node=\"1\",peer=\"3\",quantile=\"0.5\"} 0.0005
 hyperraft_raft_append_seconds{node=\"1\",peer=\"3\",quantile=\"0.9\"} 0.001
 hyperraft_commit_apply_seconds{node=\"1\",quantile=\"0.5\"} 0.003
 hyperraft_commit_apply_seconds{node=\"1\",quantile=\"0.99\"} 0.008
+hyperraft_commit_apply_seconds{node=\"1\",quantile=\"1\"} 0.0125
 ";
         let path = commit_path(text, 1).expect("all three steps are there");
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
@@ -147,7 +152,8 @@ hyperraft_commit_apply_seconds{node=\"1\",quantile=\"0.99\"} 0.008
         assert!(close(path.append_round_trip["2"].p50, 0.4) && close(path.append_round_trip["2"].p99, 2.0));
         assert!(close(path.append_round_trip["3"].p50, 0.5) && path.append_round_trip["3"].p99 == 0.0);
         assert!(close(path.commit_apply.p50, 3.0) && close(path.commit_apply.p99, 8.0));
-        assert!(path.describe().contains("→2 0.40 / 2.00"));
+        assert!(close(path.commit_apply.max, 12.5));
+        assert!(path.describe().contains("→2 0.40 / 2.00 / 0.0"));
         assert_eq!(commit_path(text, 2), None, "node 2 has no round trips or apply here");
         assert_eq!(commit_path("", 1), None);
     }

@@ -15,6 +15,8 @@ fn zero_bounds_are_named() {
     assert_eq!(config.validate(), Err(ConfigError::Zero { field: "concurrent_streams_max" }));
     let config = TransportConfig { call_timeout: Duration::ZERO, ..TransportConfig::default() };
     assert_eq!(config.validate(), Err(ConfigError::Zero { field: "call_timeout" }));
+    let config = TransportConfig { socket_buffer_bytes: 0, ..TransportConfig::default() };
+    assert_eq!(config.validate(), Err(ConfigError::Zero { field: "socket_buffer_bytes" }));
 }
 
 #[test]
