@@ -113,6 +113,15 @@ async fn receive(store: &mut StateMachineStore, from: &mut SnapshotFile, chunk: 
     received
 }
 
+/// A store at `last_index` that has built a snapshot, and that snapshot as
+/// it would send it.
+async fn sender_at(dir: &Path, last_index: u64) -> (StateMachineStore, Snapshot<TypeConfig>) {
+    let mut source = store_at(dir, last_index).await;
+    source.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let sent = source.get_current_snapshot().await.unwrap().expect("built");
+    (source, sent)
+}
+
 fn temporaries_in(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -127,9 +136,7 @@ fn temporaries_in(dir: &Path) -> Vec<String> {
 #[tokio::test]
 async fn a_snapshot_received_in_chunks_installs_the_senders_state() {
     let (source_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut source = store_at(source_dir.path(), 9).await;
-    source.get_snapshot_builder().await.build_snapshot().await.unwrap();
-    let mut sent = source.get_current_snapshot().await.unwrap().expect("built");
+    let (source, mut sent) = sender_at(source_dir.path(), 9).await;
     let mut store = store_at(dir.path(), 3).await;
     let received = receive(&mut store, &mut sent.snapshot, 1000).await;
     store.install_snapshot(&sent.meta, received).await.unwrap();
@@ -146,9 +153,7 @@ async fn a_snapshot_received_in_chunks_installs_the_senders_state() {
 #[tokio::test]
 async fn a_damaged_received_snapshot_is_refused_and_changes_nothing() {
     let (source_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut source = store_at(source_dir.path(), 9).await;
-    source.get_snapshot_builder().await.build_snapshot().await.unwrap();
-    let mut sent = source.get_current_snapshot().await.unwrap().expect("built");
+    let (_source, mut sent) = sender_at(source_dir.path(), 9).await;
     let mut store = store_at(dir.path(), 4).await;
     store.get_snapshot_builder().await.build_snapshot().await.unwrap();
     let (before, on_disk_before) = (store.applied_digest(), meta_on_disk(dir.path()));
