@@ -54,7 +54,7 @@
 //! election_timeout_min_ms = 1000
 //! election_timeout_max_ms = 2000
 //! snapshot_after_entries = 20000
-//! snapshot_after_log_bytes = 1073741824 # 1 GiB; whichever bound is reached first
+//! snapshot_after_log_bytes = 1073741824 # 1 GiB, and no less than the snapshot; whichever bound is reached first
 //! entries_kept_after_snapshot = 1000
 //! log_bytes_kept_after_snapshot = 536870912 # 512 MiB; the tighter of the two holds
 //! snapshot_write_bytes_per_second = 134217728 # 128 MiB/s: a 1 GiB state writes in 8 s
