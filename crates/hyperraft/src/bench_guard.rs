@@ -29,17 +29,20 @@ const DISK_MARGIN: u64 = 4 << 30;
 
 /// The available memory below which the run stops: a tenth of the
 /// machine's memory, and at least 2 GiB (about 5 s of growth at full load,
-/// and room for the shutdown that follows).
-pub fn memory_floor(total_bytes: u64) -> u64 {
-    (total_bytes / 10).max(MEMORY_FLOOR_MIN)
+/// and room for the shutdown that follows); but never more than half of
+/// what was available when the run began, so that a small machine still
+/// runs until it has used half of it.
+pub fn memory_floor(total_bytes: u64, available_at_start: u64) -> u64 {
+    (total_bytes / 10).max(MEMORY_FLOOR_MIN).min(available_at_start / 2)
 }
 
 /// The free disk space below which the run stops: room for every node to
 /// write a snapshot as large as the one it has (`snapshots_bytes`, their
-/// sum), which it does beside the old one, plus 4 GiB for the logs (about
-/// 13 s of all three at full load).
-pub fn disk_floor(snapshots_bytes: u64) -> u64 {
-    snapshots_bytes.saturating_add(DISK_MARGIN)
+/// sum), which it does beside the old one, plus a margin for the logs:
+/// 4 GiB (about 13 s of all three at full load), or a quarter of what was
+/// free when the run began if that is less.
+pub fn disk_floor(snapshots_bytes: u64, free_at_start: u64) -> u64 {
+    snapshots_bytes.saturating_add(DISK_MARGIN.min(free_at_start / 4))
 }
 
 /// Bytes free to an unprivileged writer on the file system holding `path`.
@@ -114,12 +117,14 @@ pub struct ResourceGuard {
 
 impl ResourceGuard {
     pub fn start(stop: Arc<Stop>, root: PathBuf, replicas: u64) -> ResourceGuard {
+        let memory_at_start = read_meminfo().map(|(available, _)| available);
+        let disk_at_start = disk_free(&root);
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(POLL_INTERVAL);
             loop {
                 ticks.tick().await;
-                if let Some((available, total)) = read_meminfo() {
-                    if available < memory_floor(total) {
+                if let (Some((available, total)), Some(at_start)) = (read_meminfo(), memory_at_start) {
+                    if available < memory_floor(total, at_start) {
                         stop.set(format!(
                             "the machine's available memory fell to {:.1} GiB of {:.1} GiB (the embedded cluster \
                              keeps every transfer in memory on each of its {replicas} replicas); a shorter \
@@ -130,8 +135,8 @@ impl ResourceGuard {
                         return;
                     }
                 }
-                let floor = disk_floor(snapshots_bytes(&root));
-                if let Some(free) = disk_free(&root) {
+                if let (Some(free), Some(at_start)) = (disk_free(&root), disk_at_start) {
+                    let floor = disk_floor(snapshots_bytes(&root), at_start);
                     if free < floor {
                         stop.set(format!(
                             "the disk under {} has {:.2} GiB free, below the {:.2} GiB its {replicas} nodes may \
@@ -170,16 +175,19 @@ mod tests {
         assert_eq!(parse_meminfo("MemAvailable: x kB\nMemTotal: 10 kB\n"), None);
     }
 
-    /// Proves the memory floor is a tenth of the machine, and never below 2 GiB.
+    /// Proves the memory floor is a tenth of the machine and at least
+    /// 2 GiB, but at most half of what was available at the start.
     #[test]
-    fn the_memory_floor_is_a_tenth_and_at_least_two_gib() {
-        assert_eq!(memory_floor(64 << 30), (64 << 30) / 10);
-        assert_eq!(memory_floor(8 << 30), 2 << 30);
+    fn the_memory_floor_is_a_tenth_at_least_two_gib_at_most_half_the_start() {
+        assert_eq!(memory_floor(64 << 30, 60 << 30), (64 << 30) / 10);
+        assert_eq!(memory_floor(8 << 30, 6 << 30), 2 << 30);
+        assert_eq!(memory_floor(4 << 30, 3 << 30), 3 << 29);
     }
 
     /// Proves the disk floor counts the snapshot files found under the
     /// cluster's folder (one per node, at `node-N/state/snapshot.bin`) plus
-    /// the margin, and that the free space of that folder's file system is read.
+    /// the margin (less on a disk with little free at the start), and that
+    /// the free space of that folder's file system is read.
     #[test]
     fn the_disk_floor_counts_the_nodes_snapshots() {
         let root = tempfile::tempdir().unwrap();
@@ -191,7 +199,8 @@ mod tests {
         std::fs::create_dir_all(root.path().join("node-3").join("state")).unwrap();
         std::fs::create_dir_all(root.path().join("certs")).unwrap();
         assert_eq!(snapshots_bytes(root.path()), 3500);
-        assert_eq!(disk_floor(snapshots_bytes(root.path())), 3500 + DISK_MARGIN);
+        assert_eq!(disk_floor(snapshots_bytes(root.path()), 100 << 30), 3500 + DISK_MARGIN);
+        assert_eq!(disk_floor(snapshots_bytes(root.path()), 8 << 30), 3500 + (2 << 30), "a quarter of a small disk");
         assert!(disk_free(root.path()).is_some_and(|free| free > 0));
         assert_eq!(disk_free(&root.path().join("missing")), None);
     }
