@@ -15,7 +15,9 @@ fn bench_json(extra: &[&str]) -> serde_json::Value {
 }
 
 /// Proves the default benchmark (3 embedded nodes, transfers) commits
-/// transfers without errors and prints the documented JSON fields.
+/// transfers without errors and prints the documented JSON fields,
+/// including the leader's commit path (a log sync and a round trip to each
+/// of the two followers) and no early stop.
 #[test]
 fn default_bench_commits_transfers_without_errors() {
     let report = bench_json(&[]);
@@ -28,6 +30,13 @@ fn default_bench_commits_transfers_without_errors() {
     for quantile in ["p50", "p90", "p99", "p999", "max"] {
         assert!(report["latency_ms"][quantile].as_f64().is_some(), "latency_ms.{quantile} missing: {report}");
     }
+    assert!(report["stopped_early"].is_null(), "{report}");
+    let path = &report["commit_path_ms"];
+    assert!(path["leader_fsync"]["p50"].as_f64().expect("leader_fsync.p50") > 0.0, "{report}");
+    assert!(path["commit_apply"]["max"].as_f64().expect("commit_apply.max") > 0.0, "{report}");
+    let followers = path["append_round_trip"].as_object().expect("append_round_trip");
+    assert_eq!(followers.len(), 2, "{report}");
+    assert!(followers.values().all(|round_trip| round_trip["p99"].as_f64().is_some_and(|p99| p99 > 0.0)), "{report}");
 }
 
 /// Proves the mixed key/value workload on one node with `--fsync off`
