@@ -221,7 +221,8 @@ impl StateMachineStore {
 
     /// The size of the snapshot file in place, if there is one.
     pub fn snapshot_bytes(&self) -> Option<u64> {
-        let _on_disk = self.lock_on_disk();
+        // A rename replaces the name at once, so the size is of one whole
+        // file; no need to wait for a placement's directory sync.
         std::fs::metadata(self.dir.join(SNAPSHOT_FILE)).ok().map(|metadata| metadata.len())
     }
 
@@ -278,12 +279,9 @@ impl StateMachineStore {
     /// Checks a received snapshot whole, places it and answers its state.
     fn install_received(&self, meta: &Meta, mut received: SnapshotFile) -> Result<StateMachine, SnapshotFault> {
         if received.temporary_path().and_then(Path::parent) != Some(self.dir.as_path()) {
-            // Not received through `begin_receiving_snapshot`: copy it here first.
-            let copied = self.temporary("receive").map_err(SnapshotFault::Persist)?;
-            let mut source = received.file();
-            std::io::Seek::rewind(&mut source).map_err(SnapshotFault::Persist)?;
-            std::io::copy(&mut source, &mut copied.file()).map_err(SnapshotFault::Persist)?;
-            received = copied;
+            return Err(SnapshotFault::Persist(std::io::Error::other(
+                "a snapshot to install must be received through begin_receiving_snapshot",
+            )));
         }
         received.file().sync_all().map_err(SnapshotFault::Persist)?;
         let (file_meta, state) = received.read(self.config.clone()).map_err(SnapshotFault::Decode)?;

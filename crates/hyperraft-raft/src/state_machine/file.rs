@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 use super::Meta;
 
-pub(super) const SNAPSHOT_MAGIC: &[u8; 4] = b"HRSM";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"HRSM";
 /// Metadata is a log id, a membership and an id: far below this.
 const META_BYTES_MAX: usize = 1 << 20;
 /// Bytes buffered between the state's stream and the file.

@@ -78,8 +78,7 @@ async fn a_built_snapshot_restores_the_state_at_its_last_applied_id() {
 #[tokio::test]
 async fn a_build_that_ends_after_a_newer_install_does_not_replace_it() {
     let (source_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut source = store_at(source_dir.path(), 9).await;
-    let newer = source.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let (source, mut newer) = sender_at(source_dir.path(), 9).await;
     let mut store = store_at(dir.path(), 4).await;
     let (older_meta, copy) = {
         let applied = store.lock();
@@ -90,7 +89,8 @@ async fn a_build_that_ends_after_a_newer_install_does_not_replace_it() {
         };
         (meta, applied.state.snapshot_copy())
     };
-    store.install_snapshot(&newer.meta, newer.snapshot).await.unwrap();
+    let received = receive(&mut store, &mut newer.snapshot, 1 << 16).await;
+    store.install_snapshot(&newer.meta, received).await.unwrap();
     let (_file, placed) = store.write_built(&older_meta, copy).unwrap();
     assert!(!placed, "the older build is not placed");
     assert_eq!(meta_on_disk(dir.path()).last_log_id, Some(log_id(9)));
@@ -169,6 +169,21 @@ async fn a_damaged_received_snapshot_is_refused_and_changes_nothing() {
         assert_eq!(meta_on_disk(dir.path()), on_disk_before);
         assert!(temporaries_in(dir.path()).is_empty());
     }
+}
+
+/// Proves a snapshot that was not received into this store's directory
+/// (another store's file) is refused, and the state and the file in place
+/// are unchanged.
+#[tokio::test]
+async fn a_snapshot_not_received_here_is_refused_and_changes_nothing() {
+    let (source_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_source, sent) = sender_at(source_dir.path(), 9).await;
+    let (mut store, _) = sender_at(dir.path(), 4).await;
+    let (before, on_disk_before) = (store.applied_digest(), meta_on_disk(dir.path()));
+    assert!(store.install_snapshot(&sent.meta, sent.snapshot).await.is_err());
+    assert_eq!(store.applied_digest(), before);
+    assert_eq!(meta_on_disk(dir.path()), on_disk_before);
+    assert_eq!(meta_on_disk(source_dir.path()).last_log_id, Some(log_id(9)), "the sender's file is untouched");
 }
 
 /// Proves temporary files a crash left (a build or a receive cut short) are
