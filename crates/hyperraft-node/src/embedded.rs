@@ -127,6 +127,7 @@ impl EmbeddedCluster {
         Ok(())
     }
 
+    /// Starts node `id` from its configuration.
     ///
     /// A node stopped a moment ago may still hold its port: its QUIC
     /// endpoint releases the socket from a task of its own, after shutdown

@@ -30,9 +30,9 @@ pub struct CommitPath {
 /// its steps has no samples there.
 pub fn commit_path(exposition: &str, leader: u64) -> Option<CommitPath> {
     let leader = leader.to_string();
-    let mut fsync = BTreeMap::new();
-    let mut append = BTreeMap::new();
-    let mut apply = BTreeMap::new();
+    let mut fsync: Option<Quantiles> = None;
+    let mut append: BTreeMap<String, Quantiles> = BTreeMap::new();
+    let mut apply: Option<Quantiles> = None;
     for line in exposition.lines() {
         let Some((series, value)) = line.rsplit_once(' ') else { continue };
         let Some((name, labels)) = series.split_once('{') else { continue };
@@ -41,36 +41,25 @@ pub fn commit_path(exposition: &str, leader: u64) -> Option<CommitPath> {
             continue;
         }
         let (Some(quantile), Ok(seconds)) = (labels.get("quantile"), value.parse::<f64>()) else { continue };
-        let at = match quantile.as_str() {
-            "0.5" => 0,
-            "0.99" => 1,
-            "1" => 2,
+        let field: fn(&mut Quantiles) -> &mut f64 = match quantile.as_str() {
+            "0.5" => |quantiles| &mut quantiles.p50,
+            "0.99" => |quantiles| &mut quantiles.p99,
+            "1" => |quantiles| &mut quantiles.max,
             _ => continue,
         };
-        let milliseconds = seconds * 1000.0;
-        match name {
-            "hyperraft_log_fsync_seconds" => set(fsync.entry(String::new()).or_default(), at, milliseconds),
-            "hyperraft_commit_apply_seconds" => set(apply.entry(String::new()).or_default(), at, milliseconds),
-            "hyperraft_raft_append_seconds" => match labels.get("peer") {
-                Some(peer) => set(append.entry(peer.clone()).or_default(), at, milliseconds),
-                None => continue,
-            },
+        let step = match (name, labels.get("peer")) {
+            ("hyperraft_log_fsync_seconds", _) => fsync.get_or_insert_default(),
+            ("hyperraft_commit_apply_seconds", _) => apply.get_or_insert_default(),
+            ("hyperraft_raft_append_seconds", Some(peer)) => append.entry(peer.clone()).or_default(),
             _ => continue,
-        }
+        };
+        *field(step) = seconds * 1000.0;
     }
     Some(CommitPath {
-        leader_fsync: fsync.remove("")?,
+        leader_fsync: fsync?,
         append_round_trip: (!append.is_empty()).then_some(append)?,
-        commit_apply: apply.remove("")?,
+        commit_apply: apply?,
     })
-}
-
-fn set(quantiles: &mut Quantiles, at: usize, milliseconds: f64) {
-    match at {
-        0 => quantiles.p50 = milliseconds,
-        1 => quantiles.p99 = milliseconds,
-        _ => quantiles.max = milliseconds,
-    }
 }
 
 /// `a="1",b="x"` as a map; values hold no quotes or commas here.
