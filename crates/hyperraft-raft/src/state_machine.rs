@@ -279,9 +279,14 @@ impl StateMachineStore {
     /// Checks a received snapshot whole, places it and answers its state.
     fn install_received(&self, meta: &Meta, mut received: SnapshotFile) -> Result<StateMachine, SnapshotFault> {
         if received.temporary_path().and_then(Path::parent) != Some(self.dir.as_path()) {
-            return Err(SnapshotFault::Persist(std::io::Error::other(
-                "a snapshot to install must be received through begin_receiving_snapshot",
-            )));
+            // Not received through `begin_receiving_snapshot` (openraft's
+            // storage contract allows any snapshot data, such as a built
+            // one): copy it here first.
+            let copied = self.temporary("receive").map_err(SnapshotFault::Persist)?;
+            let mut source = received.file();
+            std::io::Seek::rewind(&mut source).map_err(SnapshotFault::Persist)?;
+            std::io::copy(&mut source, &mut copied.file()).map_err(SnapshotFault::Persist)?;
+            received = copied;
         }
         received.file().sync_all().map_err(SnapshotFault::Persist)?;
         let (file_meta, state) = received.read(self.config.clone()).map_err(SnapshotFault::Decode)?;

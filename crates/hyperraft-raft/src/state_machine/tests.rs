@@ -171,21 +171,6 @@ async fn a_damaged_received_snapshot_is_refused_and_changes_nothing() {
     }
 }
 
-/// Proves a snapshot that was not received into this store's directory
-/// (another store's file) is refused, and the state and the file in place
-/// are unchanged.
-#[tokio::test]
-async fn a_snapshot_not_received_here_is_refused_and_changes_nothing() {
-    let (source_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (_source, sent) = sender_at(source_dir.path(), 9).await;
-    let (mut store, _) = sender_at(dir.path(), 4).await;
-    let (before, on_disk_before) = (store.applied_digest(), meta_on_disk(dir.path()));
-    assert!(store.install_snapshot(&sent.meta, sent.snapshot).await.is_err());
-    assert_eq!(store.applied_digest(), before);
-    assert_eq!(meta_on_disk(dir.path()), on_disk_before);
-    assert_eq!(meta_on_disk(source_dir.path()).last_log_id, Some(log_id(9)), "the sender's file is untouched");
-}
-
 /// Proves temporary files a crash left (a build or a receive cut short) are
 /// removed when the directory is opened, and the snapshot in place is used.
 #[tokio::test]
