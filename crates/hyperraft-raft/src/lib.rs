@@ -6,6 +6,7 @@
 //! leader's timestamp for it, so consensus and fsync are paid per batch.
 
 pub mod log;
+mod page_cache;
 mod response;
 pub mod state_machine;
 mod types;

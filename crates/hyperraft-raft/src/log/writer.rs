@@ -180,6 +180,28 @@ struct OpenSegment {
     id: u64,
     file: File,
     dirty: bool,
+    /// The end of the records written to this file while open.
+    end: u64,
+    /// Cached pages before this offset were dropped after their sync.
+    dropped: u64,
+    /// Synced since the last drop.
+    synced: bool,
+}
+
+/// Page cache granularity assumed when rounding what was dropped down; the
+/// kernel itself keeps any partial page of a dropped range.
+const PAGE_BYTES: u64 = 4096;
+
+impl OpenSegment {
+    /// After a sync: drops the file's pages written since the last drop,
+    /// now clean. Entries read back soon come from the log's entry cache,
+    /// not these pages (see `page_cache`).
+    fn drop_synced_pages(&mut self) {
+        if std::mem::take(&mut self.synced) {
+            crate::page_cache::drop_clean(&self.file, self.dropped, self.end - self.dropped);
+            self.dropped = self.end / PAGE_BYTES * PAGE_BYTES;
+        }
+    }
 }
 
 /// The error that stopped the writer, kept to fail every later write.
@@ -322,6 +344,7 @@ impl Writer {
             let segment = self.segment_for(chunk)?;
             segment.file.write_all_at(&buffer[chunk.buffer_start..chunk.buffer_end], chunk.offset)?;
             segment.dirty = true;
+            segment.end = segment.end.max(chunk.offset + (chunk.buffer_end - chunk.buffer_start) as u64);
         }
         Ok(())
     }
@@ -335,6 +358,9 @@ impl Writer {
             return Ok(self.open.as_mut().expect("checked above"));
         }
         self.sync_open()?;
+        if let Some(open) = &mut self.open {
+            open.drop_synced_pages();
+        }
         let file = if chunk.create {
             let file = OpenOptions::new().write(true).create_new(true).open(&chunk.path)?;
             meta::sync_directory(&self.shared.dir)?;
@@ -344,7 +370,8 @@ impl Writer {
         } else {
             OpenOptions::new().write(true).open(&chunk.path)?
         };
-        let open = OpenSegment { id: chunk.segment_id, file, dirty: false };
+        let (end, dropped) = (chunk.offset, chunk.offset / PAGE_BYTES * PAGE_BYTES);
+        let open = OpenSegment { id: chunk.segment_id, file, dirty: false, end, dropped, synced: false };
         Ok(self.open.insert(open))
     }
 
@@ -357,6 +384,7 @@ impl Writer {
                 open.file.sync_data()?;
                 self.syncs.data_seconds.record(started.elapsed().as_secs_f64());
                 open.dirty = false;
+                open.synced = true;
                 Counters::add(&self.shared.counters.data_syncs, 1);
                 self.syncs.data.increment(1);
             }
@@ -373,6 +401,10 @@ impl Writer {
         }
         if let Some((epoch, index)) = self.written.take() {
             self.shared.index_mut().mark_durable(epoch, index);
+        }
+        // After the callbacks, so the commit does not wait for it.
+        if let Some(open) = &mut self.open {
+            open.drop_synced_pages();
         }
         Ok(())
     }

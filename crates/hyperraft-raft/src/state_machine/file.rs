@@ -104,7 +104,11 @@ pub(super) fn write_snapshot_file(
     let mut paced = out.into_inner().map_err(|error| error.into_error())?;
     let crc = paced.crc;
     paced.write_all(&crc.to_le_bytes())?;
-    file.sync_all()
+    file.sync_all()?;
+    // The state is in memory; the file is read again only to send it to a
+    // follower or at a restart.
+    crate::page_cache::drop_clean(file, 0, paced.pacer.written);
+    Ok(())
 }
 
 /// Everything of a snapshot file before the state bytes: magic, metadata
@@ -243,8 +247,9 @@ impl Pacer {
 }
 
 /// Starts writeback of `len` bytes at `start`, then waits until the range
-/// from `waited_from` to `start` is on disk. A hint only: durability comes
-/// from the final sync, so a failure here changes nothing.
+/// from `waited_from` to `start` is on disk and drops its pages from the
+/// cache. A hint only: durability comes from the final sync, so a failure
+/// here changes nothing.
 #[cfg(target_os = "linux")]
 fn writeback(file: &File, start: u64, len: u64, waited_from: u64) {
     use std::os::fd::AsRawFd;
@@ -261,6 +266,9 @@ fn writeback(file: &File, start: u64, len: u64, waited_from: u64) {
                 libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER,
             );
         }
+    }
+    if start > waited_from {
+        crate::page_cache::drop_clean(file, waited_from, start - waited_from);
     }
 }
 
