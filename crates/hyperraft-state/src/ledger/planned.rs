@@ -207,21 +207,29 @@ impl PlanScratch {
         self.prepared.clear();
         self.prepared.resize(records.len(), unprepared);
         let prepare_chunk = |(prepared, records): (&mut [Prepared], &[TransferRecord])| {
-            // The index probes are cache misses on a large table: key every
-            // record first, then keep PREFETCH_AHEAD probes' lines loading
-            // while each record is checked.
+            // The index probes are cache misses on a large table, and the
+            // accounts are too many for the nearest caches: key every
+            // record and find its accounts' slots first (independent
+            // lookups, whose misses overlap), then keep PREFETCH_AHEAD
+            // records' index lines and accounts loading while each record
+            // is checked.
             for (prepared, record) in prepared.iter_mut().zip(records) {
                 prepared.key = transfers.key(record.id.get());
+                prepared.debit = accounts.slot_of(record.debit_account_id.get()).unwrap_or(NO_SLOT);
+                prepared.credit = accounts.slot_of(record.credit_account_id.get()).unwrap_or(NO_SLOT);
             }
-            for ahead in prepared.iter().take(PREFETCH_AHEAD) {
+            let prefetch = |ahead: &Prepared| {
                 transfers.prefetch(ahead.key);
-            }
+                accounts.prefetch(ahead.debit);
+                accounts.prefetch(ahead.credit);
+            };
+            prepared.iter().take(PREFETCH_AHEAD).for_each(prefetch);
             for index in 0..records.len() {
                 if let Some(ahead) = prepared.get(index + PREFETCH_AHEAD) {
-                    transfers.prefetch(ahead.key);
+                    prefetch(ahead);
                 }
-                let key = prepared[index].key;
-                prepared[index] = prepare_one(&Transfer::from_record(&records[index]), key, accounts, transfers);
+                let found = prepared[index];
+                prepared[index] = prepare_one(&Transfer::from_record(&records[index]), found, accounts, transfers);
             }
         };
         if parallel {
@@ -396,7 +404,10 @@ impl PlanScratch {
     }
 }
 
-fn prepare_one(request: &Transfer, key: IdKey, accounts: &AccountStore, transfers: &TransferStore) -> Prepared {
+/// Checks one request, given its index key and its accounts' slots
+/// (`NO_SLOT`: not found) in `found`.
+fn prepare_one(request: &Transfer, found: Prepared, accounts: &AccountStore, transfers: &TransferStore) -> Prepared {
+    let key = found.key;
     let mut prepared = Prepared { debit: NO_SLOT, credit: NO_SLOT, key, early: check::transfer_fields(request) };
     if !prepared.early.is_ok() {
         return prepared;
@@ -405,8 +416,8 @@ fn prepare_one(request: &Transfer, key: IdKey, accounts: &AccountStore, transfer
         prepared.early = check::transfer_exists(stored, request);
         return prepared;
     }
-    let debit = accounts.slot_of(request.debit_account_id);
-    let credit = accounts.slot_of(request.credit_account_id);
+    let debit = Some(found.debit).filter(|&slot| slot != NO_SLOT);
+    let credit = Some(found.credit).filter(|&slot| slot != NO_SLOT);
     let slots = accounts.slots();
     prepared.early = check::transfer_accounts(
         request,
