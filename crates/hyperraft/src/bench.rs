@@ -35,6 +35,12 @@ pub struct BenchArgs {
     /// Access distribution: `uniform` or `zipf:S`.
     #[arg(long, default_value = "uniform")]
     pub skew: Skew,
+    /// Transfer ids of each writer: `sequential` counts up (as clients that
+    /// number their transfers, or use time-ordered ids, do); `scattered`
+    /// passes the same ids through a bijective mix, so no two are
+    /// neighbours. The ledger's index keeps neighbouring ids together.
+    #[arg(long, value_enum, default_value_t = Ids::Sequential, conflicts_with = "engine_only")]
+    pub ids: Ids,
     /// Concurrent writers, each with one request in flight.
     #[arg(long, default_value_t = 32)]
     pub clients: usize,
@@ -104,6 +110,22 @@ pub struct BenchArgs {
     /// Print one JSON object (per run) on stdout instead of a report.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How a writer numbers its transfers (`--ids`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Ids {
+    Sequential,
+    Scattered,
+}
+
+impl Ids {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ids::Sequential => "sequential",
+            Ids::Scattered => "scattered",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -15,7 +15,7 @@ use hyperraft_node::{Batcher, WriteError};
 use hyperraft_raft::{BatchResponse, KvResult};
 use hyperraft_wire::{encode_records, Kind, KvBatchWriter, PutView, RangeView, TransferRecord};
 
-use crate::bench::Workload;
+use crate::bench::{Ids, Workload};
 use crate::bench_etcd::{self as etcd, EtcdKv};
 
 /// Bytes of every value a key/value workload writes.
@@ -31,6 +31,7 @@ enum KvCommand {
 /// The seeded item source of one writer; buffers are reused across requests.
 pub struct Load {
     workload: Workload,
+    ids: Ids,
     picker: Picker,
     rng: Rng,
     id_next: u128,
@@ -41,11 +42,13 @@ pub struct Load {
 }
 
 impl Load {
-    /// Transfer ids start at `first_id`; writers get disjoint ranges.
-    pub fn new(workload: Workload, accounts: u64, skew: Skew, seed: u64, first_id: u128) -> Load {
+    /// Transfer ids count up from `first_id` (writers get disjoint ranges),
+    /// through [`scatter`] with `Ids::Scattered`.
+    pub fn new(workload: Workload, ids: Ids, accounts: u64, skew: Skew, seed: u64, first_id: u128) -> Load {
         assert!(first_id != 0, "transfer ids are never 0");
         Load {
             workload,
+            ids,
             picker: Picker::new(accounts, skew),
             rng: Rng::new(seed),
             id_next: first_id,
@@ -78,8 +81,12 @@ impl Load {
 
     fn next_transfer(&mut self) {
         let (debit, credit) = self.picker.pick_pair(&mut self.rng);
+        let id = match self.ids {
+            Ids::Sequential => self.id_next,
+            Ids::Scattered => scatter(self.id_next),
+        };
         self.transfers.push(TransferRecord {
-            id: self.id_next.into(),
+            id: id.into(),
             debit_account_id: u128::from(debit + 1).into(),
             credit_account_id: u128::from(credit + 1).into(),
             amount: u128::from(1 + self.rng.below(100)).into(),
@@ -276,6 +283,14 @@ fn variant_name(error: &impl std::fmt::Debug) -> String {
         kind.push(c.to_ascii_lowercase());
     }
     kind
+}
+
+/// A bijection of the ids (so distinct ids stay distinct) that sends
+/// neighbours far apart: an odd multiplier, a fold of the high half into
+/// the low, another odd multiplier. Zero, never a transfer id, maps to zero.
+fn scatter(id: u128) -> u128 {
+    let mixed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+    (mixed ^ (mixed >> 64)).wrapping_mul(0xD6E8_FEB8_6659_FD93_2545_F491_4F6C_DD1D)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::bench::{BenchArgs, Fsync};
+use crate::bench::{BenchArgs, Fsync, Workload};
 use crate::bench_load::Outcome;
 
 /// Latencies above a minute are recorded as a minute.
@@ -226,6 +226,7 @@ impl Summary {
             "workload": args.workload.name(),
             "accounts": args.accounts,
             "skew": format!("{:?}", args.skew).to_lowercase(),
+            "ids": (args.workload == Workload::Transfers).then_some(args.ids.name()),
             "clients": args.clients,
             "batch": args.batch(),
             "rate": args.rate,
@@ -263,8 +264,10 @@ impl Summary {
             None => format!("cluster at {} through the SDK (gRPC)", args.target.join(",")),
         };
         println!("hyperraft bench: {}, {place}", args.workload.name());
+        let ids =
+            if args.workload == Workload::Transfers { format!(", {} ids", args.ids.name()) } else { String::new() };
         println!(
-            "  load           {} clients × {} {items}/request, {loop_kind}, {} {:?}, {:.1} s after {} s warm-up",
+            "  load           {} clients × {} {items}/request, {loop_kind}, {} {:?}{ids}, {:.1} s after {} s warm-up",
             args.clients,
             args.batch(),
             args.accounts,

@@ -171,7 +171,7 @@ async fn drive(
     for writer in 0..args.clients {
         let first_id = (id_base << 64) | ((writer as u128) << 48) | 1;
         let seed = args.seed.wrapping_add(writer as u64);
-        let load = Load::new(args.workload, args.accounts, args.skew, seed, first_id);
+        let load = Load::new(args.workload, args.ids, args.accounts, args.skew, seed, first_id);
         let interval = args.rate.map(|rate| Duration::from_secs_f64((args.clients * args.batch()) as f64 / rate));
         // Open-loop writers start staggered over one interval, so together they send evenly.
         let offset = interval.map_or(Duration::ZERO, |interval| interval.mul_f64(writer as f64 / args.clients as f64));
