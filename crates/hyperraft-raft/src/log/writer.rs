@@ -13,6 +13,10 @@
 //! in place and without a sync of its own: it is a hint for recovery, not
 //! data (see `meta`).
 //!
+//! Once a group's appends are acknowledged, the writer drops the group's
+//! whole pages from the page cache (see `page_cache`): recent entries are
+//! read from the log's entry cache, so the pages would only crowd it.
+//!
 //! After any IO error the writer refuses every later write: after a failed
 //! fsync the file's state is unknown and retrying could report lost data as
 //! durable.
