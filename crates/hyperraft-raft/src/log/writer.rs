@@ -196,14 +196,22 @@ struct OpenSegment {
 /// kernel itself keeps any partial page of a dropped range.
 const PAGE_BYTES: u64 = 4096;
 
+/// Synced bytes left cached before they are dropped in one call. A drop
+/// costs a system call that may have to drain every CPU's page lists, and
+/// a sync of a few small appends would pay it for a page or two: measured
+/// on one put at a time, dropping after every group added about 0.08 ms
+/// to a commit's p50. Under load a group is larger than this anyway.
+const DROP_STEP_BYTES: u64 = 4 << 20;
+
 impl OpenSegment {
-    /// After a sync: drops the file's pages written since the last drop,
-    /// now clean. Entries read back soon come from the log's entry cache,
-    /// not these pages (see `page_cache`).
+    /// After a sync: once [`DROP_STEP_BYTES`] were written since the last
+    /// drop, drops the file's pages, now clean. Entries read back soon come
+    /// from the log's entry cache, not these pages (see `page_cache`).
     fn drop_synced_pages(&mut self) {
-        if std::mem::take(&mut self.synced) {
+        if self.synced && self.end - self.dropped >= DROP_STEP_BYTES {
             crate::page_cache::drop_clean(&self.file, self.dropped, self.end - self.dropped);
             self.dropped = self.end / PAGE_BYTES * PAGE_BYTES;
+            self.synced = false;
         }
     }
 }
