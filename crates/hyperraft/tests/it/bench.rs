@@ -25,6 +25,7 @@ fn default_bench_commits_transfers_without_errors() {
     assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
     assert_eq!(report["nodes"].as_u64(), Some(3));
     assert_eq!(report["workload"].as_str(), Some("transfers"));
+    assert_eq!(report["ids"].as_str(), Some("sequential"));
     assert!(report["tps"].as_f64().is_some(), "{report}");
     assert!(report["duration_s"].as_f64().expect("duration_s") >= 2.0, "{report}");
     for quantile in ["p50", "p90", "p99", "p999", "max"] {
@@ -47,6 +48,17 @@ fn kv_mixed_without_fsync_commits() {
     assert!(report["committed"].as_u64().expect("committed") > 0, "{report}");
     assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
     assert_eq!(report["fsync"].as_bool(), Some(false));
+    assert!(report["ids"].is_null(), "key/value has no transfer ids: {report}");
+}
+
+/// Proves transfers with scattered ids (no two neighbours in one index
+/// run) commit on one node without errors, and the JSON says which ids ran.
+#[test]
+fn scattered_ids_commit_without_errors() {
+    let report = bench_json(&["--nodes", "1", "--ids", "scattered"]);
+    assert!(report["committed"].as_u64().expect("committed") > 0, "{report}");
+    assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+    assert_eq!(report["ids"].as_str(), Some("scattered"));
 }
 
 /// Proves the bus workload runs publishers and subscribers over gRPC
