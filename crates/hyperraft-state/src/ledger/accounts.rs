@@ -31,19 +31,11 @@ impl AccountStore {
     /// Starts loading the account at `slot` (both cache lines it may
     /// span) into the cache; a slot out of range is ignored.
     pub(crate) fn prefetch(&self, slot: Slot) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(account) = self.slots.get(slot as usize) {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
             let start: *const u8 = (account as *const Account).cast();
-            // SAFETY: a prefetch is a hint that never faults and reads
-            // nothing into the program; both addresses are inside `account`.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(start.cast());
-                _mm_prefetch::<_MM_HINT_T0>(start.add(std::mem::size_of::<Account>() - 1).cast());
-            }
+            super::prefetch_line(start);
+            super::prefetch_line(start.wrapping_add(std::mem::size_of::<Account>() - 1));
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = slot;
     }
 
     pub(crate) fn slots(&self) -> &[Account] {

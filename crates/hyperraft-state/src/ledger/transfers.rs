@@ -217,16 +217,7 @@ impl IndexShard {
 
     /// Starts loading the cache line where a probe for `key` begins.
     pub(crate) fn prefetch(&self, key: IdKey) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let line: *const u64 = &self.slots[self.home(key.fragment)];
-            // SAFETY: a prefetch is a hint that never faults and reads
-            // nothing into the program; the pointer is in bounds anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.cast()) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = key;
+        super::prefetch_line((&self.slots[self.home(key.fragment)] as *const u64).cast());
     }
 }
 
