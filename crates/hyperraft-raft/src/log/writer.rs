@@ -188,8 +188,6 @@ struct OpenSegment {
     end: u64,
     /// Cached pages before this offset were dropped after their sync.
     dropped: u64,
-    /// Synced since the last drop.
-    synced: bool,
 }
 
 /// Page cache granularity assumed when rounding what was dropped down; the
@@ -204,14 +202,14 @@ const PAGE_BYTES: u64 = 4096;
 const DROP_STEP_BYTES: u64 = 4 << 20;
 
 impl OpenSegment {
-    /// After a sync: once [`DROP_STEP_BYTES`] were written since the last
-    /// drop, drops the file's pages, now clean. Entries read back soon come
-    /// from the log's entry cache, not these pages (see `page_cache`).
+    /// Once [`DROP_STEP_BYTES`] were written since the last drop, drops the
+    /// file's pages; call only when everything written is synced, so the
+    /// pages are clean. Entries read back soon come from the log's entry
+    /// cache, not these pages (see `page_cache`).
     fn drop_synced_pages(&mut self) {
-        if self.synced && self.end - self.dropped >= DROP_STEP_BYTES {
+        if self.end - self.dropped >= DROP_STEP_BYTES {
             crate::page_cache::drop_clean(&self.file, self.dropped, self.end - self.dropped);
             self.dropped = self.end / PAGE_BYTES * PAGE_BYTES;
-            self.synced = false;
         }
     }
 }
@@ -370,9 +368,7 @@ impl Writer {
             return Ok(self.open.as_mut().expect("checked above"));
         }
         self.sync_open()?;
-        if let Some(open) = &mut self.open {
-            open.drop_synced_pages();
-        }
+        self.drop_synced_pages();
         let file = if chunk.create {
             let file = OpenOptions::new().write(true).create_new(true).open(&chunk.path)?;
             meta::sync_directory(&self.shared.dir)?;
@@ -383,7 +379,7 @@ impl Writer {
             OpenOptions::new().write(true).open(&chunk.path)?
         };
         let (end, dropped) = (chunk.offset, chunk.offset / PAGE_BYTES * PAGE_BYTES);
-        let open = OpenSegment { id: chunk.segment_id, file, dirty: false, end, dropped, synced: false };
+        let open = OpenSegment { id: chunk.segment_id, file, dirty: false, end, dropped };
         Ok(self.open.insert(open))
     }
 
@@ -396,7 +392,6 @@ impl Writer {
                 open.file.sync_data()?;
                 self.syncs.data_seconds.record(started.elapsed().as_secs_f64());
                 open.dirty = false;
-                open.synced = true;
                 Counters::add(&self.shared.counters.data_syncs, 1);
                 self.syncs.data.increment(1);
             }
@@ -415,10 +410,18 @@ impl Writer {
             self.shared.index_mut().mark_durable(epoch, index);
         }
         // After the callbacks, so the commit does not wait for it.
-        if let Some(open) = &mut self.open {
+        self.drop_synced_pages();
+        Ok(())
+    }
+
+    /// Drops the open segment's synced pages (see
+    /// [`OpenSegment::drop_synced_pages`]); right after `sync_open`, where
+    /// everything written is synced, unless syncs are off (then the pages
+    /// are dirty and stay).
+    fn drop_synced_pages(&mut self) {
+        if let Some(open) = self.open.as_mut().filter(|_| self.sync_appends) {
             open.drop_synced_pages();
         }
-        Ok(())
     }
 
     fn finish_group(&mut self) {
